@@ -1,0 +1,1 @@
+"""Configuration: model (values), load (strict reading), edit (comment-keeping writes)."""

@@ -1,0 +1,520 @@
+"""Reading the configuration file: stdlib tomllib, strict.
+
+Every problem is collected, not just the first, and each names the file, the key path
+and what is wrong (`prostoy-mail.toml: gateways[2].server: unknown server "yandx.ru"`).
+Unknown keys are errors. Array entries are counted from 1, as an admin counts them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import ConfigError, Problem
+from .model import (
+    ACTION_CHOICES,
+    LISTENER_NAMES,
+    PROTOCOL_CHOICES,
+    SECURITY_CHOICES,
+    Config,
+    DaemonSettings,
+    Endpoint,
+    Gateway,
+    Listen,
+    Mailbox,
+    Relay,
+    Rule,
+    Server,
+    SmtpLimits,
+    Tls,
+)
+
+T = TypeVar("T")
+
+# A mailbox login is the local part of a domain address. '+' is reserved for reply tokens.
+LOGIN_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class _Problems:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.items: list[Problem] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(Problem(self.file, key, message))
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "a string", bool: "true/false", int: "a number", float: "a number",
+        list: "an array", dict: "a table", date: "a date",
+    }.get(type(value), type(value).__name__)
+
+
+class _Table:
+    """One TOML table read strictly: typed getters record problems, `done()` flags unknown keys."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, problems: _Problems) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.add(self.key(name), message)
+
+    def _get(self, name: str, kind: type | tuple[type, ...], kind_name: str) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            return None
+        value = self.data[name]
+        # bool is an int subclass in Python: never accept true/false where a number is wanted
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            self.problem(name, f"must be {kind_name}, not {_type_name(value)}")
+            return None
+        return value
+
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self._get(name, str, "a string")
+        if value is None:
+            if required and name not in self.data:
+                self.problem(name, "is required")
+            return default
+        if required and not value.strip():
+            self.problem(name, "must not be empty")
+        return str(value)
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._get(name, bool, "true or false")
+        return default if value is None else bool(value)
+
+    def number(self, name: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(name, int, "a whole number")
+        if value is None:
+            return default
+        if value < minimum:
+            self.problem(name, f"must be at least {minimum}, not {value}")
+            return default
+        return int(value)
+
+    def seconds(self, name: str, default: float) -> float:
+        value = self._get(name, (int, float), "a number of seconds")
+        if value is None:
+            return default
+        if value <= 0:
+            self.problem(name, f"must be more than 0, not {value}")
+            return default
+        return float(value)
+
+    def choice(self, name: str, choices: tuple[T, ...], default: T) -> T:
+        value = self.text(name)
+        if value is None:
+            return default
+        for choice in choices:
+            if value == choice:
+                return choice
+        self.problem(name, f'must be one of {", ".join(map(str, choices))}, not "{value}"')
+        return default
+
+    def path_value(self, name: str, base: Path) -> Path | None:
+        value = self.text(name)
+        if value is None or not value:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else (base / path).resolve()
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        """`"host:port"` or `{ host = "...", port = N }`."""
+        self.seen.add(name)
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return _parse_endpoint(value, self.key(name), self.problems)
+        if isinstance(value, dict):
+            sub = _Table(value, self.key(name), self.problems)
+            host = sub.text("host", required=True)
+            port = sub.number("port", 0, minimum=1)
+            sub.done()
+            if port > 65535:
+                sub.problem("port", f"must be at most 65535, not {port}")
+            if not host or not port or port > 65535:
+                if "port" not in value:
+                    sub.problem("port", "is required")
+                return None
+            return Endpoint(host, port)
+        self.problem(name, f'must be "host:port" or a table {{ host, port }}, not {_type_name(value)}')
+        return None
+
+    def word_list(self, name: str) -> tuple[str, ...]:
+        """A comma-separated string (`"счёт, invoice"`) or an array of strings."""
+        self.seen.add(name)
+        value = self.data.get(name)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            items: Iterable[str] = value.split(",")
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            items = value
+        else:
+            self.problem(name, f"must be a comma-separated string or an array of strings, not {_type_name(value)}")
+            return ()
+        return tuple(item.strip() for item in items if item.strip())
+
+    def day(self, name: str) -> date | None:
+        self.seen.add(name)
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.problem(name, f"must be a date like 2026-01-31, not {value!r}")
+        return None
+
+    def table(self, name: str) -> _Table | None:
+        value = self._get(name, dict, "a table")
+        return None if value is None else _Table(value, self.key(name), self.problems)
+
+    def tables(self, name: str) -> list[_Table]:
+        self.seen.add(name)
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(name, f"must be an array of tables ([[{name}]]), not {_type_name(value)}")
+            return []
+        return [_Table(v, f"{self.key(name)}[{i}]", self.problems) for i, v in enumerate(value, 1)]
+
+    def done(self) -> None:
+        for name in self.data:
+            if name not in self.seen:
+                self.problem(name, "unknown key")
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _parse_endpoint(value: str, key: str, problems: _Problems) -> Endpoint | None:
+    host, sep, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        problems.add(key, f'must be "host:port" with a port from 1 to 65535, not "{value}"')
+        return None
+    return Endpoint(host, int(port_text))
+
+
+def _secret(table: _Table, prefix: str, base: Path) -> tuple[str | None, Path | None]:
+    """`<prefix>password` given inline or as `<prefix>password_file`, never both."""
+    password = table.text(f"{prefix}password")
+    password_file = table.path_value(f"{prefix}password_file", base)
+    if password is not None and password_file is not None:
+        table.problem(f"{prefix}password", f"give either {prefix}password or {prefix}password_file, not both")
+    return password, password_file
+
+
+def read_servers(tables: list[_Table]) -> list[Server]:
+    servers: list[Server] = []
+    for t in tables:
+        name = t.text("name", required=True) or ""
+        server = Server(
+            name=name.lower(),
+            imap=t.endpoint("imap"),
+            pop3=t.endpoint("pop3"),
+            smtp=t.endpoint("smtp"),
+            verify_certificate=t.flag("verify_certificate", True),
+            ssl=t.flag("ssl", True),
+            security=t.choice("security", SECURITY_CHOICES, "none"),
+            files_sent_mail=t.flag("files_sent_mail", False),
+        )
+        t.done()
+        if name and not (server.imap or server.pop3 or server.smtp):
+            t.problem("name", f'server "{name}" needs at least one of imap, pop3, smtp')
+        if any(s.name == server.name for s in servers):
+            t.problem("name", f'server "{name}" is defined twice')
+        servers.append(server)
+    return servers
+
+
+def load_presets() -> tuple[Server, ...]:
+    text = resources.files("prostoy_mail.config").joinpath("presets.toml").read_text("utf-8")
+    problems = _Problems("presets.toml")
+    top = _Table(tomllib.loads(text), "", problems)
+    servers = read_servers(top.tables("servers"))
+    top.done()
+    if problems.items:  # a broken package, not an admin's mistake
+        raise ConfigError(problems.items)
+    return tuple(Server(**{**_fields(s), "preset": True}) for s in servers)
+
+
+def _fields(server: Server) -> dict[str, Any]:
+    return {name: getattr(server, name) for name in Server.__dataclass_fields__}
+
+
+def parse_config(text: str, path: Path, display_name: str | None = None) -> Config:
+    """Parse and validate config text; raise ConfigError listing every problem."""
+    problems = _Problems(display_name or path.name)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problems.add("", f"not valid TOML: {exc}")
+        raise ConfigError(problems.items) from None
+    base = path.parent
+    top = _Table(data, "", problems)
+
+    daemon = _read_daemon(top.table("daemon"))
+    listen = _read_listen(top.table("listen"), problems)
+    tls = _read_tls(top.table("tls"), base)
+    smtp = _read_smtp_limits(top.table("smtp"))
+    relay = _read_relay(top.table("relay"), base)
+    own_servers = read_servers(top.tables("servers"))
+    mailboxes = _read_mailboxes(top.tables("mailboxes"))
+    own_names = {s.name for s in own_servers}
+    servers = tuple(s for s in load_presets() if s.name not in own_names) + tuple(own_servers)
+    gateways = _read_gateways(top.tables("gateways"), servers, base)
+    rules = _read_rules(top.tables("rules"), mailboxes, gateways)
+    top.done()
+
+    if listen.items() and any(n != "smtp" for n, _ in listen.items()) and not (tls.cert and tls.key):
+        needing = ", ".join(f"listen.{n}" for n, _ in listen.items() if n != "smtp")
+        problems.add("tls", f"{needing} need [tls] cert and key")
+    if problems.items:
+        raise ConfigError(problems.items)
+    return Config(
+        path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, relay=relay, servers=servers,
+        mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
+    )
+
+
+def load_config(path: Path) -> Config:
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), "", "no such file (create one with: prostoy-mail init)")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from None
+    return parse_config(text, path.absolute(), str(path))
+
+
+def config_warnings(path: Path, config: Config) -> list[str]:
+    """Things that work but should not be so: passwords in a file others can read."""
+    warnings: list[str] = []
+    inline = [f"gateways[{i}]" for i, g in enumerate(config.gateways, 1) if g.password or g.smtp_password]
+    if config.relay and config.relay.password:
+        inline.append("relay")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return warnings
+    if inline and mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(
+            f"{path}: holds passwords ({', '.join(inline)}) but is readable by group/others "
+            f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}, or use password_file"
+        )
+    return warnings
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("PROSTOY_MAIL_CONFIG") or "/etc/prostoy-mail/prostoy-mail.toml")
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def _read_daemon(t: _Table | None) -> DaemonSettings:
+    if t is None:
+        return DaemonSettings()
+    defaults = DaemonSettings()
+    domain = (t.text("domain", defaults.domain) or "").lower()
+    if not DOMAIN_RE.match(domain) or "." not in domain:
+        t.problem("domain", f'"{domain}" is not a domain name')
+    hostname = (t.text("hostname", defaults.hostname) or "").lower()
+    if not DOMAIN_RE.match(hostname):
+        t.problem("hostname", f'"{hostname}" is not a host name')
+    store = t.text("store", defaults.store) or ""
+    if not store.strip():
+        t.problem("store", "must not be empty")
+    mail_project = t.text("mail_project", defaults.mail_project) or defaults.mail_project
+    if "/" in mail_project:
+        t.problem("mail_project", 'must not contain "/"')
+    t.done()
+    return DaemonSettings(domain=domain, store=store, hostname=hostname, mail_project=mail_project)
+
+
+def _read_listen(t: _Table | None, problems: _Problems) -> Listen:
+    if t is None:
+        return Listen()
+    endpoints = {name: t.endpoint(name) for name in LISTENER_NAMES}
+    t.done()
+    seen: dict[Endpoint, str] = {}
+    for name, endpoint in endpoints.items():
+        if endpoint is None:
+            continue
+        if endpoint in seen:
+            problems.add(f"listen.{name}", f"{endpoint} is already used by listen.{seen[endpoint]}")
+        seen[endpoint] = name
+    return Listen(**endpoints)
+
+
+def _read_tls(t: _Table | None, base: Path) -> Tls:
+    if t is None:
+        return Tls()
+    tls = Tls(cert=t.path_value("cert", base), key=t.path_value("key", base))
+    t.done()
+    if (tls.cert is None) != (tls.key is None):
+        t.problem("cert" if tls.cert is None else "key", "cert and key go together")
+    return tls
+
+
+def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
+    if t is None:
+        return SmtpLimits()
+    d = SmtpLimits()
+    limits = SmtpLimits(
+        max_message_size=t.number("max_message_size", d.max_message_size, minimum=1024),
+        max_recipients=t.number("max_recipients", d.max_recipients, minimum=1),
+        max_line_length=t.number("max_line_length", d.max_line_length, minimum=1001),
+        max_connections_per_ip=t.number("max_connections_per_ip", d.max_connections_per_ip, minimum=1),
+        max_connections=t.number("max_connections", d.max_connections, minimum=1),
+        session_timeout=t.seconds("session_timeout", d.session_timeout),
+        idle_timeout=t.seconds("idle_timeout", d.idle_timeout),
+        max_errors=t.number("max_errors", d.max_errors, minimum=1),
+    )
+    t.done()
+    return limits
+
+
+def _read_relay(t: _Table | None, base: Path) -> Relay | None:
+    if t is None:
+        return None
+    host = t.text("host", required=True) or ""
+    port = t.number("port", 587, minimum=1)
+    password, password_file = _secret(t, "", base)
+    relay = Relay(
+        host=host, port=port, security=t.choice("security", SECURITY_CHOICES, "starttls"),
+        login=t.text("login"), password=password, password_file=password_file,
+        verify_certificate=t.flag("verify_certificate", True),
+    )
+    t.done()
+    return relay
+
+
+def _read_mailboxes(tables: list[_Table]) -> list[Mailbox]:
+    mailboxes: list[Mailbox] = []
+    for t in tables:
+        login = t.text("login", required=True) or ""
+        if login and not LOGIN_RE.match(login):
+            t.problem("login", f'"{login}" is not a valid mailbox login '
+                               "(lower-case letters, digits, '.', '_', '-')")
+        if any(m.login == login for m in mailboxes):
+            t.problem("login", f'mailbox "{login}" is defined twice')
+        mailboxes.append(Mailbox(login=login, owner=t.text("owner")))
+        t.done()
+    return mailboxes
+
+
+def _read_gateways(tables: list[_Table], servers: tuple[Server, ...], base: Path) -> list[Gateway]:
+    gateways: list[Gateway] = []
+    known = ", ".join(s.name for s in servers)
+    for t in tables:
+        email = (t.text("email", required=True) or "").lower()
+        if email and not EMAIL_RE.match(email):
+            t.problem("email", f'"{email}" is not an e-mail address')
+        if any(g.email == email for g in gateways):
+            t.problem("email", f'gateway "{email}" is defined twice')
+        server_name = (t.text("server", required=True) or "").lower()
+        server = next((s for s in servers if s.name == server_name), None)
+        if server_name and server is None:
+            t.problem("server", f'unknown server "{server_name}" (known: {known})')
+        protocol = t.choice("protocol", PROTOCOL_CHOICES, "imap")
+        password, password_file = _secret(t, "", base)
+        smtp_password, smtp_password_file = _secret(t, "smtp_", base)
+        gateway = Gateway(
+            email=email, server=server_name, protocol=protocol,
+            login=t.text("login") or email, password=password, password_file=password_file,
+            smtp_login=t.text("smtp_login"), smtp_password=smtp_password,
+            smtp_password_file=smtp_password_file, personal_for=t.text("personal_for"),
+            forwarding=t.flag("forwarding", True), keep_on_server=t.flag("keep_on_server", True),
+            upload_sent=t.flag("upload_sent", False), mark_read=t.flag("mark_read", False),
+            delete_on_server_when_deleted=t.flag("delete_on_server_when_deleted", False),
+            import_since=t.day("import_since"),
+        )
+        t.done()
+        if password is None and password_file is None:
+            t.problem("password", "give password or password_file")
+        if gateway.smtp_login is not None and smtp_password is None and smtp_password_file is None:
+            t.problem("smtp_login", "a separate SMTP login needs smtp_password or smtp_password_file")
+        if gateway.smtp_login is None and (smtp_password is not None or smtp_password_file is not None):
+            t.problem("smtp_login", "an SMTP password without smtp_login")
+        if server is not None and gateway.forwarding and getattr(server, protocol) is None:
+            t.problem("protocol", f'server "{server.name}" has no {protocol} endpoint')
+        if server is not None and gateway.upload_sent and server.imap is None:
+            t.problem("upload_sent", f'server "{server.name}" has no imap endpoint to upload to')
+        gateways.append(gateway)
+    return gateways
+
+
+def _read_rules(tables: list[_Table], mailboxes: list[Mailbox], gateways: list[Gateway]) -> list[Rule]:
+    rules: list[Rule] = []
+    for t in tables:
+        name = t.text("name", required=True) or ""
+        if any(r.name == name for r in rules):
+            t.problem("name", f'rule "{name}" is defined twice')
+        gateway = t.text("gateway")
+        mailbox = t.text("mailbox")
+        if gateway is not None:
+            gateway = gateway.lower()
+        rule = Rule(
+            name=name, gateway=gateway, mailbox=mailbox,
+            subject=t.word_list("subject"), senders=t.word_list("senders"),
+            recipients=t.word_list("recipients"),
+            action=t.choice("action", ACTION_CHOICES, "comment"),
+            task=_task_ref(t), assign_to=t.text("assign_to"),
+            delete_after=t.flag("delete_after", False), stop=t.flag("stop", False),
+            editable_by_owner=t.flag("editable_by_owner", False),
+        )
+        t.done()
+        if gateway is not None and mailbox is not None:
+            t.problem("mailbox", "a rule belongs to a gateway or a mailbox, not both")
+        if gateway is not None and not any(g.email == gateway for g in gateways):
+            t.problem("gateway", f'unknown gateway "{gateway}"')
+        if mailbox is not None and not any(m.login == mailbox for m in mailboxes):
+            t.problem("mailbox", f'unknown mailbox "{mailbox}"')
+        if rule.action == "comment" and not rule.task:
+            t.problem("task", 'is required when action = "comment"')
+        if rule.action == "ignore" and (rule.task or rule.assign_to):
+            t.problem("task" if rule.task else "assign_to", 'has no meaning when action = "ignore"')
+        rules.append(rule)
+    return rules
+
+
+def _task_ref(t: _Table) -> str | None:
+    """A task is "Project/Title" or a task id; TOML may hold the id as a number."""
+    t.seen.add("task")
+    value = t.data.get("task")
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip()
+    t.problem("task", f'must be "Project/Task title" or a task id, not {_type_name(value)}')
+    return None

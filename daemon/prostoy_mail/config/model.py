@@ -1,0 +1,174 @@
+"""The configuration as values: frozen dataclasses, no I/O.
+
+`load.py` builds these from the TOML file; everything else only reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+Security = Literal["none", "ssl", "starttls"]
+SECURITY_CHOICES: tuple[Security, ...] = ("none", "ssl", "starttls")
+Protocol = Literal["imap", "pop3"]
+PROTOCOL_CHOICES: tuple[Protocol, ...] = ("imap", "pop3")
+Action = Literal["comment", "ignore"]
+ACTION_CHOICES: tuple[Action, ...] = ("comment", "ignore")
+LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    domain: str = "prostoy.biz"
+    store: str = "/var/lib/prostoy-mail/store.db"  # a SQLite path, or a postgresql:// URL later
+    hostname: str = "mx.prostoy.biz"
+    mail_project: str = "Mail"  # project that holds the tasks of mailboxes and gateways
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    smtp: Endpoint | None = None
+    submission: Endpoint | None = None
+    submissions: Endpoint | None = None
+    imap: Endpoint | None = None
+    imaps: Endpoint | None = None
+
+    def items(self) -> list[tuple[str, Endpoint]]:
+        return [(n, e) for n in LISTENER_NAMES if (e := getattr(self, n)) is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpLimits:
+    """Bounds of the inbound SMTP listener; each is configurable under [smtp]."""
+
+    max_message_size: int = 35 * 1024 * 1024
+    max_recipients: int = 100
+    max_line_length: int = 8192
+    max_connections_per_ip: int = 20
+    max_connections: int = 1000
+    session_timeout: float = 600.0  # whole session, seconds
+    idle_timeout: float = 300.0  # between commands, seconds
+    max_errors: int = 10  # rejected commands before 421
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    host: str
+    port: int = 587
+    security: Security = "starttls"
+    login: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+    verify_certificate: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    imap: Endpoint | None = None
+    pop3: Endpoint | None = None
+    smtp: Endpoint | None = None
+    verify_certificate: bool = True
+    ssl: bool = True  # implicit TLS for fetching (IMAP/POP3); False: STARTTLS/STLS when offered
+    security: Security = "none"  # SMTP: none, ssl (implicit TLS), starttls
+    files_sent_mail: bool = False  # the server files SMTP mail in Sent itself (gmail.com)
+    preset: bool = False  # shipped with prostoy-mail, not written in the config file
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    login: str
+    owner: str | None = None  # a user login: a personal mailbox; None: corporate
+
+    def address(self, domain: str) -> str:
+        return f"{self.login}@{domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    email: str
+    server: str
+    protocol: Protocol = "imap"
+    login: str = ""
+    password: str | None = None
+    password_file: Path | None = None
+    smtp_login: str | None = None  # None: the same login and password for SMTP
+    smtp_password: str | None = None
+    smtp_password_file: Path | None = None
+    personal_for: str | None = None
+    forwarding: bool = True
+    keep_on_server: bool = True
+    upload_sent: bool = False
+    mark_read: bool = False
+    delete_on_server_when_deleted: bool = False
+    import_since: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    gateway: str | None = None
+    mailbox: str | None = None
+    subject: tuple[str, ...] = ()
+    senders: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    action: Action = "comment"
+    task: str | None = None  # "Project/Task title" or a task id
+    assign_to: str | None = None
+    delete_after: bool = False
+    stop: bool = False
+    editable_by_owner: bool = False
+
+    @property
+    def is_global(self) -> bool:
+        return self.gateway is None and self.mailbox is None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    listen: Listen = field(default_factory=Listen)
+    tls: Tls = field(default_factory=Tls)
+    smtp: SmtpLimits = field(default_factory=SmtpLimits)
+    relay: Relay | None = None
+    servers: tuple[Server, ...] = ()  # presets first, then the file's (a file entry replaces a preset)
+    mailboxes: tuple[Mailbox, ...] = ()
+    gateways: tuple[Gateway, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    def server(self, name: str) -> Server | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+    def mailbox(self, login: str) -> Mailbox | None:
+        return next((m for m in self.mailboxes if m.login == login), None)
+
+    def gateway(self, email: str) -> Gateway | None:
+        return next((g for g in self.gateways if g.email == email), None)
+
+    def rule(self, name: str) -> Rule | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+    def store_location(self) -> str:
+        """The store setting with a relative SQLite path resolved against the config's folder."""
+        store = self.daemon.store
+        if "://" in store or Path(store).is_absolute():
+            return store
+        return str((self.path.parent / store).resolve())

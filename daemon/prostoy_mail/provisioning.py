@@ -1,0 +1,66 @@
+"""Where the configuration meets the task store.
+
+Mailboxes and gateways live in the TOML file, users and tasks in the store. This module
+checks the file's references into the store and makes sure every mailbox and gateway has
+its task (the daemon does it at start and reload, the command line when it adds one).
+"""
+
+from __future__ import annotations
+
+from .config.model import Config, Gateway, Mailbox
+from .errors import NotFound, Problem, ProstoyMailError
+from .store.ports import Task, TaskStore
+
+
+def mailbox_source_key(login: str) -> str:
+    return f"mailbox:{login}"
+
+
+def gateway_source_key(email: str) -> str:
+    return f"gateway:{email}"
+
+
+def ensure_mailbox_task(config: Config, store: TaskStore, mailbox: Mailbox) -> Task:
+    return store.ensure_source_task(
+        mailbox_source_key(mailbox.login), "mailbox", config.daemon.mail_project,
+        mailbox.address(config.daemon.domain), mailbox.owner,
+    )
+
+
+def ensure_gateway_task(config: Config, store: TaskStore, gateway: Gateway) -> Task:
+    return store.ensure_source_task(
+        gateway_source_key(gateway.email), "gateway", config.daemon.mail_project,
+        gateway.email, gateway.personal_for,
+    )
+
+
+def ensure_mail_tasks(config: Config, store: TaskStore) -> None:
+    """Every mailbox and gateway of the configuration gets its task (also hand-added ones)."""
+    for mailbox in config.mailboxes:
+        ensure_mailbox_task(config, store, mailbox)
+    for gateway in config.gateways:
+        ensure_gateway_task(config, store, gateway)
+
+
+def check_references(config: Config, store: TaskStore, file: str) -> list[Problem]:
+    """References from the file into the store: users and tasks that must exist."""
+    problems: list[Problem] = []
+
+    def user_exists(login: str | None, key: str) -> None:
+        if login is not None and store.find_user(login) is None:
+            problems.append(Problem(file, key, f'no user "{login}" (add it: prostoy-mail user add {login})'))
+
+    for i, mailbox in enumerate(config.mailboxes, 1):
+        user_exists(mailbox.owner, f"mailboxes[{i}].owner")
+    for i, gateway in enumerate(config.gateways, 1):
+        user_exists(gateway.personal_for, f"gateways[{i}].personal_for")
+    for i, rule in enumerate(config.rules, 1):
+        user_exists(rule.assign_to, f"rules[{i}].assign_to")
+        if rule.task is not None:
+            try:
+                store.resolve_task(rule.task)
+            except NotFound as exc:
+                problems.append(Problem(file, f"rules[{i}].task", str(exc)))
+            except ProstoyMailError as exc:  # ambiguous "Project/Title"
+                problems.append(Problem(file, f"rules[{i}].task", str(exc)))
+    return problems

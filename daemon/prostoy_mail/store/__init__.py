@@ -1,0 +1,1 @@
+"""The task store: users, projects, tasks, stored messages and comments."""

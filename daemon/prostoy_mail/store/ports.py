@@ -1,0 +1,149 @@
+"""What the rest of prostoy-mail needs from a task store (SQLite now, PostgreSQL later).
+
+Records are frozen values; `TaskStore` is the one interface. Nothing outside `store/`
+knows which database is behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+TaskKind = Literal["mailbox", "gateway", "personal", "plain"]
+Direction = Literal["in", "out"]
+PERSONAL_PROJECT = "Personal"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    login: str
+    name: str
+    is_owner: bool
+    has_password: bool
+    personal_task_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: int
+    project: str
+    title: str
+    assignee: str | None  # a user login
+    kind: TaskKind
+    source_key: str | None  # "mailbox:sales", "gateway:x@y.ru", "personal:ivanov"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.title}"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A message as the intake hands it to the store: raw bytes and what was parsed from them."""
+
+    raw: bytes
+    direction: Direction
+    source: str  # "smtp", or the gateway's e-mail
+    message_id: str | None = None
+    subject: str = ""
+    from_addr: str = ""
+    from_name: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    date: str | None = None  # ISO 8601
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    bounce: bool = False
+    auto_reply: bool = False
+    mail_from: str = ""  # SMTP envelope sender
+    rcpt_tos: tuple[str, ...] = ()  # SMTP envelope recipients
+    peer: str = ""  # SMTP client address, or the external server
+
+
+@dataclass(frozen=True, slots=True)
+class CommentTarget:
+    task_id: int
+    routed_by: tuple[str, ...]  # rule names, "reply" or "fallback"
+    assign_to: str | None = None  # a rule's "assign to": the task is reassigned
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    id: int
+    task_id: int
+    message_db_id: int
+    direction: Direction
+    message_id: str | None
+    subject: str
+    from_addr: str
+    from_name: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    date: str | None
+    text: str
+    attachments: tuple[Attachment, ...]
+    source: str
+    routed_by: tuple[str, ...]
+    bounce: bool
+    auto_reply: bool
+    created_at: str
+    deleted_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    comment_ids: tuple[int, ...] = field(default=())
+
+
+class TaskStore(Protocol):
+    # schema
+    def schema_version(self) -> int: ...
+    def close(self) -> None: ...
+
+    # users
+    def add_user(self, login: str, name: str, password_hash: str | None, is_owner: bool) -> User: ...
+    def get_user(self, login: str) -> User: ...
+    def find_user(self, login: str) -> User | None: ...
+    def list_users(self) -> list[User]: ...
+    def set_password(self, login: str, password_hash: str | None) -> None: ...
+    def password_hash(self, login: str) -> str | None: ...
+    def remove_user(self, login: str) -> None: ...
+
+    # projects and tasks
+    def add_project(self, name: str) -> Project: ...
+    def list_projects(self) -> list[Project]: ...
+    def add_task(self, project: str, title: str, assignee: str | None = None,
+                 kind: TaskKind = "plain", source_key: str | None = None) -> Task: ...
+    def ensure_source_task(self, source_key: str, kind: TaskKind, project: str, title: str,
+                           assignee: str | None) -> Task: ...
+    def task_for_source(self, source_key: str) -> Task | None: ...
+    def get_task(self, task_id: int) -> Task: ...
+    def resolve_task(self, ref: str) -> Task: ...
+    def list_tasks(self) -> list[Task]: ...
+    def assign_task(self, task_id: int, login: str | None) -> None: ...
+
+    # messages and comments
+    def store_message(self, record: MessageRecord, targets: Sequence[CommentTarget]) -> StoredMessage: ...
+    def raw_message(self, message_db_id: int) -> bytes: ...
+    def list_comments(self, task_id: int, include_deleted: bool = False) -> list[Comment]: ...
+    def get_comment(self, comment_id: int) -> Comment: ...
+    def delete_comment(self, comment_id: int) -> Comment: ...
+
+    # settings kept in the store (e.g. the key that signs reply tokens)
+    def secret(self, name: str) -> bytes: ...

@@ -1,0 +1,91 @@
+"""Versioned schema migrations. Migration N brings the schema from version N-1 to N.
+
+Plain SQL that PostgreSQL also understands where it can; the SQLite-specific pragmas live
+in `sqlite.py`. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: organisation, users, projects, tasks, raw messages, comments, settings
+    """
+    CREATE TABLE organisations (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_id INTEGER
+    );
+    INSERT INTO organisations (id, name) VALUES (1, 'default');
+
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL DEFAULT 1 REFERENCES organisations(id),
+        login TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        password_hash TEXT,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL DEFAULT 1 REFERENCES organisations(id),
+        name TEXT NOT NULL,
+        UNIQUE (org_id, name)
+    );
+
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        title TEXT NOT NULL,
+        assignee_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'gateway', 'personal', 'plain')),
+        source_key TEXT UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX tasks_by_project ON tasks (project_id, title);
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        source TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        raw BLOB NOT NULL,
+        message_id TEXT,
+        subject TEXT NOT NULL DEFAULT '',
+        from_addr TEXT NOT NULL DEFAULT '',
+        from_name TEXT NOT NULL DEFAULT '',
+        to_addrs TEXT NOT NULL DEFAULT '[]',
+        cc_addrs TEXT NOT NULL DEFAULT '[]',
+        date TEXT,
+        text TEXT NOT NULL DEFAULT '',
+        attachments TEXT NOT NULL DEFAULT '[]',
+        bounce INTEGER NOT NULL DEFAULT 0,
+        auto_reply INTEGER NOT NULL DEFAULT 0,
+        mail_from TEXT NOT NULL DEFAULT '',
+        rcpt_tos TEXT NOT NULL DEFAULT '[]',
+        peer TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX messages_by_message_id ON messages (message_id);
+
+    -- A message is a comment in a task at most once; a deleted comment stays as a
+    -- tombstone (deleted_at) so that the same message never comes back into that task.
+    CREATE TABLE comments (
+        id INTEGER PRIMARY KEY,
+        task_id INTEGER NOT NULL REFERENCES tasks(id),
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        routed_by TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        deleted_at TEXT,
+        UNIQUE (task_id, message_id)
+    );
+    CREATE INDEX comments_by_message ON comments (message_id);
+
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

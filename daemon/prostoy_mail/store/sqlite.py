@@ -1,0 +1,385 @@
+"""The SQLite task store: WAL, synchronous=FULL, one connection used by one thread at a time.
+
+In the daemon the connection lives on the store's writer thread (`writer.py`), so the
+event loop never waits on the disk; the command line uses it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import Conflict, NotFound, ProstoyMailError
+from .ports import (
+    PERSONAL_PROJECT,
+    Attachment,
+    Comment,
+    CommentTarget,
+    MessageRecord,
+    Project,
+    StoredMessage,
+    Task,
+    TaskKind,
+    User,
+)
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class StoreError(ProstoyMailError):
+    """The store cannot be opened or used."""
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a commit is on disk before we answer 250
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store's folder: {exc}") from None
+
+    # --- schema -------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: the store has schema version {version}, newer than this "
+                f"prostoy-mail understands ({SCHEMA_VERSION}); upgrade prostoy-mail"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                for statement in _statements(MIGRATIONS[number - 1]):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- users --------------------------------------------------------------------------------
+
+    def add_user(self, login: str, name: str, password_hash: str | None, is_owner: bool) -> User:
+        with self.transaction() as db:
+            if self.find_user(login) is not None:
+                raise Conflict(f'user "{login}" already exists')
+            if is_owner and (owner := self._owner_login()) is not None:
+                raise Conflict(f'the organisation already has an owner: "{owner}"')
+            cur = db.execute(
+                "INSERT INTO users (login, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (login, name, password_hash, now()),
+            )
+            user_id = cur.lastrowid
+            if is_owner:
+                db.execute("UPDATE organisations SET owner_id = ? WHERE id = 1", (user_id,))
+            project_id = self._project_id(PERSONAL_PROJECT, create=True)
+            db.execute(
+                "INSERT INTO tasks (project_id, title, assignee_id, kind, source_key, created_at)"
+                " VALUES (?, ?, ?, 'personal', ?, ?)",
+                (project_id, name or login, user_id, f"personal:{login}", now()),
+            )
+        return self.get_user(login)
+
+    def _owner_login(self) -> str | None:
+        row = self.db.execute(
+            "SELECT u.login FROM organisations o JOIN users u ON u.id = o.owner_id WHERE o.id = 1"
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    _USER_SELECT = """
+        SELECT u.id, u.login, u.name, u.password_hash IS NOT NULL AS has_password,
+               (o.owner_id = u.id) AS is_owner, t.id AS personal_task_id
+        FROM users u JOIN organisations o ON o.id = u.org_id
+        LEFT JOIN tasks t ON t.source_key = 'personal:' || u.login
+    """
+
+    def find_user(self, login: str) -> User | None:
+        row = self.db.execute(self._USER_SELECT + " WHERE u.login = ?", (login,)).fetchone()
+        return None if row is None else _user(row)
+
+    def get_user(self, login: str) -> User:
+        user = self.find_user(login)
+        if user is None:
+            raise NotFound(f'no user "{login}"')
+        return user
+
+    def list_users(self) -> list[User]:
+        return [_user(r) for r in self.db.execute(self._USER_SELECT + " ORDER BY u.login")]
+
+    def set_password(self, login: str, password_hash: str | None) -> None:
+        with self.transaction() as db:
+            if db.execute("UPDATE users SET password_hash = ? WHERE login = ?",
+                          (password_hash, login)).rowcount == 0:
+                raise NotFound(f'no user "{login}"')
+
+    def password_hash(self, login: str) -> str | None:
+        row = self.db.execute("SELECT password_hash FROM users WHERE login = ?", (login,)).fetchone()
+        return None if row is None else row[0]
+
+    def remove_user(self, login: str) -> None:
+        with self.transaction() as db:
+            user = self.get_user(login)
+            if user.is_owner:
+                raise Conflict(f'"{login}" is the organisation\'s owner and cannot be removed')
+            # The personal task stays (its mail is history), unassigned by ON DELETE SET NULL.
+            db.execute("DELETE FROM users WHERE id = ?", (user.id,))
+
+    # --- projects and tasks ----------------------------------------------------------------
+
+    def _project_id(self, name: str, *, create: bool = False) -> int:
+        row = self.db.execute("SELECT id FROM projects WHERE org_id = 1 AND name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            raise NotFound(f'no project "{name}"')
+        cur = self.db.execute("INSERT INTO projects (name) VALUES (?)", (name,))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def add_project(self, name: str) -> Project:
+        if not name.strip() or "/" in name:
+            raise ProstoyMailError(f'"{name}" is not a project name (it must not be empty or hold "/")')
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f'project "{name}" already exists')
+            return Project(self._project_id(name, create=True), name)
+
+    def list_projects(self) -> list[Project]:
+        return [Project(r["id"], r["name"]) for r in self.db.execute("SELECT id, name FROM projects ORDER BY name")]
+
+    def _user_id(self, login: str | None) -> int | None:
+        return None if login is None else self.get_user(login).id
+
+    def add_task(self, project: str, title: str, assignee: str | None = None,
+                 kind: TaskKind = "plain", source_key: str | None = None) -> Task:
+        if not title.strip():
+            raise ProstoyMailError("a task needs a title")
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO tasks (project_id, title, assignee_id, kind, source_key, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (self._project_id(project), title, self._user_id(assignee), kind, source_key, now()),
+            )
+            assert cur.lastrowid is not None
+            return self.get_task(cur.lastrowid)
+
+    def ensure_source_task(self, source_key: str, kind: TaskKind, project: str, title: str,
+                           assignee: str | None) -> Task:
+        """The task that holds a mailbox's or gateway's mail: created once, then kept.
+
+        Its assignee follows the mailbox's owner. A removed and re-added mailbox finds its
+        old task again, with all its mail.
+        """
+        with self.transaction() as db:
+            existing = self.task_for_source(source_key)
+            assignee_id = self._user_id(assignee)
+            if existing is None:
+                db.execute(
+                    "INSERT INTO tasks (project_id, title, assignee_id, kind, source_key, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (self._project_id(project, create=True), title, assignee_id, kind, source_key, now()),
+                )
+            elif assignee is not None and existing.assignee != assignee:
+                db.execute("UPDATE tasks SET assignee_id = ? WHERE id = ?", (assignee_id, existing.id))
+        task = self.task_for_source(source_key)
+        assert task is not None
+        return task
+
+    _TASK_SELECT = """
+        SELECT t.id, p.name AS project, t.title, u.login AS assignee, t.kind, t.source_key
+        FROM tasks t JOIN projects p ON p.id = t.project_id LEFT JOIN users u ON u.id = t.assignee_id
+    """
+
+    def task_for_source(self, source_key: str) -> Task | None:
+        row = self.db.execute(self._TASK_SELECT + " WHERE t.source_key = ?", (source_key,)).fetchone()
+        return None if row is None else _task(row)
+
+    def get_task(self, task_id: int) -> Task:
+        row = self.db.execute(self._TASK_SELECT + " WHERE t.id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no task {task_id}")
+        return _task(row)
+
+    def resolve_task(self, ref: str) -> Task:
+        """A task by id ("42") or by "Project/Title" (the title may itself hold "/")."""
+        ref = ref.strip()
+        if ref.isdigit():
+            return self.get_task(int(ref))
+        project, sep, title = ref.partition("/")
+        if not sep:
+            raise NotFound(f'"{ref}" is not a task: give its id or "Project/Title"')
+        rows = self.db.execute(self._TASK_SELECT + " WHERE p.name = ? AND t.title = ? ORDER BY t.id",
+                               (project, title)).fetchall()
+        if not rows:
+            raise NotFound(f'no task "{ref}"')
+        if len(rows) > 1:
+            ids = ", ".join(str(r["id"]) for r in rows)
+            raise Conflict(f'"{ref}" names several tasks ({ids}); give the id instead')
+        return _task(rows[0])
+
+    def list_tasks(self) -> list[Task]:
+        return [_task(r) for r in self.db.execute(self._TASK_SELECT + " ORDER BY t.id")]
+
+    def assign_task(self, task_id: int, login: str | None) -> None:
+        with self.transaction() as db:
+            self.get_task(task_id)
+            db.execute("UPDATE tasks SET assignee_id = ? WHERE id = ?", (self._user_id(login), task_id))
+
+    # --- messages and comments ------------------------------------------------------------
+
+    def store_message(self, record: MessageRecord, targets: Sequence[CommentTarget]) -> StoredMessage:
+        """Store the raw message once and its comments, in one transaction."""
+        with self.transaction():
+            message_db_id = self.insert_message(record)
+            comment_ids = self.insert_comments(message_db_id, targets)
+        return StoredMessage(message_db_id, comment_ids)
+
+    def insert_message(self, record: MessageRecord) -> int:
+        """Within a transaction the caller holds."""
+        cur = self.db.execute(
+            "INSERT INTO messages (direction, source, received_at, sha256, size, raw, message_id,"
+            " subject, from_addr, from_name, to_addrs, cc_addrs, date, text, attachments, bounce,"
+            " auto_reply, mail_from, rcpt_tos, peer)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.direction, record.source, now(), hashlib.sha256(record.raw).hexdigest(),
+                len(record.raw), record.raw, record.message_id, record.subject, record.from_addr,
+                record.from_name, json.dumps(list(record.to)), json.dumps(list(record.cc)),
+                record.date, record.text,
+                json.dumps([[a.filename, a.content_type, a.size] for a in record.attachments]),
+                int(record.bounce), int(record.auto_reply), record.mail_from,
+                json.dumps(list(record.rcpt_tos)), record.peer,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def insert_comments(self, message_db_id: int, targets: Sequence[CommentTarget]) -> tuple[int, ...]:
+        """Within a transaction the caller holds. At most one comment per task and message."""
+        ids: list[int] = []
+        for target in targets:
+            cur = self.db.execute(
+                "INSERT INTO comments (task_id, message_id, routed_by, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (task_id, message_id) DO NOTHING",
+                (target.task_id, message_db_id, json.dumps(list(target.routed_by)), now()),
+            )
+            if cur.rowcount:
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+            if target.assign_to is not None:
+                self.db.execute("UPDATE tasks SET assignee_id = ? WHERE id = ?",
+                                (self._user_id(target.assign_to), target.task_id))
+        return tuple(ids)
+
+    def raw_message(self, message_db_id: int) -> bytes:
+        row = self.db.execute("SELECT raw FROM messages WHERE id = ?", (message_db_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no message {message_db_id}")
+        return bytes(row[0])
+
+    _COMMENT_SELECT = """
+        SELECT c.id, c.task_id, c.message_id AS message_db_id, m.direction, m.message_id, m.subject,
+               m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.date, m.text, m.attachments,
+               m.source, c.routed_by, m.bounce, m.auto_reply, c.created_at, c.deleted_at
+        FROM comments c JOIN messages m ON m.id = c.message_id
+    """
+
+    def list_comments(self, task_id: int, include_deleted: bool = False) -> list[Comment]:
+        self.get_task(task_id)
+        where = "" if include_deleted else " AND c.deleted_at IS NULL"
+        rows = self.db.execute(self._COMMENT_SELECT + " WHERE c.task_id = ?" + where + " ORDER BY c.id",
+                               (task_id,))
+        return [_comment(r) for r in rows]
+
+    def get_comment(self, comment_id: int) -> Comment:
+        row = self.db.execute(self._COMMENT_SELECT + " WHERE c.id = ?", (comment_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no comment {comment_id}")
+        return _comment(row)
+
+    def delete_comment(self, comment_id: int) -> Comment:
+        """Delete a comment, leaving a tombstone so the same message never returns to that task."""
+        with self.transaction() as db:
+            comment = self.get_comment(comment_id)
+            if comment.deleted_at is not None:
+                raise NotFound(f"comment {comment_id} is already deleted")
+            db.execute("UPDATE comments SET deleted_at = ? WHERE id = ?", (now(), comment_id))
+        return self.get_comment(comment_id)
+
+    # --- settings -----------------------------------------------------------------------------
+
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte key made on first use and kept in the store (e.g. reply tokens)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            value = secrets.token_bytes(32)
+            db.execute("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
+            return value
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3 runs one at a time inside our transaction)."""
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [statement.strip() for statement in code.split(";") if statement.strip()]
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"], login=row["login"], name=row["name"], is_owner=bool(row["is_owner"]),
+        has_password=bool(row["has_password"]), personal_task_id=row["personal_task_id"],
+    )
+
+
+def _task(row: sqlite3.Row) -> Task:
+    return Task(
+        id=row["id"], project=row["project"], title=row["title"], assignee=row["assignee"],
+        kind=row["kind"], source_key=row["source_key"],
+    )
+
+
+def _comment(row: sqlite3.Row) -> Comment:
+    def strings(value: Any) -> tuple[str, ...]:
+        return tuple(json.loads(value))
+
+    return Comment(
+        id=row["id"], task_id=row["task_id"], message_db_id=row["message_db_id"],
+        direction=row["direction"], message_id=row["message_id"], subject=row["subject"],
+        from_addr=row["from_addr"], from_name=row["from_name"], to=strings(row["to_addrs"]),
+        cc=strings(row["cc_addrs"]), date=row["date"], text=row["text"],
+        attachments=tuple(Attachment(f, t, s) for f, t, s in json.loads(row["attachments"])),
+        source=row["source"], routed_by=strings(row["routed_by"]), bounce=bool(row["bounce"]),
+        auto_reply=bool(row["auto_reply"]), created_at=row["created_at"], deleted_at=row["deleted_at"],
+    )
