@@ -1,0 +1,134 @@
+"""The SQLite task store: migrations, users and their personal tasks, messages and comments."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from prostoy_mail.errors import Conflict, NotFound
+from prostoy_mail.store.ports import CommentTarget, MessageRecord
+from prostoy_mail.store.schema import SCHEMA_VERSION
+from prostoy_mail.store.sqlite import SqliteStore, StoreError
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(tmp_path / "store.db")
+    yield s
+    s.close()
+
+
+def test_a_new_store_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "sub" / "store.db")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    again = SqliteStore(tmp_path / "sub" / "store.db")  # reopening migrates nothing twice
+    assert again.schema_version() == SCHEMA_VERSION
+    again.close()
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    SqliteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this prostoy-mail understands"):
+        SqliteStore(path)
+
+
+def test_a_store_that_cannot_be_opened_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "store.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        SqliteStore(tmp_path / "store.db")
+
+
+def test_every_user_has_a_personal_task(store: SqliteStore) -> None:
+    user = store.add_user("ivanov", "Иван Иванов", "hash", is_owner=True)
+    task = store.get_task(user.personal_task_id or 0)
+    assert (task.kind, task.assignee, task.title, task.project) == ("personal", "ivanov", "Иван Иванов", "Personal")
+    assert user.is_owner and user.has_password
+    with pytest.raises(Conflict, match="already has an owner"):
+        store.add_user("petrov", "Пётр", None, is_owner=True)
+    with pytest.raises(Conflict, match="already exists"):
+        store.add_user("ivanov", "again", None, is_owner=False)
+
+
+def test_removing_a_user_keeps_their_tasks_unassigned(store: SqliteStore) -> None:
+    store.add_user("boss", "Boss", None, is_owner=True)
+    user = store.add_user("petrov", "Пётр", None, is_owner=False)
+    store.remove_user("petrov")
+    assert store.get_task(user.personal_task_id or 0).assignee is None
+    with pytest.raises(Conflict, match="owner"):
+        store.remove_user("boss")
+    with pytest.raises(NotFound):
+        store.remove_user("petrov")
+
+
+def test_tasks_are_found_by_id_or_project_and_title(store: SqliteStore) -> None:
+    store.add_project("Sales")
+    task = store.add_task("Sales", "Invoices / 2026")
+    assert store.resolve_task(str(task.id)) == task
+    assert store.resolve_task("Sales/Invoices / 2026") == task
+    with pytest.raises(NotFound, match='no task "Sales/Nope"'):
+        store.resolve_task("Sales/Nope")
+    store.add_task("Sales", "Invoices / 2026")
+    with pytest.raises(Conflict, match="names several tasks"):
+        store.resolve_task("Sales/Invoices / 2026")
+    with pytest.raises(NotFound, match='no project "Nope"'):
+        store.add_task("Nope", "x")
+
+
+def test_a_source_task_is_made_once_and_follows_its_owner(store: SqliteStore) -> None:
+    store.add_user("ivanov", "Иван", None, is_owner=False)
+    first = store.ensure_source_task("mailbox:sales", "mailbox", "Mail", "sales@example.test", None)
+    again = store.ensure_source_task("mailbox:sales", "mailbox", "Mail", "sales@example.test", "ivanov")
+    assert first.id == again.id and again.assignee == "ivanov" and again.kind == "mailbox"
+
+
+def record(raw: bytes = b"Subject: hi\r\n\r\nhello\r\n") -> MessageRecord:
+    return MessageRecord(raw=raw, direction="in", source="smtp", subject="hi", text="hello")
+
+
+def test_a_message_is_stored_once_and_is_a_comment_at_most_once_per_task(store: SqliteStore) -> None:
+    store.add_project("P")
+    a, b = store.add_task("P", "a"), store.add_task("P", "b")
+    raw = b"Subject: hi\r\n\r\nbody \xff\x00 bytes\r\n"
+    stored = store.store_message(record(raw), [CommentTarget(a.id, ("r1",)), CommentTarget(b.id, ("r2",)),
+                                               CommentTarget(a.id, ("r3",))])
+    assert len(stored.comment_ids) == 2
+    assert store.raw_message(stored.id) == raw  # byte-exact
+    assert store.db.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+    [comment] = store.list_comments(a.id)
+    assert comment.routed_by == ("r1",) and comment.text == "hello"
+
+
+def test_a_deleted_comment_leaves_a_tombstone(store: SqliteStore) -> None:
+    store.add_project("P")
+    task = store.add_task("P", "t")
+    stored = store.store_message(record(), [CommentTarget(task.id, ("fallback",))])
+    deleted = store.delete_comment(stored.comment_ids[0])
+    assert deleted.deleted_at is not None
+    assert store.list_comments(task.id) == []
+    assert [c.id for c in store.list_comments(task.id, include_deleted=True)] == [deleted.id]
+    # the same message routed to the task again does not come back
+    assert store.insert_comments(stored.id, [CommentTarget(task.id, ("fallback",))]) == ()
+    with pytest.raises(NotFound, match="already deleted"):
+        store.delete_comment(deleted.id)
+
+
+def test_a_failed_transaction_leaves_nothing_half_stored(store: SqliteStore) -> None:
+    store.add_project("P")
+    task = store.add_task("P", "t")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.store_message(record(), [CommentTarget(task.id, ("r",)), CommentTarget(9999, ("r",))])
+    assert store.db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert store.db.execute("SELECT count(*) FROM comments").fetchone()[0] == 0
+
+
+def test_secrets_are_made_once(store: SqliteStore) -> None:
+    key = store.secret("reply")
+    assert len(key) == 32 and store.secret("reply") == key and store.secret("other") != key
