@@ -7,8 +7,10 @@ its task (the daemon does it at start and reload, the command line when it adds 
 
 from __future__ import annotations
 
-from .config.model import Config, Gateway, Mailbox
-from .errors import NotFound, Problem, ProstoyMailError
+from .config.model import Config, Gateway, Mailbox, Rule
+from .errors import ConfigError, Problem, ProstoyMailError
+from .routing.router import RoutingTable, Scope
+from .routing.rules import GLOBAL, Condition, RoutingRule
 from .store.ports import Task, TaskStore
 
 
@@ -59,8 +61,47 @@ def check_references(config: Config, store: TaskStore, file: str) -> list[Proble
         if rule.task is not None:
             try:
                 store.resolve_task(rule.task)
-            except NotFound as exc:
-                problems.append(Problem(file, f"rules[{i}].task", str(exc)))
-            except ProstoyMailError as exc:  # ambiguous "Project/Title"
+            except ProstoyMailError as exc:  # no such task, or an ambiguous "Project/Title"
                 problems.append(Problem(file, f"rules[{i}].task", str(exc)))
     return problems
+
+
+def personal_task_id(store: TaskStore, login: str | None) -> int | None:
+    if login is None:
+        return None
+    user = store.find_user(login)
+    return None if user is None else user.personal_task_id
+
+
+def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
+    """The configuration's rules with their tasks resolved to ids, and each mailbox's fallback.
+
+    Raises ConfigError when a rule names a task or user that does not exist.
+    """
+    problems = check_references(config, store, str(config.path))
+    if problems:
+        raise ConfigError(problems)
+    ensure_mail_tasks(config, store)
+
+    def compile_rule(rule: Rule) -> RoutingRule:
+        scope = (GLOBAL if rule.is_global else mailbox_source_key(rule.mailbox) if rule.mailbox
+                 else gateway_source_key(rule.gateway or ""))
+        conditions = tuple(c for c in (Condition.of("subject", rule.subject), Condition.of("senders", rule.senders),
+                                       Condition.of("recipients", rule.recipients)) if c.items)
+        task_id = store.resolve_task(rule.task).id if rule.task else None
+        return RoutingRule(rule.name, scope, conditions, rule.action, task_id, rule.assign_to,
+                           rule.delete_after, rule.stop)
+
+    compiled = [compile_rule(r) for r in config.rules]
+    scopes: dict[str, Scope] = {}
+    for mailbox in config.mailboxes:
+        key = mailbox_source_key(mailbox.login)
+        own = ensure_mailbox_task(config, store, mailbox).id
+        scopes[key] = Scope(key, tuple(r for r in compiled if r.scope == key),
+                            personal_task_id(store, mailbox.owner) or own)
+    for gateway in config.gateways:
+        key = gateway_source_key(gateway.email)
+        own = ensure_gateway_task(config, store, gateway).id
+        scopes[key] = Scope(key, tuple(r for r in compiled if r.scope == key),
+                            personal_task_id(store, gateway.personal_for) or own)
+    return RoutingTable(tuple(r for r in compiled if r.scope == GLOBAL), scopes)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from ..config.edit import ConfigDocument, Value, write_new
 from ..config.load import DOMAIN_RE, LOGIN_RE, config_warnings, load_config, load_presets
 from ..config.model import (
-    ACTION_CHOICES,
     PROTOCOL_CHOICES,
     SECURITY_CHOICES,
     Config,
@@ -20,11 +19,17 @@ from ..config.model import (
     Server,
 )
 from ..errors import ConfigError, NotFound, ProstoyMailError
+from ..intake import REPLY_TOKEN_SECRET, explain
+from ..mail.parse import parse_message
+from ..mail.tokens import TaskTokens
 from ..provisioning import (
+    build_routing_table,
     check_references,
     ensure_gateway_task,
     ensure_mail_tasks,
     ensure_mailbox_task,
+    gateway_source_key,
+    mailbox_source_key,
 )
 from ..store.sqlite import SqliteStore
 from .common import Context
@@ -487,6 +492,13 @@ def _register_rules(sub: Sub) -> None:
     p = rules.add_parser("remove", help="remove a rule")
     p.add_argument("name")
     p.set_defaults(handler=rule_remove)
+    p = rules.add_parser("explain", help="which rules a message matches and where it would land (stores nothing)")
+    p.add_argument("file", type=Path, metavar="FILE.eml")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--mailbox", metavar="LOGIN", help="as if it came to this domain mailbox")
+    scope.add_argument("--gateway", metavar="EMAIL", help="as if it was fetched from this gateway")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=rule_explain)
     p = rules.add_parser("move", help="move a rule to a place in the order (1 = first)")
     p.add_argument("name")
     p.add_argument("position", type=int)
@@ -592,4 +604,60 @@ def rule_move(ctx: Context) -> int:
     return 0
 
 
-__all__ = ["ACTION_CHOICES", "register"]
+
+
+def rule_explain(ctx: Context) -> int:
+    a = ctx.args
+    try:
+        raw = a.file.read_bytes()
+    except OSError as exc:
+        raise ProstoyMailError(f"{a.file}: cannot read: {exc.strerror}") from None
+    config, store = ctx.config(), ctx.store()
+    if a.mailbox and config.mailbox(a.mailbox.lower()) is None:
+        raise NotFound(f'no mailbox "{a.mailbox}"')
+    if a.gateway and config.gateway(a.gateway.lower()) is None:
+        raise NotFound(f'no gateway "{a.gateway}"')
+    table = build_routing_table(config, store)
+    tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
+    if a.mailbox:
+        scopes = [mailbox_source_key(a.mailbox.lower())]
+    elif a.gateway:
+        scopes = [gateway_source_key(a.gateway.lower())]
+    else:  # the domain mailboxes the message is addressed to
+        parsed = parse_message(raw)
+        suffix = "@" + config.daemon.domain
+        logins = [addr[: -len(suffix)].split("+")[0] for addr in (*parsed.to, *parsed.cc) if addr.endswith(suffix)]
+        scopes = [mailbox_source_key(login) for login in dict.fromkeys(logins) if config.mailbox(login)]
+    result = explain(store, tokens, table, raw, scopes)
+    tasks = {t.task_id: store.get_task(t.task_id) for t in result.decision.targets}
+    lands_in = [{"task": t.task_id, "ref": tasks[t.task_id].ref, "routed_by": list(t.routed_by),
+                 "assign_to": t.assign_to} for t in result.decision.targets]
+    data: dict[str, Any] = {
+        "subject": result.parsed.subject, "from": result.parsed.from_addr, "message_id": result.parsed.message_id,
+        "through": scopes, "reply_to_task": result.reply_task_id,
+        "rules": [{"rule": c.rule, "scope": c.scope, "matched": c.matched, "why": list(c.why)}
+                  for c in result.decision.checks],
+        "ignored_by": result.decision.ignored_by, "delete_after": result.decision.delete_after,
+        "lands_in": lands_in,
+        "bounce": result.parsed.bounce, "auto_reply": result.parsed.auto_reply,
+    }
+    if a.json:
+        ctx.emit_json(data)
+        return 0
+    ctx.say(f"Message:  {data['subject']!r} from {data['from'] or '-'} ({data['message_id'] or 'no Message-ID'})")
+    ctx.say(f"Through:  {', '.join(scopes) or 'no mailbox of this domain (only global rules apply)'}")
+    if result.reply_task_id is not None:
+        ctx.say(f"Reply:    to mail sent from task {result.reply_task_id}: no rules are consulted")
+    for check in result.decision.checks:
+        ctx.say(f"  {'MATCH' if check.matched else 'no   '} [{check.scope}] {check.rule}: {'; '.join(check.why)}")
+    if result.decision.ignored_by:
+        ctx.say(f"Ignored by rule {result.decision.ignored_by}: the message would go to no task")
+    for target in result.decision.targets:
+        assign = f", assigned to {target.assign_to}" if target.assign_to else ""
+        ref = tasks[target.task_id].ref
+        ctx.say(f"Lands in: task {target.task_id} ({ref}) by {', '.join(target.routed_by)}{assign}")
+    if not lands_in and not result.decision.ignored_by:
+        ctx.say("Lands in: no task")
+    if result.decision.delete_after:
+        ctx.say("Then:     deleted on the external server (delete_after)")
+    return 0

@@ -86,6 +86,13 @@ MIGRATIONS: tuple[str, ...] = (
         value BLOB NOT NULL
     );
     """,
+    # 2: the reply index: Message-IDs of mail sent from tasks (registered by the outbound side)
+    """
+    CREATE TABLE sent_messages (
+        message_id TEXT PRIMARY KEY,
+        task_id INTEGER NOT NULL REFERENCES tasks(id)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

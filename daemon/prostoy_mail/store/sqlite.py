@@ -43,6 +43,7 @@ class StoreError(ProstoyMailError):
 class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._savepoints = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -80,6 +81,19 @@ class SqliteStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction; inside another one (e.g. a group commit), a savepoint of it."""
+        if self.db.in_transaction:
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                raise
+            self.db.execute(f"RELEASE {name}")
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -336,6 +350,24 @@ class SqliteStore:
                 raise NotFound(f"comment {comment_id} is already deleted")
             db.execute("UPDATE comments SET deleted_at = ? WHERE id = ?", (now(), comment_id))
         return self.get_comment(comment_id)
+
+    # --- the reply index: Message-IDs of mail sent from tasks -----------------------------
+
+    def register_sent(self, message_id: str, task_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO sent_messages (message_id, task_id) VALUES (?, ?)",
+                       (message_id, task_id))
+
+    def task_of_sent(self, message_ids: Sequence[str]) -> int | None:
+        """The task that sent the first of `message_ids` we have on record."""
+        for message_id in message_ids:
+            row = self.db.execute("SELECT task_id FROM sent_messages WHERE message_id = ?", (message_id,)).fetchone()
+            if row is not None:
+                return int(row[0])
+        return None
+
+    def task_exists(self, task_id: int) -> bool:
+        return self.db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is not None
 
     # --- settings -----------------------------------------------------------------------------
 

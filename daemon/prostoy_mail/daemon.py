@@ -1,0 +1,187 @@
+"""The one place that wires everything: config -> store -> intake -> listeners; signals.
+
+SIGHUP reloads the configuration (a broken one is logged and the old one kept), SIGTERM
+and SIGINT stop cleanly: listeners close, messages being stored finish, the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from . import systemd_notify
+from .config.load import load_config
+from .config.model import Config, Endpoint
+from .errors import ConfigError, ProstoyMailError
+from .intake import REPLY_TOKEN_SECRET, Inbound, Intake
+from .mail.tokens import TaskTokens
+from .provisioning import build_routing_table, mailbox_source_key
+from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
+from .store.sqlite import SqliteStore
+from .store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 30.0
+
+
+class _JournalFormatter(logging.Formatter):
+    """`<priority>logger: message` lines that journald files under the right priority."""
+
+    PRIORITIES: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        priority = self.PRIORITIES.get(record.levelno, 6)
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):  # journald adds its own timestamps
+        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+
+
+@dataclass
+class _Listener:
+    endpoint: Endpoint
+    server: asyncio.Server
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.writer: StoreWriter | None = None
+        self.intake: Intake | None = None
+        self.smtp_handler: InboundHandler | None = None
+        self.listeners: dict[str, _Listener] = {}
+        self.stopping = asyncio.Event()
+        self.routed = 0
+
+    async def start(self) -> None:
+        location = self.config.store_location()
+        if "://" in location:
+            raise ProstoyMailError(f"{self.config.path}: daemon.store: only SQLite stores are supported so far")
+        self.writer = StoreWriter(await asyncio.to_thread(SqliteStore, location))
+        table = await self.writer.run(lambda store: build_routing_table(self.config, store))
+        key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
+        self.intake = Intake(self.writer, table, TaskTokens(key))
+        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver)
+        await self._open_listeners()
+        log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
+                 self._listening())
+        systemd_notify.ready(self.status())
+
+    def _listening(self) -> str:
+        return ", ".join(f"{name} {listener.endpoint}" for name, listener in self.listeners.items()) or "no listeners"
+
+    def status(self) -> str:
+        return f"{self._listening()}; {self.routed} messages routed since start"
+
+    async def _open_listeners(self) -> None:
+        wanted = dict(self.config.listen.items())
+        for name in list(self.listeners):
+            if name not in wanted or wanted[name] != self.listeners[name].endpoint:
+                self.listeners.pop(name).server.close()  # open sessions go on; only new ones are refused
+        for name, endpoint in wanted.items():
+            if name in self.listeners:
+                continue
+            if name != "smtp":
+                log.warning("listen.%s: not served yet by this version; ignored", name)
+                continue
+            assert self.smtp_handler is not None
+            server = await asyncio.get_running_loop().create_server(
+                protocol_factory(self.smtp_handler, self.config.daemon.hostname), endpoint.host, endpoint.port)
+            self.listeners[name] = _Listener(endpoint, server)
+
+    async def deliver(self, delivery: Delivery) -> str:
+        assert self.intake is not None
+        inbound = Inbound(
+            raw=delivery.raw, source="smtp",
+            scopes=tuple(dict.fromkeys(mailbox_source_key(r.login) for r in delivery.recipients)),
+            rcpt_tos=tuple(r.address for r in delivery.recipients), mail_from=delivery.mail_from,
+            peer=delivery.peer,
+            address_tokens=tuple((r.login, r.token) for r in delivery.recipients if r.token),
+        )
+        accepted = await self.intake.accept(inbound)
+        self.routed += 1
+        return str(accepted.message_db_id)
+
+    async def reload(self) -> None:
+        systemd_notify.reloading()
+        try:
+            config = await asyncio.to_thread(load_config, self.config.path)
+            assert self.writer is not None and self.intake is not None and self.smtp_handler is not None
+            table = await self.writer.run(lambda store: build_routing_table(config, store))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused, keeping the running configuration: %s", problem)
+            systemd_notify.ready(self.status())
+            return
+        self.config = config
+        self.intake.replace_table(table)
+        self.smtp_handler.policy = Policy.of(config)
+        await self._open_listeners()
+        log.info("configuration reloaded: %d mailboxes, %d gateways, %d rules; %s", len(config.mailboxes),
+                 len(config.gateways), len(config.rules), self._listening())
+        systemd_notify.ready(self.status())
+
+    async def stop(self) -> None:
+        systemd_notify.stopping()
+        for listener in self.listeners.values():
+            listener.server.close()
+        self.listeners.clear()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE_SECONDS
+        while self.smtp_handler is not None and self.smtp_handler.in_data and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # let messages being stored get their reply
+        if self.writer is not None:
+            await asyncio.to_thread(self.writer.close)
+        log.info("prostoy-mail stopped")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        try:
+            await self.start()
+            await self.stopping.wait()
+        finally:
+            await self.stop()
+
+
+def run(config_path: Path, log_level: str = "info") -> int:
+    setup_logging(log_level)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(Daemon(config).run())
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except ProstoyMailError as exc:
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:  # e.g. a port already in use
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,123 @@
+"""THE inbound funnel: every inbound message, from SMTP or a gateway, enters here.
+
+`accept()` runs one job on the store's writer thread: parse the raw bytes, find the task a
+reply belongs to, route, then store the raw message once and its comments in the same
+transaction. The caller hears back only after the commit: an SMTP listener answers 250
+then, a fetcher changes flags on the server then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .mail.parse import ParsedMessage, parse_message
+from .mail.tokens import TaskTokens
+from .routing.router import Decision, RoutingTable, route
+from .routing.rules import Facts
+from .store.ports import Attachment, CommentTarget, MessageRecord
+from .store.sqlite import SqliteStore
+from .store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+REPLY_TOKEN_SECRET = "reply-token-key"
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One inbound message and where it came from."""
+
+    raw: bytes
+    source: str  # "smtp", or the gateway's e-mail
+    scopes: tuple[str, ...]  # the mailboxes/gateways it came through: "mailbox:sales", "gateway:x@y.ru"
+    rcpt_tos: tuple[str, ...] = ()  # envelope recipients
+    mail_from: str | None = None  # envelope sender ("" for bounces); None when not known
+    peer: str = ""  # the SMTP client, or the external server
+    address_tokens: tuple[tuple[str, str], ...] = ()  # (login, token) of login+token@domain recipients
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    message_db_id: int
+    comment_ids: tuple[int, ...]
+    decision: Decision
+    parsed: ParsedMessage = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    parsed: ParsedMessage
+    reply_task_id: int | None
+    decision: Decision
+
+
+class Intake:
+    def __init__(self, writer: StoreWriter, table: RoutingTable, tokens: TaskTokens) -> None:
+        self.writer = writer
+        self.table = table
+        self.tokens = tokens
+
+    def replace_table(self, table: RoutingTable) -> None:
+        """New rules (on reload); messages already being routed finish with the old ones."""
+        self.table = table
+
+    async def accept(self, inbound: Inbound) -> Accepted:
+        table = self.table
+        return await self.writer.run(lambda store: self.accept_now(store, inbound, table))
+
+    def accept_now(self, store: SqliteStore, inbound: Inbound, table: RoutingTable) -> Accepted:
+        """On the writer thread, inside its transaction."""
+        parsed = parse_message(inbound.raw, inbound.mail_from)
+        reply_task = find_reply_task(store, self.tokens, parsed, inbound.address_tokens)
+        decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
+        stored = store.store_message(record_of(parsed, inbound), [
+            CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
+        log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
+                 inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
+                 ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
+                 " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
+        return Accepted(stored.id, stored.comment_ids, decision, parsed)
+
+
+def explain(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, raw: bytes,
+            scopes: Sequence[str]) -> Explanation:
+    """What would happen to `raw`, with every rule checked; nothing is stored."""
+    parsed = parse_message(raw)
+    reply_task = find_reply_task(store, tokens, parsed, ())
+    decision = route(facts_of(parsed, ()), table, scopes, reply_task, trace=True)
+    return Explanation(parsed, reply_task, decision)
+
+
+def facts_of(parsed: ParsedMessage, rcpt_tos: Sequence[str]) -> Facts:
+    return Facts.of(parsed.subject, parsed.from_addr, (*parsed.to, *parsed.cc, *rcpt_tos))
+
+
+def find_reply_task(store: SqliteStore, tokens: TaskTokens, parsed: ParsedMessage,
+                    address_tokens: Sequence[tuple[str, str]]) -> int | None:
+    """The task this message replies to: a signed reply address, else In-Reply-To/References."""
+    candidates: list[int] = []
+    for login, token in address_tokens:
+        task = tokens.task_of_address_token(login, token)
+        if task is not None:
+            candidates.append(task)
+    referenced = [*parsed.in_reply_to, *reversed(parsed.references)]
+    for message_id in referenced:
+        task = tokens.task_of_message_id(message_id)
+        if task is not None:
+            candidates.append(task)
+    sent = store.task_of_sent(referenced)
+    if sent is not None:
+        candidates.append(sent)
+    return next((t for t in candidates if store.task_exists(t)), None)
+
+
+def record_of(parsed: ParsedMessage, inbound: Inbound) -> MessageRecord:
+    return MessageRecord(
+        raw=inbound.raw, direction="in", source=inbound.source, message_id=parsed.message_id,
+        subject=parsed.subject, from_addr=parsed.from_addr, from_name=parsed.from_name, to=parsed.to,
+        cc=parsed.cc, date=parsed.date, text=parsed.text,
+        attachments=tuple(Attachment(a.filename, a.content_type, a.size) for a in parsed.attachments),
+        bounce=parsed.bounce, auto_reply=parsed.auto_reply, mail_from=inbound.mail_from or "",
+        rcpt_tos=inbound.rcpt_tos, peer=inbound.peer,
+    )

@@ -1,0 +1,1 @@
+"""Messages: parsing and decoding, addresses, line ends, Message-IDs and reply tokens."""

@@ -1,0 +1,48 @@
+"""Which SMTP recipients the domain accepts: its own mailboxes, never a relay.
+
+Everything that is not plainly `login[+token]@our-domain` is refused, including the old
+relay tricks (`user%other@domain`, `@domain:user@other`, `"user@other"@domain`,
+`other!user@domain`), which some mail systems would forward elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+
+_LOCAL = re.compile(r"^([a-z0-9](?:[a-z0-9._-]*[a-z0-9])?)(?:\+([a-z0-9._-]{1,64}))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    address: str  # as the client gave it
+    login: str  # the domain mailbox
+    token: str | None  # the part after "+", e.g. a reply token
+
+
+class Refused(Exception):
+    """A recipient we do not accept; the message is the SMTP reply."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+
+
+def classify_recipient(address: str, domain: str, mailboxes: Container[str]) -> Recipient:
+    """The domain mailbox `address` names, or Refused with the reply to give."""
+    text = address.strip()
+    if text.startswith("@") or ":" in text.split("@")[0]:
+        raise Refused(f"550 5.7.1 <{text}>: source routes are not accepted; this server is not a relay")
+    local, at, host = text.rpartition("@")
+    if not at or not local or not host:
+        raise Refused(f"501 5.1.3 <{text}>: bad recipient address syntax")
+    host = host.lower().rstrip(".")
+    if host.startswith("[") or host != domain:
+        raise Refused(f"554 5.7.1 <{text}>: relay access denied")
+    if any(c in local for c in '%!"@\\ '):
+        raise Refused(f"550 5.7.1 <{text}>: relay tricks are not accepted; this server is not a relay")
+    match = _LOCAL.match(local.lower())
+    if match is None or match[1] not in mailboxes:
+        raise Refused(f"550 5.1.1 <{text}>: no such mailbox here")
+    return Recipient(text, match[1], match[2])

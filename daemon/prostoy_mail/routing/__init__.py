@@ -1,0 +1,1 @@
+"""Routing of inbound mail: pure functions over values (no I/O, no store, no asyncio)."""

@@ -1,0 +1,124 @@
+"""The one routing function: replies, global rules, the mailbox's own rules, fallback.
+
+1. A reply to mail sent from a task goes to that task; nothing else is consulted.
+2. Global rules, in order.
+3. The rules of each mailbox or gateway the message came through, in order, but only
+   when no global rule matched.
+4. Fallback, per mailbox, when no rule matched: its fallback task (a personal mailbox's
+   owner's personal task, else the mailbox's own task).
+
+`comment` adds a target (a task receives a message at most once), `ignore` discards the
+message altogether (no task, no fallback, no further rules), `stop` ends the checking of
+that list of rules. Every rule checked is recorded, so an admin can see why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .rules import GLOBAL, Facts, RoutingRule
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A domain mailbox or gateway that a message arrived through."""
+
+    key: str  # "mailbox:<login>" or "gateway:<email>"
+    rules: tuple[RoutingRule, ...]
+    fallback_task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    global_rules: tuple[RoutingRule, ...] = ()
+    scopes: Mapping[str, Scope] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    task_id: int
+    routed_by: tuple[str, ...]  # rule names, "reply" or "fallback"
+    assign_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCheck:
+    rule: str
+    scope: str
+    matched: bool
+    why: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    targets: tuple[Target, ...]
+    checks: tuple[RuleCheck, ...] = ()  # filled when a trace is asked for, e.g. by `rule explain`
+    ignored_by: str | None = None
+    delete_after: bool = False
+    reply: bool = False
+
+    @property
+    def rule_hits(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for t in self.targets for name in t.routed_by))
+
+
+class _Collector:
+    def __init__(self, trace: bool) -> None:
+        self.trace = trace
+        self.targets: dict[int, Target] = {}
+        self.checks: list[RuleCheck] = []
+        self.ignored_by: str | None = None
+        self.delete_after = False
+
+    def add(self, task_id: int, by: str, assign_to: str | None = None) -> None:
+        old = self.targets.get(task_id)
+        if old is None:
+            self.targets[task_id] = Target(task_id, (by,), assign_to)
+        elif by not in old.routed_by:
+            self.targets[task_id] = Target(task_id, (*old.routed_by, by), old.assign_to or assign_to)
+
+    def run(self, rules: Sequence[RoutingRule], facts: Facts) -> bool:
+        """Check `rules` in order; whether any matched."""
+        any_matched = False
+        for rule in rules:
+            matched, why = rule.check(facts)
+            if self.trace:
+                self.checks.append(RuleCheck(rule.name, rule.scope, matched, why))
+            if not matched:
+                continue
+            any_matched = True
+            self.delete_after |= rule.delete_after
+            if rule.action == "ignore":
+                self.ignored_by = rule.name
+                self.targets.clear()
+                return True
+            assert rule.task_id is not None
+            self.add(rule.task_id, rule.name, rule.assign_to)
+            if rule.stop:
+                break
+        return any_matched
+
+
+def route(facts: Facts, table: RoutingTable, scope_keys: Sequence[str], reply_task_id: int | None = None,
+          *, trace: bool = False) -> Decision:
+    """Where a message goes. `scope_keys`: the mailboxes/gateways it came through."""
+    if reply_task_id is not None:
+        return Decision(targets=(Target(reply_task_id, ("reply",)),), reply=True)
+    out = _Collector(trace)
+    global_matched = out.run(table.global_rules, facts)
+    for key in scope_keys:
+        if out.ignored_by is not None:
+            break
+        scope = table.scopes.get(key)
+        if scope is None:
+            continue
+        scope_matched = False if global_matched else out.run(scope.rules, facts)
+        if not (global_matched or scope_matched):
+            out.add(scope.fallback_task_id, "fallback")
+    if out.ignored_by is not None:
+        out.targets.clear()
+    return Decision(tuple(out.targets.values()), tuple(out.checks), out.ignored_by, out.delete_after)
+
+
+__all__ = ["GLOBAL", "Decision", "RoutingTable", "RuleCheck", "Scope", "Target", "route"]

@@ -1,0 +1,121 @@
+"""Inbound SMTP for the domain: mail for its mailboxes, never a relay, 250 only when stored.
+
+The handler only strips the protocol: recipients are checked against the domain's
+mailboxes, the data's line ends are made clean, and the message goes to the one intake.
+It answers 250 after the intake's transaction has committed; anything that goes wrong
+before that gets 451 4.3.0, so the sender keeps the message and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.model import Config, SmtpLimits
+from ..mail.addresses import Recipient, Refused, classify_recipient
+from ..mail.line_ends import SmuggledMessage, normalise_line_ends
+from .server import BoundedSMTP, ConnectionLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the SMTP side hands to the intake."""
+
+    raw: bytes
+    mail_from: str
+    recipients: tuple[Recipient, ...]
+    peer: str
+
+
+Deliver = Callable[[Delivery], Awaitable[str]]  # returns a queue id for the 250 reply
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the listener accepts; replaced as a whole on reload."""
+
+    domain: str
+    mailboxes: frozenset[str]
+    limits: SmtpLimits
+
+    @classmethod
+    def of(cls, config: Config) -> Policy:
+        return cls(config.daemon.domain, frozenset(m.login for m in config.mailboxes), config.smtp)
+
+
+class InboundHandler:
+    def __init__(self, policy: Policy, deliver: Deliver) -> None:
+        self.policy = policy
+        self.deliver = deliver
+        self.in_data = 0  # sessions now storing a message (a clean stop waits for them)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.recipients = []
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        policy = self.policy
+        recipients: list[Recipient] = getattr(envelope, "recipients", [])
+        if len(recipients) >= policy.limits.max_recipients:
+            return f"452 4.5.3 Too many recipients (at most {policy.limits.max_recipients} per message)"
+        try:
+            recipient = classify_recipient(address, policy.domain, policy.mailboxes)
+        except Refused as refused:
+            log.info("%s: refused recipient %r: %s", _peer(session), address, refused.reply)
+            return refused.reply
+        recipients.append(recipient)
+        envelope.recipients = recipients
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        peer = _peer(session)
+        try:
+            raw = normalise_line_ends(envelope.original_content or b"")
+        except SmuggledMessage:
+            log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
+            return "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
+        delivery = Delivery(raw, envelope.mail_from or "", tuple(getattr(envelope, "recipients", [])), peer)
+        self.in_data += 1
+        try:
+            queue_id = await self.deliver(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: could not store a message; answering 451", peer)
+            return "451 4.3.0 Temporary failure storing the message, please try again later"
+        finally:
+            self.in_data -= 1
+        return f"250 2.0.0 Ok: stored as {queue_id}"
+
+
+def _peer(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+
+
+def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimiter:
+    """The listener's protocol factory, bounded by the policy's limits at the time of binding."""
+    limits = handler.policy.limits
+
+    # aiosmtpd reads its line length limit from the class: one subclass per limit value.
+    session_class = type("InboundSMTP", (BoundedSMTP,), {"line_length_limit": limits.max_line_length})
+
+    def make(on_close: Callable[[], None]) -> asyncio.BaseProtocol:
+        protocol: asyncio.BaseProtocol = session_class(
+            handler, handler.policy.limits, on_close, hostname=hostname, enable_SMTPUTF8=True,
+            ident="prostoy-mail ESMTP",
+        )
+        return protocol
+
+    return ConnectionLimiter(limits, make)

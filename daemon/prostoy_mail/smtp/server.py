@@ -1,0 +1,140 @@
+"""aiosmtpd's SMTP protocol with the bounds a public listener needs.
+
+aiosmtpd has no limits on connections, errors or session time, and answers some errors
+without enhanced status codes; this subclass adds those. It reaches into aiosmtpd
+internals (`push`, `_timeout_cb`), so aiosmtpd is pinned to 1.4.x in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from ..config.model import SmtpLimits
+
+log = logging.getLogger(__name__)
+
+# aiosmtpd's stock replies that lack an enhanced status code (RFC 3463), and ours for them.
+_ENHANCED = {
+    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed limit",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+    "500 Command line too long": "500 5.5.2 Command line too long",
+    "500 Error: bad syntax": "500 5.5.2 Error: bad syntax",
+    "503 Error: send HELO first": "503 5.5.1 Error: send HELO first",
+    "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
+    "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
+    "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
+}
+
+
+class Refuse(asyncio.Protocol):
+    """Answers a connection over a limit with 421 and closes it."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(self.reply.encode() + b"\r\n")
+        transport.close()
+
+
+class BoundedSMTP(SMTP):
+    """One SMTP session, with an error budget and a limit on its whole duration."""
+
+    def __init__(self, handler: Any, limits: SmtpLimits, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(handler, data_size_limit=limits.max_message_size, timeout=limits.idle_timeout,
+                         **kwargs)
+        self.limits = limits
+        self.errors = 0
+        self._on_close = on_close
+        self._session_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self._session_timer is None
+        super().connection_made(transport)
+        if first:  # not again after STARTTLS
+            self._session_timer = self.loop.call_later(self.limits.session_timeout, self._session_over)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None  # type: ignore[assignment]
+        super().connection_lost(error)
+
+    def _peer(self) -> object:
+        return None if self.session is None else self.session.peer
+
+    def _session_over(self) -> None:
+        log.info("%s: session time limit (%ss) reached", self._peer(), self.limits.session_timeout)
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
+            self.transport.close()
+
+    async def push(self, status: str) -> None:  # type: ignore[override]
+        status = _ENHANCED.get(status, status)
+        if status[:1] == "5":
+            self.errors += 1
+        await super().push(status)
+        if self.errors >= self.limits.max_errors and self.transport is not None:
+            log.info("%s: %d errors in one session, closing it", self._peer(), self.errors)
+            await super().push("421 4.7.0 Too many errors, closing connection")
+            self.transport.close()
+
+
+class ConnectionLimiter:
+    """The protocol factory of a listener: bounds connections in total and per client address."""
+
+    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol]) -> None:
+        self.limits = limits
+        self.make = make
+        self.active = 0
+        self.per_ip: dict[str, int] = {}
+        self.pending_peer: str | None = None
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        return _PeerProbe(self)
+
+    def open(self, ip: str) -> asyncio.BaseProtocol:
+        if self.active >= self.limits.max_connections:
+            return Refuse("421 4.3.2 Too many connections, try again later")
+        if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
+            log.info("%s: refused, already %d connections from this address", ip, self.per_ip[ip])
+            return Refuse("421 4.7.0 Too many connections from your address, try again later")
+        self.active += 1
+        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+
+        def closed() -> None:
+            self.active -= 1
+            left = self.per_ip.get(ip, 1) - 1
+            if left:
+                self.per_ip[ip] = left
+            else:
+                self.per_ip.pop(ip, None)
+
+        return self.make(closed)
+
+
+class _PeerProbe(asyncio.Protocol):
+    """Learns the client's address, then hands the connection to the real protocol.
+
+    asyncio's protocol factory is called before the peer is known; this thin first
+    protocol chooses between the SMTP session and a 421 once it is.
+    """
+
+    def __init__(self, limiter: ConnectionLimiter) -> None:
+        self.limiter = limiter
+        self.inner: asyncio.BaseProtocol | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        self.inner = self.limiter.open(ip)
+        transport.set_protocol(self.inner)
+        self.inner.connection_made(transport)

@@ -1,0 +1,109 @@
+"""The store's one writer thread, with group commit.
+
+The event loop never touches the disk: it hands a job (a function of the store) to the
+writer and awaits its result. The writer takes every job waiting at that moment, runs
+each in a savepoint of one transaction, commits once (one fsync for the batch) and only
+then answers each job, so each caller learns of success only after its data is durable.
+A job that fails rolls back its own savepoint and fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_BATCH = 64
+
+
+@dataclass
+class _Job(Generic[T]):
+    fn: Callable[[SqliteStore], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+class StoreWriter:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+        self.batches = 0
+        self.jobs_done = 0
+
+    async def run(self, fn: Callable[[SqliteStore], T]) -> T:
+        """Run `fn(store)` on the writer thread; return once its transaction is committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, future, loop))
+        return await future
+
+    def close(self) -> None:
+        """Finish the jobs already handed in, then stop the thread and close the store."""
+        self._jobs.put(_STOP)
+        self._thread.join()
+        self.store.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is _STOP:
+                break
+            batch: list[_Job[Any]] = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Job[Any]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        db = self.store.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                try:
+                    with self.store.transaction():  # a savepoint inside the batch
+                        outcomes.append((True, job.fn(self.store)))
+                except Exception as exc:  # the job fails alone
+                    outcomes.append((False, exc))
+            db.execute("COMMIT")
+        except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is stored
+            log.error("store: a batch of %d jobs could not be committed: %s", len(batch), exc)
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except Exception:
+                    log.exception("store: rollback failed")
+            outcomes = [(False, exc)] * len(batch)
+        self.batches += 1
+        self.jobs_done += len(batch)
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller gave up (e.g. the SMTP client went away)
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
