@@ -85,6 +85,10 @@ class Daemon:
                  self._listening())
         systemd_notify.ready(self.status())
 
+    def bound_port(self, name: str) -> int:
+        """The port a listener is bound to (useful when the configuration says port 0)."""
+        return int(self.listeners[name].server.sockets[0].getsockname()[1])
+
     def _listening(self) -> str:
         return ", ".join(f"{name} {listener.endpoint}" for name, listener in self.listeners.items()) or "no listeners"
 

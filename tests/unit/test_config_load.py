@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from prostoy_mail.config.load import load_config, parse_config
 from prostoy_mail.errors import ConfigError
 
@@ -108,7 +107,7 @@ task = 12
     assert problems(text) == [
         'prostoy-mail.toml: daemon.domain: "not a domain" is not a domain name',
         "prostoy-mail.toml: daemon.colour: unknown key",
-        'prostoy-mail.toml: listen.smtp: must be "host:port" with a port from 1 to 65535, not "127.0.0.1"',
+        'prostoy-mail.toml: listen.smtp: must be "host:port" with a port from 0 to 65535, not "127.0.0.1"',
         "prostoy-mail.toml: smtp.max_recipients: must be a whole number, not true/false",
         "prostoy-mail.toml: mailboxes[1].login: \"Sales Team\" is not a valid mailbox login "
         "(lower-case letters, digits, '.', '_', '-')",

@@ -213,11 +213,13 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def _parse_endpoint(value: str, key: str, problems: _Problems) -> Endpoint | None:
+def _parse_endpoint(value: str, key: str, problems: _Problems, *, any_port: bool = False) -> Endpoint | None:
+    """`host:port`; with `any_port`, port 0 means any free port (for tests)."""
     host, sep, port_text = value.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-        problems.add(key, f'must be "host:port" with a port from 1 to 65535, not "{value}"')
+    lowest = 0 if any_port else 1
+    if not sep or not host or not port_text.isdigit() or not lowest <= int(port_text) <= 65535:
+        problems.add(key, f'must be "host:port" with a port from {lowest} to 65535, not "{value}"')
         return None
     return Endpoint(host, int(port_text))
 
@@ -362,13 +364,16 @@ def _read_daemon(t: _Table | None) -> DaemonSettings:
 def _read_listen(t: _Table | None, problems: _Problems) -> Listen:
     if t is None:
         return Listen()
-    endpoints = {name: t.endpoint(name) for name in LISTENER_NAMES}
+    endpoints: dict[str, Endpoint | None] = {}
+    for name in LISTENER_NAMES:
+        value = t.text(name)
+        endpoints[name] = None if value is None else _parse_endpoint(value, t.key(name), problems, any_port=True)
     t.done()
     seen: dict[Endpoint, str] = {}
     for name, endpoint in endpoints.items():
         if endpoint is None:
             continue
-        if endpoint in seen:
+        if endpoint in seen and endpoint.port:
             problems.add(f"listen.{name}", f"{endpoint} is already used by listen.{seen[endpoint]}")
         seen[endpoint] = name
     return Listen(**endpoints)

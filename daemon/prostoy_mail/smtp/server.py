@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # aiosmtpd's stock replies that lack an enhanced status code (RFC 3463), and ours for them.
 _ENHANCED = {
     "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed limit",
+    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message size exceeds fixed limit",
     "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
     "500 Command line too long": "500 5.5.2 Command line too long",
     "500 Error: bad syntax": "500 5.5.2 Error: bad syntax",
