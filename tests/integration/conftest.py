@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import smtplib
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -99,10 +100,8 @@ class RawSmtp:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 Setup = Callable[[SqliteStore], None]

@@ -35,7 +35,7 @@ class Condition:
 
     @classmethod
     def of(cls, field: Field, items: Iterable[str]) -> Condition:
-        return cls(field, tuple(i.casefold() for i in items if i.strip()))
+        return cls(field, tuple(i.strip().casefold() for i in items if i.strip()))
 
     def first_match(self, facts: Facts) -> str | None:
         """The item that matches, or None."""

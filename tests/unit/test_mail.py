@@ -1,0 +1,193 @@
+"""Decoding of messages as a good mail client shows them, bounded on hostile structure."""
+
+from __future__ import annotations
+
+import base64
+import email.header
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prostoy_mail.mail.addresses import Refused, classify_recipient
+from prostoy_mail.mail.headers import decode_header_value
+from prostoy_mail.mail.line_ends import SmuggledMessage, normalise_line_ends
+from prostoy_mail.mail.parse import parse_message
+from prostoy_mail.mail.tokens import TaskTokens
+
+
+def encoded(text: str, charset: str, kind: str = "b") -> str:
+    return email.header.Header(text, charset).encode() if kind == "b" else \
+        "=?{}?q?{}?=".format(charset, "".join(f"={b:02X}" for b in text.encode(charset)))
+
+
+@pytest.mark.parametrize(
+    ("raw_subject", "shown"),
+    [
+        (encoded("Счёт на оплату", "utf-8").encode(), "Счёт на оплату"),
+        (encoded("Счёт на оплату", "koi8-r").encode(), "Счёт на оплату"),
+        (encoded("Привет", "windows-1251", "q").encode(), "Привет"),
+        # adjacent encoded words are joined without the space between them
+        (b"=?utf-8?b?0J/RgNC4?= =?utf-8?b?0LLQtdGC?=", "Привет"),
+        # raw 8-bit headers, as Russian mail often has them
+        ("Привет из 1251".encode("cp1251"), "Привет из 1251"),
+        ("Привет из КОИ".encode("koi8-r"), "Привет из КОИ"),
+        ("Привет в UTF-8".encode(), "Привет в UTF-8"),
+        # broken ones never raise
+        (b"=?x-unknown?q?abc?=", "abc"),
+        (b"=?utf-8?b?/w==?= ok", "\ufffd ok"),
+        (b"plain ascii", "plain ascii"),
+    ],
+)
+def test_subjects_are_decoded(raw_subject: bytes, shown: str) -> None:
+    parsed = parse_message(b"Subject: " + raw_subject + b"\r\nFrom: a@b.ru\r\n\r\nbody\r\n")
+    assert parsed.subject == shown
+
+
+def test_a_decoded_header_never_becomes_a_header() -> None:
+    evil = base64.b64encode(b"hello\r\nBcc: victim@example.org").decode()
+    raw = f"Subject: =?utf-8?b?{evil}?=\r\nFrom: a@b.ru\r\n\r\nbody\r\n".encode()
+    parsed = parse_message(raw)
+    assert "\n" not in parsed.subject and "\r" not in parsed.subject
+    assert parsed.subject == "hello  Bcc: victim@example.org"
+
+
+def test_names_and_addresses() -> None:
+    raw = ("From: =?koi8-r?b?" + base64.b64encode("Иван Петров".encode("koi8-r")).decode()
+           + "?= <Ivan@Client.RU>\r\nTo: a@x.ru, \"Б\" <B@X.RU>\r\nCc: c@x.ru\r\n"
+           "In-Reply-To: <one@x>\r\nReferences: <zero@x> <one@x>\r\nMessage-ID: <me@x>\r\n\r\nbody\r\n").encode()
+    parsed = parse_message(raw)
+    assert (parsed.from_name, parsed.from_addr) == ("Иван Петров", "ivan@client.ru")
+    assert parsed.to == ("a@x.ru", "b@x.ru") and parsed.cc == ("c@x.ru",)
+    assert parsed.in_reply_to == ("one@x",) and parsed.references == ("zero@x", "one@x")
+    assert parsed.message_id == "me@x"
+
+
+ATTACHMENTS = b"""\
+From: a@b.ru\r
+Subject: files\r
+MIME-Version: 1.0\r
+Content-Type: multipart/mixed; boundary="XX"\r
+\r
+--XX\r
+Content-Type: multipart/alternative; boundary="YY"\r
+\r
+--YY\r
+Content-Type: text/html; charset=windows-1251\r
+Content-Transfer-Encoding: 8bit\r
+\r
+<html><head><style>p {color: red}</style></head><body><p>\xc4\xee\xe1\xf0\xfb\xe9 \xe4\xe5\xed\xfc</p><p>see <a href="https://x.ru/a">this</a></p></body></html>\r
+--YY--\r
+--XX\r
+Content-Type: application/pdf; name="=?utf-8?b?0KHRh9GR0YIucGRm?="\r
+Content-Disposition: attachment; filename="=?utf-8?b?0KHRh9GR0YIucGRm?="\r
+Content-Transfer-Encoding: base64\r
+\r
+JVBERi0xLjQK\r
+--XX\r
+Content-Type: text/plain\r
+Content-Disposition: attachment; filename*=utf-8''%D0%B0%D0%BA%D1%82.txt\r
+\r
+act\r
+--XX--\r
+"""
+
+
+def test_html_body_becomes_text_and_attachments_are_listed() -> None:
+    parsed = parse_message(ATTACHMENTS)
+    assert parsed.text == "Добрый день\n\nsee this <https://x.ru/a>"
+    assert [(a.filename, a.content_type, a.size) for a in parsed.attachments] == [
+        ("Счёт.pdf", "application/pdf", 9), ("акт.txt", "text/plain", 3)]
+
+
+def test_plain_text_is_preferred_over_html() -> None:
+    raw = (b"Content-Type: multipart/alternative; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain; charset=koi8-r\r\n"
+           b"\r\n" + "Текст".encode("koi8-r") + b"\r\n--B\r\nContent-Type: text/html\r\n\r\n<b>HTML</b>\r\n--B--\r\n")
+    assert parse_message(raw).text == "Текст"
+
+
+@pytest.mark.parametrize(
+    ("headers", "mail_from", "bounce", "auto_reply"),
+    [
+        (b"From: a@b.ru\r\n", "a@b.ru", False, False),
+        (b"From: MAILER-DAEMON@b.ru\r\n", "", True, False),
+        (b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n", "x@y.ru", True, False),
+        (b"Auto-Submitted: auto-replied\r\n", "a@b.ru", False, True),
+        (b"Auto-Submitted: no\r\n", "a@b.ru", False, False),
+        (b"Precedence: bulk\r\n", "a@b.ru", False, True),
+        (b"X-Autoreply: yes\r\n", "a@b.ru", False, True),
+    ],
+)
+def test_bounces_and_auto_replies_are_marked(headers: bytes, mail_from: str, bounce: bool, auto_reply: bool) -> None:
+    parsed = parse_message(headers + b"Subject: x\r\n\r\nbody\r\n", mail_from)
+    assert (parsed.bounce, parsed.auto_reply) == (bounce, auto_reply)
+
+
+def test_deeply_nested_mime_does_not_crash() -> None:
+    depth = 1000
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(depth))
+    tail = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(depth)))
+    raw = b"Subject: deep\r\n" + head + b"Content-Type: text/plain\r\n\r\ninnermost\r\n" + tail
+    parsed = parse_message(raw)
+    assert parsed.subject == "deep"  # the headers are always there; deep parts are not descended into
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_parse_without_an_exception(raw: bytes) -> None:
+    parsed = parse_message(raw)
+    assert isinstance(parsed.subject, str) and isinstance(parsed.text, str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_header_text_decodes_to_one_line(value: str) -> None:
+    shown = decode_header_value(value)
+    assert "\n" not in shown and "\r" not in shown
+
+
+def test_tokens_round_trip_and_forgeries_fail() -> None:
+    tokens = TaskTokens(b"k" * 32)
+    message_id = tokens.message_id(42, "mx.example.test")
+    assert message_id.endswith("@mx.example.test") and tokens.task_of_message_id(message_id) == 42
+    forged = message_id.replace("pm.42.", "pm.43.")
+    assert tokens.task_of_message_id(forged) is None
+    assert TaskTokens(b"other key" * 4).task_of_message_id(message_id) is None
+    address = tokens.reply_address("sales", 42, "example.test")
+    token = address.split("+")[1].split("@")[0]
+    assert tokens.task_of_address_token("sales", token) == 42
+    assert tokens.task_of_address_token("info", token) is None  # bound to the mailbox
+    assert tokens.task_of_address_token("sales", token.upper()) == 42  # addresses ignore case
+    assert tokens.task_of_address_token("sales", "t43." + token.split(".")[1]) is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+        (b"a\nb\n", b"a\r\nb\r\n"),
+        (b"a\rb\r\n", b"a\r\nb\r\n"),
+        (b"a\r\n.\r\nb\r\n", b"a\r\n.\r\nb\r\n"),  # an unstuffed ".." line stays
+    ],
+)
+def test_line_ends_are_normalised(data: bytes, expected: bytes) -> None:
+    assert normalise_line_ends(data) == expected
+
+
+@pytest.mark.parametrize("data", [b"a\n.\nb", b"a\r.\rb", b"a\r\n.\nb", b".\nb", b"a\n.\r\nb"])
+def test_smuggled_end_of_data_is_refused(data: bytes) -> None:
+    with pytest.raises(SmuggledMessage):
+        normalise_line_ends(data)
+
+
+def test_recipients() -> None:
+    boxes = {"sales", "info"}
+    r = classify_recipient("Sales+T42.abc@Example.Test", "example.test", boxes)
+    assert (r.login, r.token) == ("sales", "t42.abc")
+    for address, code in [("x@example.test", "550 5.1.1"), ("sales@other.test", "554 5.7.1"),
+                          ("a%b@example.test", "550 5.7.1"), ("b!a@example.test", "550 5.7.1"),
+                          ('"a@b"@example.test', "550 5.7.1"), ("@example.test:a@b.c", "550 5.7.1"),
+                          ("no-at-sign", "501 5.1.3")]:
+        with pytest.raises(Refused) as err:
+            classify_recipient(address, "example.test", boxes)
+        assert err.value.reply.startswith(code), (address, err.value.reply)
