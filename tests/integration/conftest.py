@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.ports import Comment

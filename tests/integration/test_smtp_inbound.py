@@ -7,6 +7,7 @@ import smtplib
 from typing import Any
 
 import pytest
+
 from prostoy_mail.store.sqlite import SqliteStore
 
 MAILBOXES = """

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from prostoy_mail.config.edit import ConfigDocument, atomic_write
 from prostoy_mail.config.model import Endpoint
 from prostoy_mail.errors import ConfigError, ProstoyMailError

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from prostoy_mail.config.load import load_config, parse_config
 from prostoy_mail.errors import ConfigError
 

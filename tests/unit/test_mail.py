@@ -33,6 +33,10 @@ def encoded(text: str, charset: str, kind: str = "b") -> str:
         ("Привет из 1251".encode("cp1251"), "Привет из 1251"),
         ("Привет из КОИ".encode("koi8-r"), "Привет из КОИ"),
         ("Привет в UTF-8".encode(), "Привет в UTF-8"),
+        ("СЧЁТ НА ОПЛАТУ".encode("koi8-r"), "СЧЁТ НА ОПЛАТУ"),  # all capitals, too
+        ("СЧЁТ НА ОПЛАТУ".encode("cp1251"), "СЧЁТ НА ОПЛАТУ"),
+        ("Счёт".encode("koi8-r"), "Счёт"),
+        ("Re: отчёт за май".encode("cp1251"), "Re: отчёт за май"),
         # broken ones never raise
         (b"=?x-unknown?q?abc?=", "abc"),
         (b"=?utf-8?b?/w==?= ok", "\ufffd ok"),

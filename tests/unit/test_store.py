@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from prostoy_mail.errors import Conflict, NotFound
 from prostoy_mail.store.ports import CommentTarget, MessageRecord
 from prostoy_mail.store.schema import SCHEMA_VERSION

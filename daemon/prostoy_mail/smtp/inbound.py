@@ -56,7 +56,7 @@ class InboundHandler:
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
                           mail_options: list[str]) -> str:
-        envelope.mail_from = address
+        envelope.mail_from = address  # the null sender arrives as "<>" (and must stay truthy for aiosmtpd)
         envelope.mail_options.extend(mail_options)
         envelope.recipients = []
         return "250 2.1.0 Ok"
@@ -85,7 +85,8 @@ class InboundHandler:
         except SmuggledMessage:
             log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
             return "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
-        delivery = Delivery(raw, envelope.mail_from or "", tuple(getattr(envelope, "recipients", [])), peer)
+        mail_from = "" if envelope.mail_from in ("<>", None) else envelope.mail_from
+        delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer)
         self.in_data += 1
         try:
             queue_id = await self.deliver(delivery)
