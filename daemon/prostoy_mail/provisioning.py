@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .config.model import Config, Gateway, Mailbox, Rule
 from .errors import ConfigError, Problem, ProstoyMailError
+from .routing.index import RuleList
 from .routing.router import RoutingTable, Scope
 from .routing.rules import GLOBAL, Condition, RoutingRule
 from .store.ports import Task, TaskStore
@@ -97,11 +98,11 @@ def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
     for mailbox in config.mailboxes:
         key = mailbox_source_key(mailbox.login)
         own = ensure_mailbox_task(config, store, mailbox).id
-        scopes[key] = Scope(key, tuple(r for r in compiled if r.scope == key),
+        scopes[key] = Scope(key, RuleList([r for r in compiled if r.scope == key]),
                             personal_task_id(store, mailbox.owner) or own)
     for gateway in config.gateways:
         key = gateway_source_key(gateway.email)
         own = ensure_gateway_task(config, store, gateway).id
-        scopes[key] = Scope(key, tuple(r for r in compiled if r.scope == key),
+        scopes[key] = Scope(key, RuleList([r for r in compiled if r.scope == key]),
                             personal_task_id(store, gateway.personal_for) or own)
-    return RoutingTable(tuple(r for r in compiled if r.scope == GLOBAL), scopes)
+    return RoutingTable(RuleList([r for r in compiled if r.scope == GLOBAL]), scopes)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from prostoy_mail.routing.index import RuleList
 from prostoy_mail.routing.router import RoutingTable, Scope, route
 from prostoy_mail.routing.rules import GLOBAL, Condition, Facts, RoutingRule
 
@@ -23,11 +26,11 @@ def rule(name: str, scope: str = GLOBAL, *, subject: str = "", senders: str = ""
 
 def table(*rules: RoutingRule) -> RoutingTable:
     scopes = {
-        SALES: Scope(SALES, tuple(r for r in rules if r.scope == SALES), SALES_TASK),
-        INFO: Scope(INFO, tuple(r for r in rules if r.scope == INFO), INFO_TASK),
-        GW: Scope(GW, tuple(r for r in rules if r.scope == GW), IVAN_PERSONAL),  # personal_for ivan
+        SALES: Scope(SALES, RuleList([r for r in rules if r.scope == SALES]), SALES_TASK),
+        INFO: Scope(INFO, RuleList([r for r in rules if r.scope == INFO]), INFO_TASK),
+        GW: Scope(GW, RuleList([r for r in rules if r.scope == GW]), IVAN_PERSONAL),  # personal_for ivan
     }
-    return RoutingTable(tuple(r for r in rules if r.scope == GLOBAL), scopes)
+    return RoutingTable(RuleList([r for r in rules if r.scope == GLOBAL]), scopes)
 
 
 INVOICE = Facts.of("СЧЁТ № 15 от ООО Ромашка", "Buh@Client.RU", ["sales@example.test", "boss@client.ru"])
@@ -106,3 +109,27 @@ def test_ten_thousand_rules_route_correctly() -> None:
     rules = [rule(f"r{i}", subject=f"[тема {i}]", task=1000 + i) for i in range(10_000)]
     facts = Facts.of("Re: [ТЕМА 9999] отчёт", "a@b.c", [])
     assert where(facts, table(*rules)) == [(10_999, ("r9999",))]
+
+
+WORDS = st.sampled_from(["счёт", "СЧЁТ", "invoice", "inv", "@client.ru", "buh", "ё", "a", "oice", "ромашка", "boss@"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    rules=st.lists(st.tuples(st.lists(WORDS, max_size=3), st.lists(WORDS, max_size=2), st.lists(WORDS, max_size=2),
+                             st.booleans(), st.booleans(), st.integers(1, 4)), max_size=12),
+    subject=st.lists(WORDS, max_size=4).map(" ".join),
+    sender=st.lists(WORDS, max_size=2).map("".join),
+    recipients=st.lists(st.lists(WORDS, max_size=2).map("".join), max_size=3),
+)
+def test_the_index_finds_what_checking_every_rule_finds(
+        rules: list[tuple[list[str], list[str], list[str], bool, bool, int]], subject: str, sender: str,
+        recipients: list[str]) -> None:
+    compiled = [rule(f"r{i}", subject=",".join(s), senders=",".join(f), recipients=",".join(r), ignore=ign,
+                     stop=stop, task=task) for i, (s, f, r, ign, stop, task) in enumerate(rules)]
+    facts = Facts.of(subject, sender, recipients)
+    brute = [r for r in compiled if r.check(facts)[0]]
+    assert RuleList(compiled).matching(facts) == brute
+    fast = route(facts, table(*compiled), (SALES,))
+    traced = route(facts, table(*compiled), (SALES,), trace=True)
+    assert (fast.targets, fast.ignored_by) == (traced.targets, traced.ignored_by)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .rules import GLOBAL, Facts, RoutingRule
+from .index import RuleList
+from .rules import GLOBAL, Facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +26,13 @@ class Scope:
     """A domain mailbox or gateway that a message arrived through."""
 
     key: str  # "mailbox:<login>" or "gateway:<email>"
-    rules: tuple[RoutingRule, ...]
+    rules: RuleList
     fallback_task_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
-    global_rules: tuple[RoutingRule, ...] = ()
+    global_rules: RuleList = field(default_factory=lambda: RuleList(()))
     scopes: Mapping[str, Scope] = field(default_factory=dict)
 
 
@@ -78,15 +79,19 @@ class _Collector:
         elif by not in old.routed_by:
             self.targets[task_id] = Target(task_id, (*old.routed_by, by), old.assign_to or assign_to)
 
-    def run(self, rules: Sequence[RoutingRule], facts: Facts) -> bool:
-        """Check `rules` in order; whether any matched."""
+    def run(self, rules: RuleList, facts: Facts) -> bool:
+        """Apply the matching rules of `rules` in order; whether any matched."""
         any_matched = False
-        for rule in rules:
-            matched, why = rule.check(facts)
-            if self.trace:
+        if self.trace:  # check every rule, to say why each did or did not match
+            matching = []
+            for rule in rules:
+                matched, why = rule.check(facts)
                 self.checks.append(RuleCheck(rule.name, rule.scope, matched, why))
-            if not matched:
-                continue
+                if matched:
+                    matching.append(rule)
+        else:
+            matching = rules.matching(facts)
+        for rule in matching:
             any_matched = True
             self.delete_after |= rule.delete_after
             if rule.action == "ignore":
