@@ -102,7 +102,8 @@ class Null:
         return "250 OK"
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Null(), hostname="null.test", loop=loop), "127.0.0.1", int(sys.argv[1]))
+    factory = lambda: SMTP(Null(), hostname="null.test", loop=loop)
+    server = await loop.create_server(factory, "127.0.0.1", int(sys.argv[1]))
     await server.serve_forever()
 asyncio.run(main())
 """

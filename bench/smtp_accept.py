@@ -22,11 +22,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import NullAiosmtpd, PrivatePostfix, free_port, smtp_source, wait_port  # noqa: E402
+from peers import NullAiosmtpd, PrivatePostfix, free_port, smtp_source, wait_port
 
 DOMAIN = "bench.test"
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP
 
 from ..config.model import SmtpLimits
 
@@ -44,8 +44,39 @@ class Refuse(asyncio.Protocol):
         transport.close()
 
 
+_END_OF_DATA = b"\r\n.\r\n"
+_CHUNK = 256 * 1024
+
+
+def _longest_line(raw: bytes) -> int:
+    return max(map(len, raw.split(b"\r\n")), default=0)
+
+
+def _first_problem(raw: bytes, limit: int, line_limit: int, *, complete: bool) -> str:
+    """Which limit aiosmtpd would report for these data lines: the first one broken, in order."""
+    lines = raw.split(b"\r\n")
+    last = lines.pop()  # after the final CRLF: empty when complete, else a partial line
+    count = 0
+    for line in lines:
+        if len(line) + 2 > line_limit:
+            return "500 Line too long (see RFC5321 4.5.3.1.6)"
+        count += len(line) + 2
+        if limit and count > limit:
+            return "552 Error: Too much mail data"
+    if not complete and len(last) + 2 > line_limit:
+        return "500 Line too long (see RFC5321 4.5.3.1.6)"
+    return "552 Error: Too much mail data"
+
+
 class BoundedSMTP(SMTP):
-    """One SMTP session, with an error budget and a limit on its whole duration."""
+    """One SMTP session, with an error budget, a limit on its whole duration, and a fast DATA.
+
+    aiosmtpd reads DATA one line at a time with per-line Python work (about 6 µs a line,
+    which caps a core at 11-14 MB/s). `smtp_DATA` here reads large chunks and does the
+    end-of-data search and the dot-unstuffing with bytes operations; it gives the same
+    replies and the same bytes as aiosmtpd's (tests/integration/test_smtp_data_reader.py
+    compares the two over real TCP). Only `<CRLF>.<CRLF>` ends the data.
+"""
 
     def __init__(self, handler: Any, limits: SmtpLimits, on_close: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(handler, data_size_limit=limits.max_message_size, timeout=limits.idle_timeout,
@@ -77,6 +108,74 @@ class BoundedSMTP(SMTP):
         if isinstance(self.transport, asyncio.WriteTransport):
             self.transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
             self.transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            content, problem = await self._read_data()
+        except asyncio.CancelledError:
+            log.info("%s: connection lost during DATA", self._peer())
+            self._writer.close()
+            raise
+        if problem is not None:
+            await self.push(problem)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> tuple[bytes, str | None]:
+        """The data up to `<CRLF>.<CRLF>`, dot-unstuffed, or the reply for what was wrong."""
+        reader = self._reader
+        limit = self.data_size_limit or 0
+        # Enough of an oversized message to tell which limit it broke first, as aiosmtpd does.
+        keep = limit + self.line_length_limit + 8 if limit else 0
+        # A leading CRLF lets the end marker and the first line's dot be found like any other.
+        data = bytearray(b"\r\n")
+        tail = b""  # the last bytes seen, once `data` no longer grows: the end marker may start there
+        overflow = False
+        while True:
+            chunk = await reader.read(_CHUNK)
+            if not chunk:  # the client closed mid-DATA; aiosmtpd cancels us on EOF anyway
+                raise asyncio.CancelledError
+            self._reset_timeout()  # a slow but steady sender is not idle
+            if not overflow:
+                search_from = max(0, len(data) - 4)
+                data += chunk
+                end = data.find(_END_OF_DATA, search_from)
+                if end >= 0:
+                    rest = bytes(data[end + len(_END_OF_DATA):])
+                    del data[end + 2:]
+                    break
+                if keep and len(data) > keep:
+                    overflow, tail = True, bytes(data[-4:])
+                continue
+            window = tail + chunk
+            end = window.find(_END_OF_DATA)
+            if end >= 0:
+                rest = window[end + len(_END_OF_DATA):]
+                break
+            tail = window[-4:]
+        if rest:  # pipelined commands after the data (e.g. QUIT): back to the reader
+            reader._buffer[0:0] = rest  # type: ignore[attr-defined]
+        raw = bytes(data)[2:]
+        if overflow or (limit and len(raw) > limit) or _longest_line(raw) + 2 > self.line_length_limit:
+            return b"", _first_problem(raw, limit, self.line_length_limit, complete=not overflow)
+        return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:], None
 
     async def push(self, status: str) -> None:  # type: ignore[override]
         status = _ENHANCED.get(status, status)

@@ -1,0 +1,109 @@
+"""Our chunked DATA reader against aiosmtpd's own, over real TCP: same replies, same bytes.
+
+The reader subclasses aiosmtpd internals (aiosmtpd is pinned to 1.4.x); this differential
+test is what keeps the two in step: random bodies with dots, bare CR/LF, smuggling
+sequences, long lines and sizes around the limit, sent in random fragments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from prostoy_mail.config.model import SmtpLimits
+from prostoy_mail.smtp.server import BoundedSMTP
+
+LIMIT = 3000  # data size limit for both servers
+LINE_LIMIT = 1001
+
+
+@dataclass
+class Recorder:
+    contents: list[bytes] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.contents.append(envelope.original_content)
+        return "250 OK"
+
+
+class Ours(BoundedSMTP):
+    line_length_limit = LINE_LIMIT
+
+
+def stock(recorder: Recorder) -> SMTP:
+    return SMTP(recorder, hostname="t", data_size_limit=LIMIT)
+
+
+def ours(recorder: Recorder) -> SMTP:
+    limits = SmtpLimits(max_message_size=LIMIT, max_errors=10_000, max_line_length=LINE_LIMIT)
+    return Ours(recorder, limits, lambda: None, hostname="t")
+
+
+async def conversation(make: Any, fragments: list[bytes]) -> tuple[list[str], list[bytes]]:
+    recorder = Recorder()
+    server = await asyncio.get_running_loop().create_server(lambda: make(recorder), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<d@e.f>\r\nDATA\r\n")
+    for fragment in fragments:
+        writer.write(fragment)
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    writer.write(b"\r\n.\r\nQUIT\r\n")  # whatever came before, this ends the data and the session
+    await writer.drain()
+    replies: list[str] = []
+    try:
+        while True:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            if not line:
+                break
+            if line[3:4] == b" ":
+                replies.append(line[:3].decode())
+    finally:
+        writer.close()
+        server.close()
+    return replies, recorder.contents
+
+
+LINES = st.sampled_from([b"", b".", b"..", b".x", b"hello", b"x" * 200, b"y" * 1100, b"\x00\xff", b"MAIL FROM:<z@z>"])
+ENDS = st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r"])
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> list[bytes]:
+    parts = draw(st.lists(st.tuples(LINES, ENDS), max_size=40))
+    body = b"".join(line + end for line, end in parts) + draw(LINES)
+    cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=6)))
+    return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if body[a:b]]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies())
+def test_same_replies_and_bytes_as_stock_aiosmtpd(fragments: list[bytes]) -> None:
+    async def both() -> None:
+        expected = await conversation(stock, fragments)
+        actual = await conversation(ours, fragments)
+        assert actual == expected
+
+    asyncio.run(both())
+
+
+def test_known_cases_match() -> None:
+    cases = [
+        [b""],
+        [b"..leading dot\r\n.\r", b"\n"],  # the end marker split across fragments
+        [b"a" * (LIMIT + 10)],  # over the size limit
+        [b"z" * 2000],  # an overlong line
+        [b"x\n.\nMAIL FROM:<evil@x>"],  # smuggling: not an end of data for either
+    ]
+
+    async def run() -> None:
+        for fragments in cases:
+            assert await conversation(ours, fragments) == await conversation(stock, fragments), fragments
+
+    asyncio.run(run())
