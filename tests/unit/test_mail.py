@@ -195,3 +195,28 @@ def test_recipients() -> None:
         with pytest.raises(Refused) as err:
             classify_recipient(address, "example.test", boxes)
         assert err.value.reply.startswith(code), (address, err.value.reply)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.text(max_size=300),
+    charset=st.sampled_from(["utf-8", "koi8-r", "windows-1251", "us-ascii"]),
+    encoding=st.sampled_from(["7bit", "8bit", "base64", "quoted-printable"]),
+    subtype=st.sampled_from(["plain", "html", "calendar"]),
+)
+def test_the_single_part_fast_path_reads_what_the_full_parser_reads(body: str, charset: str, encoding: str,
+                                                                    subtype: str) -> None:
+    import quopri
+    from email import message_from_bytes
+
+    from prostoy_mail.mail import parse as parse_module
+
+    data = body.replace("\r", "").replace("\n", "\r\n").encode(charset, "replace")
+    payload = {"base64": lambda d: base64.encodebytes(d).replace(b"\n", b"\r\n"),
+               "quoted-printable": lambda d: quopri.encodestring(d).replace(b"\n", b"\r\n")}.get(
+        encoding, lambda d: d)(data)
+    raw = (f"Subject: t\r\nContent-Type: text/{subtype}; charset={charset}\r\n"
+           f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode() + payload
+    fast = parse_module._body(parse_module._parse(raw))
+    full = parse_module._body(message_from_bytes(raw))
+    assert fast == full

@@ -8,7 +8,6 @@ and a message Python's parser cannot take apart still yields its headers.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
@@ -50,10 +49,7 @@ class ParsedMessage:
 
 def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
     """Parse `raw`; `mail_from` is the SMTP envelope sender ("" for a null sender) when known."""
-    try:
-        msg = message_from_bytes(raw, policy=compat32)
-    except RecursionError:  # absurd nesting: keep what the headers say
-        msg = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    msg = _parse(raw)
     text, attachments = _body(msg)
     _, from_addr = sender(msg)
     from_name = sender(msg)[0]
@@ -72,6 +68,20 @@ def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
         bounce=_is_bounce(msg, mail_from),
         auto_reply=_is_auto_reply(msg),
     )
+
+
+def _parse(raw: bytes) -> Message:
+    """compat32 parse; a single-part message skips the feed parser's line-by-line body work."""
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end >= 0:
+        head = BytesHeaderParser(policy=compat32).parsebytes(raw[: head_end + 4])
+        if head.get_content_maintype() not in ("multipart", "message"):
+            head.set_payload(raw[head_end + 4:].decode("ascii", "surrogateescape"))
+            return head
+    try:
+        return message_from_bytes(raw, policy=compat32)
+    except RecursionError:  # absurd nesting: keep what the headers say
+        return BytesHeaderParser(policy=compat32).parsebytes(raw)
 
 
 def _date(value: str) -> str | None:
@@ -167,7 +177,7 @@ def _body(msg: Message) -> tuple[str, list[AttachmentInfo]]:
         elif part is msg and not is_text:
             attachments.append(AttachmentInfo(_unnamed(content_type), content_type, len(_payload(part))))
     text = plain if plain is not None else html_to_text(html) if html is not None else ""
-    text = re.sub(r"\r\n?", "\n", text).strip()
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     return text[:MAX_TEXT], attachments
 
 
