@@ -107,3 +107,16 @@ def test_known_cases_match() -> None:
             assert await conversation(ours, fragments) == await conversation(stock, fragments), fragments
 
     asyncio.run(run())
+
+
+async def test_our_constructor_sets_what_aiosmtpd_s_sets() -> None:
+    """BoundedSMTP.__init__ replaces aiosmtpd's (which reflects on every connection)."""
+    recorder = Recorder()
+    theirs = SMTP(recorder, hostname="t", data_size_limit=LIMIT)
+    mine = ours(recorder)
+    assert set(vars(theirs)) <= set(vars(mine))
+    for table in ("_smtp_methods", "_auth_methods", "_handle_hooks"):
+        assert sorted(getattr(mine, table)) == sorted(getattr(theirs, table)), table
+    same = ("data_size_limit", "enable_SMTPUTF8", "_decode_data", "hostname", "require_starttls", "_auth_require_tls",
+            "_auth_required", "_ehlo_hook_ver", "_enforce_call_limit", "_tls_handshake_okay")
+    assert {a: getattr(mine, a) for a in same} == {a: getattr(theirs, a) for a in same} | {"enable_SMTPUTF8": True}
