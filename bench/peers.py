@@ -102,18 +102,19 @@ class Null:
         return "250 OK"
 async def main():
     loop = asyncio.get_running_loop()
-    factory = lambda: SMTP(Null(), hostname="null.test", loop=loop)
+    factory = lambda: SMTP(Null(), hostname="null.test", loop=loop, data_size_limit=int(sys.argv[2]))
     server = await loop.create_server(factory, "127.0.0.1", int(sys.argv[1]))
     await server.serve_forever()
 asyncio.run(main())
 """
 
-    def __init__(self) -> None:
+    def __init__(self, data_size_limit: int = 2**25) -> None:
         self.port = free_port()
+        self.data_size_limit = data_size_limit
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, str(self.port)])
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, str(self.port), str(self.data_size_limit)])
         wait_port(self.port)
 
     def stop(self) -> None:

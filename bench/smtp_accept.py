@@ -31,9 +31,10 @@ DOMAIN = "bench.test"
 
 
 class ProstoyMail:
-    def __init__(self, base: Path, rules: int) -> None:
+    def __init__(self, base: Path, rules: int, smtp_extra: str = "") -> None:
         self.base = base
         self.rules = rules
+        self.smtp_extra = smtp_extra or "max_connections_per_ip = 1000\nmax_message_size = 10485760\n"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.config = base / "prostoy-mail.toml"
@@ -43,7 +44,7 @@ class ProstoyMail:
         self.base.mkdir(parents=True, exist_ok=True)
         lines = [f'[daemon]\ndomain = "{DOMAIN}"\nstore = "store.db"\nhostname = "mx.{DOMAIN}"\n',
                  f'[listen]\nsmtp = "127.0.0.1:{self.port}"\n',
-                 "[smtp]\nmax_connections_per_ip = 1000\nmax_message_size = 10485760\n",
+                 "[smtp]\n" + self.smtp_extra,
                  '[[mailboxes]]\nlogin = "box"\n']
         for i in range(self.rules):  # rules that do not match the load: every one is checked
             lines.append(f'[[rules]]\nname = "r{i}"\nsubject = "invoice-{i}, счёт-{i}"\n'

@@ -132,3 +132,25 @@ def test_a_failed_transaction_leaves_nothing_half_stored(store: SqliteStore) -> 
 def test_secrets_are_made_once(store: SqliteStore) -> None:
     key = store.secret("reply")
     assert len(key) == 32 and store.secret("reply") == key and store.secret("other") != key
+
+
+def test_an_older_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    """A store made by the first schema version is brought up to date on open."""
+    from prostoy_mail.store.schema import MIGRATIONS
+    from prostoy_mail.store.sqlite import _statements
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for statement in _statements(MIGRATIONS[0]):
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO projects (name) VALUES ('Kept')")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version() == SCHEMA_VERSION > 1
+    assert [p.name for p in store.list_projects()] == ["Kept"]
+    task = store.add_task("Kept", "t")
+    store.register_sent("m1@x", task.id)  # the table migration 2 added
+    assert store.task_of_sent(["other@x", "m1@x"]) == task.id
+    store.close()

@@ -54,8 +54,12 @@ _PLAIN_ADDRESS = re.compile(r"^\s*<([A-Za-z0-9._+\-=]{1,64}@[A-Za-z0-9.\-]{1,253
 _CHUNK = 256 * 1024
 
 
-def _longest_line(raw: bytes) -> int:
-    return max(map(len, raw.split(b"\r\n")), default=0)
+def _has_long_line(raw: bytes, line_limit: int) -> bool:
+    """Whether a CRLF-ended line (with its CRLF) is longer than `line_limit`."""
+    # Without bare LFs a too long line is a run of `line_limit` bytes without LF: one regex scan in C.
+    if raw.count(b"\n") == raw.count(b"\r\n") and re.search(b"[^\n]{%d}" % line_limit, raw) is None:
+        return False
+    return max(map(len, raw.split(b"\r\n")), default=0) + 2 > line_limit
 
 
 def _first_problem(raw: bytes, limit: int, line_limit: int, *, complete: bool) -> str:
@@ -254,7 +258,7 @@ class BoundedSMTP(SMTP):
         if rest:  # pipelined commands after the data (e.g. QUIT): back to the reader
             reader._buffer[0:0] = rest  # type: ignore[attr-defined]
         raw = bytes(data)[2:]
-        if overflow or (limit and len(raw) > limit) or _longest_line(raw) + 2 > self.line_length_limit:
+        if overflow or (limit and len(raw) > limit) or _has_long_line(raw, self.line_length_limit):
             return b"", _first_problem(raw, limit, self.line_length_limit, complete=not overflow)
         return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:], None
 

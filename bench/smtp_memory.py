@@ -1,0 +1,115 @@
+"""Memory of the SMTP listener: idle sessions and one big message, against bare aiosmtpd.
+
+    .venv/bin/python bench/smtp_memory.py [--sessions 1000] [--big-mib 30]
+
+For prostoy-mail (`serve`, durable store) and for a bare aiosmtpd server in the same run:
+RSS after start, with N idle sessions (connected, greeted, EHLO'd), and the growth of the
+peak RSS (VmHWM) while one message of --big-mib MiB arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import NullAiosmtpd  # noqa: E402
+from smtp_accept import DOMAIN, ProstoyMail  # noqa: E402
+
+
+def status(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) // 1024  # MiB
+    return fields
+
+
+def idle_sessions(port: int, count: int) -> list[socket.socket]:
+    sessions = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.recv(1024)
+        s.sendall(b"EHLO bench\r\n")
+        s.recv(4096)
+        sessions.append(s)
+    return sessions
+
+
+def big_message(port: int, mib: int) -> None:
+    line = b"x" * 998 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        f = s.makefile("rwb")
+        f.readline()
+        for command in (b"EHLO bench", b"MAIL FROM:<a@source.test>", f"RCPT TO:<box@{DOMAIN}>".encode(), b"DATA"):
+            f.write(command + b"\r\n")
+            f.flush()
+            while True:
+                reply = f.readline()
+                if reply[3:4] != b"-":
+                    break
+        f.write(b"Subject: big\r\n\r\n")
+        for _ in range(mib * 1024 * 1024 // len(line)):
+            f.write(line)
+        f.write(b".\r\n")
+        f.flush()
+        reply = f.readline()
+        assert reply.startswith(b"250"), reply
+
+
+def measure(name: str, pid: int, port: int, sessions: int, mib: int) -> dict[str, int]:
+    time.sleep(0.5)
+    start = status(pid)["VmRSS"]
+    open_sessions = idle_sessions(port, sessions)
+    time.sleep(0.5)
+    with_sessions = status(pid)["VmRSS"]
+    for s in open_sessions:
+        s.close()
+    time.sleep(0.5)
+    before = status(pid)
+    big_message(port, mib)
+    after = status(pid)
+    result = {"start": start, "sessions": with_sessions - start,
+              "big_peak_growth": after["VmHWM"] - before["VmHWM"], "rss_after_big": after["VmRSS"]}
+    print(f"{name:8} RSS at start {start} MiB; +{result['sessions']} MiB with {sessions} idle sessions "
+          f"({result['sessions'] * 1024 / sessions:.1f} KiB each); peak grew {result['big_peak_growth']} MiB "
+          f"for a {mib} MiB message", flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--big-mib", type=int, default=30)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sessions)), hard))
+
+    work = Path(tempfile.mkdtemp(prefix="pm-mem-"))
+    prostoy = ProstoyMail(work, rules=10, smtp_extra=(
+        f"max_connections_per_ip = {2 * args.sessions}\nmax_connections = {2 * args.sessions}\n"
+        f"max_message_size = {(args.big_mib + 5) * 1024 * 1024}\n"))
+    null = NullAiosmtpd(data_size_limit=(args.big_mib + 5) * 1024 * 1024)
+    prostoy.start()
+    null.start()
+    try:
+        assert prostoy.proc is not None and null.proc is not None
+        ours = measure("prostoy", prostoy.proc.pid, prostoy.port, args.sessions, args.big_mib)
+        base = measure("null", null.proc.pid, null.port, args.sessions, args.big_mib)
+    finally:
+        prostoy.stop()
+        null.stop()
+    print(f"\nidle sessions: prostoy {ours['sessions']} MiB vs null {base['sessions']} MiB; "
+          f"{args.big_mib} MiB message: peak +{ours['big_peak_growth']} MiB vs +{base['big_peak_growth']} MiB "
+          f"({ours['big_peak_growth'] / max(1, base['big_peak_growth']):.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
