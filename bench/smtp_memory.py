@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from peers import NullAiosmtpd  # noqa: E402
-from smtp_accept import DOMAIN, ProstoyMail  # noqa: E402
+from peers import NullAiosmtpd
+from smtp_accept import DOMAIN, ProstoyMail
 
 
 def status(pid: int) -> dict[str, int]:

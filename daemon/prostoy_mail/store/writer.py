@@ -45,9 +45,11 @@ class StoreWriter:
         self._stop_checkpoints = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoints, args=(checkpoint_interval,),
                                               name="store-checkpoints", daemon=True)
-        store.db.execute("PRAGMA wal_autocheckpoint=0")
+        if checkpoint_interval:
+            store.db.execute("PRAGMA wal_autocheckpoint=0")
         self._thread.start()
-        self._checkpointer.start()
+        if checkpoint_interval:
+            self._checkpointer.start()
         self.batches = 0
         self.jobs_done = 0
 
@@ -63,7 +65,8 @@ class StoreWriter:
         self._jobs.put(_STOP)
         self._thread.join()
         self._stop_checkpoints.set()
-        self._checkpointer.join()
+        if self._checkpointer.is_alive():
+            self._checkpointer.join()
         try:
             self.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
