@@ -7,12 +7,15 @@ and SIGINT stop cleanly: listeners close, messages being stored finish, the stor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +25,9 @@ from .config.model import Config, Endpoint
 from .errors import ConfigError, ProstoyMailError
 from .intake import REPLY_TOKEN_SECRET, Inbound, Intake
 from .mail.tokens import TaskTokens
+from .metrics import Metrics, serve_metrics
 from .provisioning import build_routing_table, mailbox_source_key
+from .routing.router import Decision
 from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
@@ -65,36 +70,51 @@ class _Listener:
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.metrics = Metrics()
         self.writer: StoreWriter | None = None
         self.intake: Intake | None = None
         self.smtp_handler: InboundHandler | None = None
         self.listeners: dict[str, _Listener] = {}
+        self.metrics_server: tuple[Endpoint, Any] | None = None
         self.stopping = asyncio.Event()
-        self.routed = 0
+        self.routed_today = 0
+        self.today = date.today()
+        self.last_task_id: int | None = None
+        self.last_task_ref = ""
+        self.background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         location = self.config.store_location()
         if "://" in location:
             raise ProstoyMailError(f"{self.config.path}: daemon.store: only SQLite stores are supported so far")
-        self.writer = StoreWriter(await asyncio.to_thread(SqliteStore, location))
+        self.writer = StoreWriter(await asyncio.to_thread(SqliteStore, location), metrics=self.metrics)
         table = await self.writer.run(lambda store: build_routing_table(self.config, store))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key))
-        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver)
+        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics)
         await self._open_listeners()
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())
-        systemd_notify.ready(self.status())
+        systemd_notify.ready(self.status())  # only now: the store is open and every listener is bound
+        self.background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_updates())]
 
     def bound_port(self, name: str) -> int:
         """The port a listener is bound to (useful when the configuration says port 0)."""
+        if name == "metrics":
+            assert self.metrics_server is not None
+            return int(self.metrics_server[1].server_port)
         return int(self.listeners[name].server.sockets[0].getsockname()[1])
 
     def _listening(self) -> str:
         return ", ".join(f"{name} {listener.endpoint}" for name, listener in self.listeners.items()) or "no listeners"
 
     def status(self) -> str:
-        return f"{self._listening()}; {self.routed} messages routed since start"
+        """The STATUS line systemd shows: what the daemon is doing."""
+        if date.today() != self.today:
+            self.today, self.routed_today = date.today(), 0
+        last = f", last to «{self.last_task_ref}»" if self.last_task_ref else ""
+        return (f"{self._listening()}; {self.routed_today} messages routed today{last}; "
+                f"{len(self.config.gateways)} gateways configured")
 
     async def _open_listeners(self) -> None:
         wanted = dict(self.config.listen.items())
@@ -111,6 +131,17 @@ class Daemon:
             server = await asyncio.get_running_loop().create_server(
                 protocol_factory(self.smtp_handler, self.config.daemon.hostname), endpoint.host, endpoint.port)
             self.listeners[name] = _Listener(endpoint, server)
+        await self._open_metrics()
+
+    async def _open_metrics(self) -> None:
+        wanted = self.config.listen.metrics
+        if self.metrics_server is not None and self.metrics_server[0] != wanted:
+            _, old = self.metrics_server
+            await asyncio.to_thread(old.shutdown)
+            old.server_close()
+            self.metrics_server = None
+        if wanted is not None and self.metrics_server is None:
+            self.metrics_server = (wanted, serve_metrics(wanted.host, wanted.port, self.metrics))
 
     async def deliver(self, delivery: Delivery) -> str:
         assert self.intake is not None
@@ -122,8 +153,53 @@ class Daemon:
             address_tokens=tuple((r.login, r.token) for r in delivery.recipients if r.token),
         )
         accepted = await self.intake.accept(inbound)
-        self.routed += 1
+        self._count_routed(inbound.source, accepted.decision)
         return str(accepted.message_db_id)
+
+    def _count_routed(self, source: str, decision: Decision) -> None:
+        self.metrics.accepted.labels(source).inc()
+        for rule in decision.rule_hits:
+            self.metrics.routed.labels(rule).inc()
+        if decision.ignored_by is not None:
+            self.metrics.routed.labels(f"ignored:{decision.ignored_by}").inc()
+        self.status()  # rolls the day over
+        self.routed_today += 1
+        if decision.targets:
+            self.last_task_id = decision.targets[0].task_id
+
+    async def _status_updates(self, every: float = 10.0) -> None:
+        """Refresh STATUS now and then (the last task's name is looked up here, not per message)."""
+        while True:
+            await asyncio.sleep(every)
+            await self._refresh_last_task()
+            systemd_notify.status(self.status())
+
+    async def _refresh_last_task(self) -> None:
+        if self.last_task_id is not None and self.writer is not None:
+            with contextlib.suppress(Exception):  # the task may be gone; STATUS is best effort
+                task = await self.writer.run(partial(SqliteStore.get_task, task_id=self.last_task_id))
+                self.last_task_ref = task.ref
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 at half of WATCHDOG_USEC, only while the loop and the store writer are healthy.
+
+        This runs on the event loop, so a stuck loop sends nothing; a writer that cannot take
+        the store's write lock within the interval (stuck, or the disk hangs) sends nothing
+        either, and systemd restarts the daemon.
+        """
+        interval = systemd_notify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            assert self.writer is not None
+            try:
+                await asyncio.wait_for(self.writer.run(lambda store: None), interval)
+            except Exception as exc:  # a timeout or a store error: not healthy, no ping
+                log.warning("watchdog: the store writer is not answering (%s); not telling systemd we are alive",
+                            type(exc).__name__)
+            else:
+                systemd_notify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     async def reload(self) -> None:
         systemd_notify.reloading()
@@ -134,18 +210,25 @@ class Daemon:
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running configuration: %s", problem)
+            await self._refresh_last_task()
             systemd_notify.ready(self.status())
             return
         self.config = config
         self.intake.replace_table(table)
         self.smtp_handler.policy = Policy.of(config)
-        await self._open_listeners()
+        try:
+            await self._open_listeners()
+        except OSError as exc:
+            log.error("reload: cannot bind a listener: %s", exc)
         log.info("configuration reloaded: %d mailboxes, %d gateways, %d rules; %s", len(config.mailboxes),
                  len(config.gateways), len(config.rules), self._listening())
+        await self._refresh_last_task()
         systemd_notify.ready(self.status())
 
     async def stop(self) -> None:
         systemd_notify.stopping()
+        for task in self.background:
+            task.cancel()
         for listener in self.listeners.values():
             listener.server.close()
         self.listeners.clear()
@@ -153,6 +236,9 @@ class Daemon:
         deadline = loop.time() + STOP_GRACE_SECONDS
         while self.smtp_handler is not None and self.smtp_handler.in_data and loop.time() < deadline:
             await asyncio.sleep(0.05)  # let messages being stored get their reply
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server[1].shutdown)
+            self.metrics_server[1].server_close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
         log.info("prostoy-mail stopped")

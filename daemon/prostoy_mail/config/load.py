@@ -365,7 +365,7 @@ def _read_listen(t: _Table | None, problems: _Problems) -> Listen:
     if t is None:
         return Listen()
     endpoints: dict[str, Endpoint | None] = {}
-    for name in LISTENER_NAMES:
+    for name in (*LISTENER_NAMES, "metrics"):
         value = t.text(name)
         endpoints[name] = None if value is None else _parse_endpoint(value, t.key(name), problems, any_port=True)
     t.done()

@@ -16,7 +16,7 @@ Protocol = Literal["imap", "pop3"]
 PROTOCOL_CHOICES: tuple[Protocol, ...] = ("imap", "pop3")
 Action = Literal["comment", "ignore"]
 ACTION_CHOICES: tuple[Action, ...] = ("comment", "ignore")
-LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps")
+LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps")  # the mail listeners
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,7 @@ class Listen:
     submissions: Endpoint | None = None
     imap: Endpoint | None = None
     imaps: Endpoint | None = None
+    metrics: Endpoint | None = None  # Prometheus metrics over HTTP (keep it on loopback)
 
     def items(self) -> list[tuple[str, Endpoint]]:
         return [(n, e) for n in LISTENER_NAMES if (e := getattr(self, n)) is not None]

@@ -17,6 +17,7 @@ from typing import Any
 from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
+from ..metrics import Metrics
 from .server import BoundedSMTP, ConnectionLimiter
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,15 @@ class Policy:
         return cls(config.daemon.domain, frozenset(m.login for m in config.mailboxes), config.smtp)
 
 
+_REFUSAL_REASONS = {"550 5.1.1": "unknown_recipient", "554 5.7.1": "relay_denied", "550 5.7.1": "relay_denied",
+                    "501 5.1.3": "bad_address"}
+
+
 class InboundHandler:
-    def __init__(self, policy: Policy, deliver: Deliver) -> None:
+    def __init__(self, policy: Policy, deliver: Deliver, metrics: Metrics | None = None) -> None:
         self.policy = policy
         self.deliver = deliver
+        self.metrics = metrics
         self.in_data = 0  # sessions now storing a message (a clean stop waits for them)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
@@ -66,11 +72,13 @@ class InboundHandler:
         policy = self.policy
         recipients: list[Recipient] = getattr(envelope, "recipients", [])
         if len(recipients) >= policy.limits.max_recipients:
+            self._count("too_many_recipients")
             return f"452 4.5.3 Too many recipients (at most {policy.limits.max_recipients} per message)"
         try:
             recipient = classify_recipient(address, policy.domain, policy.mailboxes)
         except Refused as refused:
             log.info("%s: refused recipient %r: %s", _peer(session), address, refused.reply)
+            self._count(_REFUSAL_REASONS.get(refused.reply[:9], "refused_recipient"))
             return refused.reply
         recipients.append(recipient)
         envelope.recipients = recipients
@@ -84,6 +92,7 @@ class InboundHandler:
             raw = normalise_line_ends(envelope.original_content or b"")
         except SmuggledMessage:
             log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
+            self._count("smuggling")
             return "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
         mail_from = "" if envelope.mail_from in ("<>", None) else envelope.mail_from
         delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer)
@@ -94,10 +103,16 @@ class InboundHandler:
             raise
         except Exception:
             log.exception("%s: could not store a message; answering 451", peer)
+            self._count("store_failure")
             return "451 4.3.0 Temporary failure storing the message, please try again later"
         finally:
             self.in_data -= 1
         return f"250 2.0.0 Ok: stored as {queue_id}"
+
+
+    def _count(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.rejected.labels(reason).inc()
 
 
 def _peer(session: Any) -> str:
@@ -115,8 +130,8 @@ def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimite
     def make(on_close: Callable[[], None]) -> asyncio.BaseProtocol:
         protocol: asyncio.BaseProtocol = session_class(
             handler, handler.policy.limits, on_close, hostname=hostname, enable_SMTPUTF8=True,
-            ident="prostoy-mail ESMTP",
+            ident="prostoy-mail ESMTP", metrics=handler.metrics,
         )
         return protocol
 
-    return ConnectionLimiter(limits, make)
+    return ConnectionLimiter(limits, make, handler.metrics, "smtp")

@@ -19,6 +19,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
+from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class BoundedSMTP(SMTP):
 """
 
     def __init__(self, handler: Any, limits: SmtpLimits, on_close: Callable[[], None], *, hostname: str,
+                 metrics: Metrics | None = None,
                  ident: str | None = None, enable_SMTPUTF8: bool = True, tls_context: ssl.SSLContext | None = None,
                  require_starttls: bool = False, auth_required: bool = False, auth_require_tls: bool = True,
                  authenticator: Any = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -164,6 +166,7 @@ class BoundedSMTP(SMTP):
         self._enforce_call_limit = False
 
         self.limits = limits
+        self.metrics = metrics
         self.errors = 0
         self._on_close = on_close
         self._session_timer: asyncio.TimerHandle | None = None
@@ -187,6 +190,7 @@ class BoundedSMTP(SMTP):
 
     def _session_over(self) -> None:
         log.info("%s: session time limit (%ss) reached", self._peer(), self.limits.session_timeout)
+        self._count("session_timeout")
         if isinstance(self.transport, asyncio.WriteTransport):
             self.transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
             self.transport.close()
@@ -273,13 +277,22 @@ class BoundedSMTP(SMTP):
             return super()._getaddr(arg)
         return match[1], match[2].lstrip()
 
+    def _count(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.rejected.labels(reason).inc()
+
     async def push(self, status: str) -> None:  # type: ignore[override]
         status = _ENHANCED.get(status, status)
         if status[:1] == "5":
             self.errors += 1
+            if status.startswith("552 5.3.4"):
+                self._count("too_big")
+            elif status.startswith("500 5.5.2 Line too long"):
+                self._count("line_too_long")
         await super().push(status)
         if self.errors >= self.limits.max_errors and self.transport is not None:
             log.info("%s: %d errors in one session, closing it", self._peer(), self.errors)
+            self._count("too_many_errors")
             await super().push("421 4.7.0 Too many errors, closing connection")
             self.transport.close()
 
@@ -287,9 +300,12 @@ class BoundedSMTP(SMTP):
 class ConnectionLimiter:
     """The protocol factory of a listener: bounds connections in total and per client address."""
 
-    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol]) -> None:
+    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol],
+                 metrics: Metrics | None = None, name: str = "smtp") -> None:
         self.limits = limits
         self.make = make
+        self.metrics = metrics
+        self.name = name
         self.active = 0
         self.per_ip: dict[str, int] = {}
         self.pending_peer: str | None = None
@@ -298,15 +314,25 @@ class ConnectionLimiter:
         return _PeerProbe(self)
 
     def open(self, ip: str) -> asyncio.BaseProtocol:
+        metrics = self.metrics
         if self.active >= self.limits.max_connections:
+            if metrics is not None:
+                metrics.connections_refused.labels("total_limit").inc()
             return Refuse("421 4.3.2 Too many connections, try again later")
         if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
             log.info("%s: refused, already %d connections from this address", ip, self.per_ip[ip])
+            if metrics is not None:
+                metrics.connections_refused.labels("per_address_limit").inc()
             return Refuse("421 4.7.0 Too many connections from your address, try again later")
         self.active += 1
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
+        if metrics is not None:
+            metrics.connections.labels(self.name).inc()
+            metrics.sessions.inc()
 
         def closed() -> None:
+            if metrics is not None:
+                metrics.sessions.dec()
             self.active -= 1
             left = self.per_ip.get(ip, 1) - 1
             if left:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ..metrics import Metrics
 from .sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ _STOP = object()
 
 
 class StoreWriter:
-    def __init__(self, store: SqliteStore, checkpoint_interval: float = 0.5) -> None:
+    def __init__(self, store: SqliteStore, checkpoint_interval: float = 0.5, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         # WAL checkpoints copy the log into the database and fsync it: on the commit path they
@@ -125,6 +127,8 @@ class StoreWriter:
             outcomes = [(False, exc)] * len(batch)
         self.batches += 1
         self.jobs_done += len(batch)
+        if self.metrics is not None:
+            self.metrics.store_batches.inc()
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
 

@@ -1,0 +1,36 @@
+"""Counters for Prometheus (prometheus-client), one registry per daemon (no globals).
+
+Served on the optional loopback listener `[listen] metrics = "127.0.0.1:9925"`.
+"""
+
+from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Counter("prostoy_mail_smtp_connections", "SMTP connections accepted",
+                                   ["listener"], registry=self.registry)
+        self.connections_refused = Counter("prostoy_mail_smtp_connections_refused",
+                                           "SMTP connections refused at connect", ["reason"], registry=self.registry)
+        self.sessions = Gauge("prostoy_mail_smtp_sessions", "SMTP sessions open now", registry=self.registry)
+        self.accepted = Counter("prostoy_mail_messages_accepted", "Messages stored and routed",
+                                ["source"], registry=self.registry)
+        self.rejected = Counter("prostoy_mail_messages_rejected", "Recipients or messages refused, by reason",
+                                ["reason"], registry=self.registry)
+        self.routed = Counter("prostoy_mail_messages_routed", "Messages routed, by rule ('reply', 'fallback', "
+                              "'ignored:<rule>')", ["rule"], registry=self.registry)
+        self.store_batches = Counter("prostoy_mail_store_commits", "Store transactions committed (group commits)",
+                                     registry=self.registry)
+        self.gateways = Gauge("prostoy_mail_gateways", "Gateways by state", ["state"], registry=self.registry)
+        self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)
+
+
+def serve_metrics(host: str, port: int, metrics: Metrics) -> WSGIServer:
+    """prometheus-client's HTTP server (a thread of its own) for `metrics`; shut it down when done."""
+    server, _thread = start_http_server(port, host, registry=metrics.registry)
+    return server

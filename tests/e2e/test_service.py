@@ -1,0 +1,233 @@
+"""prostoy-mail as systemd runs it: a real process, the notify socket, signals, logs, metrics."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import console_script
+from tests.integration.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class NotifySocket:
+    """What systemd would receive: every datagram, with the time it came."""
+
+    path: Path
+    messages: list[tuple[float, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self) -> None:
+        while self.running:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode("utf-8")))
+
+    def wait_for(self, field_text: str, after: float = 0.0, timeout: float = 20.0) -> tuple[float, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for when, message in list(self.messages):
+                if when >= after and field_text in message.split("\n"):
+                    return when, message
+            time.sleep(0.02)
+        raise AssertionError(f"no {field_text} within {timeout}s; got {self.messages}")
+
+    def count(self, field_text: str, start: float, end: float) -> int:
+        return sum(1 for when, m in self.messages if start <= when < end and field_text in m.split("\n"))
+
+    def close(self) -> None:
+        self.running = False
+        self.sock.close()
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    notify: NotifySocket
+    config: Path
+    smtp_port: int
+    metrics_port: int
+    stderr_lines: list[str]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([console_script(), "--config", str(self.config), *args], capture_output=True,
+                              text=True, timeout=60)
+
+
+CONFIG = """\
+[daemon]
+domain = "example.test"
+store = "store.db"
+mail_project = "Почта"
+
+[listen]
+smtp = "127.0.0.1:{smtp}"
+metrics = "127.0.0.1:{metrics}"
+
+[[mailboxes]]
+login = "sales"
+"""
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    smtp_port, metrics_port = free_port(), free_port()
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(CONFIG.format(smtp=smtp_port, metrics=metrics_port))
+    for args in (("project", "add", "Продажи"), ("task", "add", "Продажи", "Счета")):
+        subprocess.run([console_script(), "--config", str(config), *args], check=True, capture_output=True)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000", "JOURNAL_STREAM": "8:1234"}
+    process = subprocess.Popen([console_script(), "--config", str(config), "serve"], env=env,
+                               stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True)
+    reader.start()
+    running = Service(process, notify, config, smtp_port, metrics_port, lines)
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        reader.join(5)
+        notify.close()
+
+
+def send(port: int, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.sendmail("a@b.ru", ["sales@example.test"],
+                        f"From: a@b.ru\r\nSubject: {subject}\r\n\r\nbody\r\n".encode())
+
+
+def test_ready_only_when_listening_then_status_watchdog_reload_stop(service: Service) -> None:
+    _, ready = service.notify.wait_for("READY=1")
+    # READY came after the listener was bound: the port accepts at once
+    with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=5) as probe:
+        assert probe.recv(100).startswith(b"220 ")
+    assert any(line.startswith("STATUS=") and f"smtp 127.0.0.1:{service.smtp_port}" in line
+               for line in ready.split("\n"))
+
+    # watchdog: interval 0.4 s, so a ping every 0.2 s
+    start = time.monotonic()
+    time.sleep(2.0)
+    pings = service.notify.count("WATCHDOG=1", start, start + 2.0)
+    assert 6 <= pings <= 12, pings
+
+    # a session stays open across a reload that changes the rules
+    session = smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30)
+    session.ehlo()
+    with service.config.open("a") as f:
+        f.write('\n[[rules]]\nname = "invoices"\nsubject = "счёт"\naction = "comment"\ntask = "Продажи/Счета"\n')
+    before_reload = time.monotonic()
+    service.process.send_signal(signal.SIGHUP)
+    reloading_at, reloading = service.notify.wait_for("RELOADING=1", after=before_reload)
+    assert re.search(r"^MONOTONIC_USEC=\d+$", reloading, re.MULTILINE)
+    service.notify.wait_for("READY=1", after=reloading_at)
+    session.sendmail("a@b.ru", ["sales@example.test"], "Subject: Счёт 15\r\n\r\nbody\r\n".encode())
+    session.quit()
+    routed = service.cli("task", "comments", "Продажи/Счета", "--json")
+    assert '"routed_by": [\n      "invoices"' in routed.stdout
+
+    # STATUS in Cyrillic arrives intact (UTF-8): the last task mail went to
+    before = time.monotonic()
+    service.process.send_signal(signal.SIGHUP)
+    _, status = service.notify.wait_for("READY=1", after=before)
+    assert "1 messages routed today, last to «Продажи/Счета»" in status
+
+    # a broken configuration is refused; the daemon keeps running on the old one
+    good = service.config.read_text()
+    service.config.write_text(good + "\n[[rules]]\nname = \"x\"\naction = \"comment\"\ntask = \"Нет/Такой\"\n")
+    before = time.monotonic()
+    service.process.send_signal(signal.SIGHUP)
+    service.notify.wait_for("READY=1", after=before)
+    send(service.smtp_port, "счёт again")
+    assert service.cli("check").returncode == 2  # what the daemon refused, `check` names
+    service.config.write_text(good)
+    assert service.cli("task", "comments", "Продажи/Счета", "--json").stdout.count('"invoices"') == 2
+
+    # stop: STOPPING=1, exit status 0
+    before = time.monotonic()
+    service.process.send_signal(signal.SIGTERM)
+    service.notify.wait_for("STOPPING=1", after=before)
+    assert service.process.wait(30) == 0
+    log = "".join(service.stderr_lines)
+    assert 'rules[2].task: no task "Нет/Такой"' in log and "reload refused" in log
+    # journald-friendly: every line carries its priority, no timestamps of our own
+    assert all(re.match(r"^<[0-7]>", line) for line in service.stderr_lines), service.stderr_lines[:5]
+    assert "Traceback" not in log
+
+
+def test_no_watchdog_ping_while_the_store_writer_or_the_process_is_stuck(service: Service) -> None:
+    service.notify.wait_for("READY=1")
+    time.sleep(0.5)
+    db = sqlite3.connect(service.config.parent / "store.db", isolation_level=None)
+    db.execute("BEGIN EXCLUSIVE")  # the writer cannot take the store's write lock
+    time.sleep(0.5)  # a ping already on its way may still arrive
+    start = time.monotonic()
+    time.sleep(1.5)
+    assert service.notify.count("WATCHDOG=1", start, start + 1.5) == 0
+    db.execute("ROLLBACK")
+    db.close()
+    resumed_from = time.monotonic()
+    service.notify.wait_for("WATCHDOG=1", after=resumed_from, timeout=12)
+
+    service.process.send_signal(signal.SIGSTOP)  # the whole process stuck, its loop included
+    start = time.monotonic()
+    time.sleep(1.0)
+    assert service.notify.count("WATCHDOG=1", start + 0.1, start + 1.0) == 0
+    service.process.send_signal(signal.SIGCONT)
+    service.notify.wait_for("WATCHDOG=1", after=time.monotonic(), timeout=5)
+
+
+def test_metrics_count_accepted_rejected_and_routed(service: Service) -> None:
+    service.notify.wait_for("READY=1")
+    send(service.smtp_port, "hello")
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client, pytest.raises(
+            smtplib.SMTPRecipientsRefused):
+        client.sendmail("a@b.ru", ["nobody@example.test"], b"Subject: x\r\n\r\nx\r\n")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=10).read().decode()
+    assert 'prostoy_mail_messages_accepted_total{source="smtp"} 1.0' in text
+    assert 'prostoy_mail_messages_rejected_total{reason="unknown_recipient"} 1.0' in text
+    assert 'prostoy_mail_messages_routed_total{rule="fallback"} 1.0' in text
+    assert 'prostoy_mail_smtp_connections_total{listener="smtp"}' in text
+
+
+def test_the_unit_is_sandboxed_to_1_5_or_better() -> None:
+    unit = REPO / "systemd" / "prostoy-mail.service"
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=15", str(unit)],
+                            capture_output=True, text=True, timeout=120)
+    level = re.search(r"Overall exposure level for prostoy-mail.service: (\d+\.\d)", result.stdout)
+    assert level is not None, result.stdout + result.stderr
+    assert float(level[1]) <= 1.5 and result.returncode == 0, result.stdout[-500:]
+    text = unit.read_text()
+    for directive in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=",
+                      "AmbientCapabilities=CAP_NET_BIND_SERVICE", "StateDirectory=prostoy-mail", "User=prostoy-mail"):
+        assert directive in text, directive
