@@ -235,7 +235,10 @@ class Daemon:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_GRACE_SECONDS
         while self.smtp_handler is not None and self.smtp_handler.in_data and loop.time() < deadline:
-            await asyncio.sleep(0.05)  # let messages being stored get their reply
+            await asyncio.sleep(0.05)  # let sessions in DATA send the rest and get their reply
+        if self.smtp_handler is not None and self.smtp_handler.in_data:
+            log.warning("stopping with %d sessions still in DATA after %ss; they get no reply and will retry",
+                        self.smtp_handler.in_data, STOP_GRACE_SECONDS)
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server[1].shutdown)
             self.metrics_server[1].server_close()

@@ -231,3 +231,47 @@ def test_the_unit_is_sandboxed_to_1_5_or_better() -> None:
     for directive in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=",
                       "AmbientCapabilities=CAP_NET_BIND_SERVICE", "StateDirectory=prostoy-mail", "User=prostoy-mail"):
         assert directive in text, directive
+
+
+def test_a_session_in_data_finishes_when_the_daemon_is_stopped(service: Service) -> None:
+    service.notify.wait_for("READY=1")
+    with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=30) as s:
+        f = s.makefile("rwb")
+        f.readline()
+        for command in (b"EHLO c", b"MAIL FROM:<a@b.ru>", b"RCPT TO:<sales@example.test>", b"DATA"):
+            f.write(command + b"\r\n")
+            f.flush()
+            while (reply := f.readline())[3:4] == b"-":
+                pass
+        assert reply.startswith(b"354")
+        f.write(b"Subject: half\r\n\r\nfirst half\r\n")
+        f.flush()
+        before = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        service.notify.wait_for("STOPPING=1", after=before)
+        with pytest.raises(OSError):  # no new sessions once stopping
+            socket.create_connection(("127.0.0.1", service.smtp_port), timeout=2).close()
+        f.write(b"second half\r\n.\r\n")
+        f.flush()
+        assert f.readline().startswith(b"250 2.0.0")
+    assert service.process.wait(30) == 0
+    comments = service.cli("task", "comments", "Почта/sales@example.test", "--json").stdout
+    assert "first half\\nsecond half" in comments
+
+
+def test_reload_moves_a_listener_without_dropping_its_sessions(service: Service) -> None:
+    service.notify.wait_for("READY=1")
+    old_port, new_port = service.smtp_port, free_port()
+    session = smtplib.SMTP("127.0.0.1", old_port, timeout=30)
+    session.ehlo()
+    service.config.write_text(service.config.read_text().replace(f"127.0.0.1:{old_port}", f"127.0.0.1:{new_port}"))
+    before = time.monotonic()
+    service.process.send_signal(signal.SIGHUP)
+    service.notify.wait_for("READY=1", after=before)
+    send(new_port, "on the new port")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
+    session.sendmail("a@b.ru", ["sales@example.test"], b"Subject: old session\r\n\r\nstill here\r\n")
+    session.quit()
+    subjects = service.cli("task", "comments", "Почта/sales@example.test", "--json").stdout
+    assert '"subject": "on the new port"' in subjects and '"subject": "old session"' in subjects

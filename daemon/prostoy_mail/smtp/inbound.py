@@ -58,7 +58,7 @@ class InboundHandler:
         self.policy = policy
         self.deliver = deliver
         self.metrics = metrics
-        self.in_data = 0  # sessions now storing a message (a clean stop waits for them)
+        self.in_data = 0  # sessions between DATA and its reply (a clean stop lets them finish)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
                           mail_options: list[str]) -> str:
@@ -96,7 +96,6 @@ class InboundHandler:
             return "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
         mail_from = "" if envelope.mail_from in ("<>", None) else envelope.mail_from
         delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer)
-        self.in_data += 1
         try:
             queue_id = await self.deliver(delivery)
         except asyncio.CancelledError:
@@ -105,8 +104,6 @@ class InboundHandler:
             log.exception("%s: could not store a message; answering 451", peer)
             self._count("store_failure")
             return "451 4.3.0 Temporary failure storing the message, please try again later"
-        finally:
-            self.in_data -= 1
         return f"250 2.0.0 Ok: stored as {queue_id}"
 
 

@@ -208,21 +208,29 @@ class BoundedSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        handler = self.event_handler
+        counted = hasattr(handler, "in_data")  # a clean stop waits for sessions in DATA
+        if counted:
+            handler.in_data += 1
         try:
-            content, problem = await self._read_data()
-        except asyncio.CancelledError:
-            log.info("%s: connection lost during DATA", self._peer())
-            self._writer.close()
-            raise
-        if problem is not None:
-            await self.push(problem)
+            try:
+                content, problem = await self._read_data()
+            except asyncio.CancelledError:
+                log.info("%s: connection lost during DATA", self._peer())
+                self._writer.close()
+                raise
+            if problem is not None:
+                await self.push(problem)
+                self._set_post_data_state()  # type: ignore[no-untyped-call]
+                return
+            self.envelope.content = content
+            self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
             self._set_post_data_state()  # type: ignore[no-untyped-call]
-            return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+            await self.push("250 OK" if status is MISSING else status)
+        finally:
+            if counted:
+                handler.in_data -= 1
 
     async def _read_data(self) -> tuple[bytes, str | None]:
         """The data up to `<CRLF>.<CRLF>`, dot-unstuffed, or the reply for what was wrong."""
