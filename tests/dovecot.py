@@ -113,8 +113,8 @@ protocol imap {{
             except OSError:
                 time.sleep(0.05)
             if self.process.poll() is not None:
-                raise RuntimeError(f"dovecot exited: {self.process.stderr.read().decode() if self.process.stderr else ''}"
-                                   f"{self.log()}")
+                error = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"dovecot exited: {error}{self.log()}")
         raise RuntimeError(f"dovecot did not start: {self.log()}")
 
     def log(self) -> str:
@@ -150,7 +150,7 @@ protocol imap {{
         imap = self.client(login)
         try:
             imap.select(mailbox)
-            status, data = imap.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+            _, data = imap.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
             out = []
             for item in data:
                 if isinstance(item, tuple):

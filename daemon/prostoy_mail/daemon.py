@@ -23,7 +23,9 @@ from . import systemd_notify
 from .config.load import load_config
 from .config.model import Config, Endpoint
 from .errors import ConfigError, ProstoyMailError
-from .intake import REPLY_TOKEN_SECRET, Inbound, Intake
+from .fetch.manager import FetchManager
+from .fetch.watcher import FetchContext
+from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
 from .provisioning import build_routing_table, mailbox_source_key
@@ -82,6 +84,7 @@ class Daemon:
         self.last_task_id: int | None = None
         self.last_task_ref = ""
         self.background: list[asyncio.Task[None]] = []
+        self.fetchers: FetchManager | None = None
 
     async def start(self) -> None:
         location = self.config.store_location()
@@ -93,6 +96,9 @@ class Daemon:
         self.intake = Intake(self.writer, table, TaskTokens(key))
         self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics)
         await self._open_listeners()
+        self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), self.accept_fetched, self.writer,
+                                                  self.config.fetch))
+        self.fetchers.apply(self.config)
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())
         systemd_notify.ready(self.status())  # only now: the store is open and every listener is bound
@@ -113,8 +119,8 @@ class Daemon:
         if date.today() != self.today:
             self.today, self.routed_today = date.today(), 0
         last = f", last to «{self.last_task_ref}»" if self.last_task_ref else ""
-        return (f"{self._listening()}; {self.routed_today} messages routed today{last}; "
-                f"{len(self.config.gateways)} gateways configured")
+        gateways = self.fetchers.summary() if self.fetchers is not None else "no gateways fetching"
+        return f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}"
 
     async def _open_listeners(self) -> None:
         wanted = dict(self.config.listen.items())
@@ -155,6 +161,13 @@ class Daemon:
         accepted = await self.intake.accept(inbound)
         self._count_routed(inbound.source, accepted.decision)
         return str(accepted.message_db_id)
+
+    async def accept_fetched(self, inbound: Inbound) -> Accepted:
+        assert self.intake is not None
+        accepted = await self.intake.accept(inbound)
+        if not accepted.duplicate:
+            self._count_routed(inbound.source, accepted.decision)
+        return accepted
 
     def _count_routed(self, source: str, decision: Decision) -> None:
         self.metrics.accepted.labels(source).inc()
@@ -216,6 +229,8 @@ class Daemon:
         self.config = config
         self.intake.replace_table(table)
         self.smtp_handler.policy = Policy.of(config)
+        if self.fetchers is not None:
+            self.fetchers.apply(config)
         try:
             await self._open_listeners()
         except OSError as exc:
@@ -239,6 +254,8 @@ class Daemon:
         if self.smtp_handler is not None and self.smtp_handler.in_data:
             log.warning("stopping with %d sessions still in DATA after %ss; they get no reply and will retry",
                         self.smtp_handler.in_data, STOP_GRACE_SECONDS)
+        if self.fetchers is not None:
+            await self.fetchers.stop_all()
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server[1].shutdown)
             self.metrics_server[1].server_close()

@@ -8,6 +8,7 @@ then, a fetcher changes flags on the server then.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from .mail.parse import ParsedMessage, parse_message
 from .mail.tokens import TaskTokens
 from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
-from .store.ports import Attachment, CommentTarget, MessageRecord
+from .store.ports import Attachment, CommentTarget, FetchedKey, MessageRecord, ServerAction
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 
@@ -35,14 +36,28 @@ class Inbound:
     mail_from: str | None = None  # envelope sender ("" for bounces); None when not known
     peer: str = ""  # the SMTP client, or the external server
     address_tokens: tuple[tuple[str, str], ...] = ()  # (login, token) of login+token@domain recipients
+    fetch: Fetch | None = None  # for a message fetched from a gateway
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Where a fetched message came from, and what the gateway's options say to do on the server."""
+
+    key: FetchedKey
+    keep_on_server: bool
+    mark_read: bool
+    position: int | None = None  # the IMAP UID, to advance the gateway's position in the same transaction
+    dedupe_by_hash: bool = False  # after a UIDVALIDITY change: a message already stored is not stored again
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    message_db_id: int
+    message_db_id: int | None
     comment_ids: tuple[int, ...]
     decision: Decision
-    parsed: ParsedMessage = field(repr=False)
+    parsed: ParsedMessage | None = field(default=None, repr=False)
+    server_action: ServerAction = ""  # to do on the server now that the message is committed
+    duplicate: bool = False  # already fetched before: nothing stored, nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +83,44 @@ class Intake:
 
     def accept_now(self, store: SqliteStore, inbound: Inbound, table: RoutingTable) -> Accepted:
         """On the writer thread, inside its transaction."""
+        fetch = inbound.fetch
+        if fetch is not None:
+            if store.is_fetched(fetch.key):  # fetched before (a restart after the commit): once only
+                return Accepted(None, (), Decision(()), duplicate=True)
+            if fetch.dedupe_by_hash:
+                existing = store.message_with_hash(inbound.source, hashlib.sha256(inbound.raw).hexdigest())
+                if existing is not None:
+                    kept_action = _server_action(fetch, delete_after=False)
+                    store.record_fetched(fetch.key, existing, kept_action)
+                    self._advance(store, fetch)
+                    return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
         parsed = parse_message(inbound.raw, inbound.mail_from)
         reply_task = find_reply_task(store, self.tokens, parsed, inbound.address_tokens)
         decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
         stored = store.store_message(record_of(parsed, inbound), [
             CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
+        action: ServerAction = ""
+        if fetch is not None:
+            action = _server_action(fetch, decision.delete_after)
+            store.record_fetched(fetch.key, stored.id, action)
+            self._advance(store, fetch)
         log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
                  inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
                  ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
                  " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
-        return Accepted(stored.id, stored.comment_ids, decision, parsed)
+        return Accepted(stored.id, stored.comment_ids, decision, parsed, action)
+
+    @staticmethod
+    def _advance(store: SqliteStore, fetch: Fetch) -> None:
+        if fetch.position is not None:
+            store.advance_position(fetch.key.gateway, fetch.key.folder, fetch.position)
+
+
+def _server_action(fetch: Fetch, delete_after: bool) -> ServerAction:
+    """Delete unless kept (or a rule says delete_after); else mark read if asked; else nothing."""
+    if delete_after or not fetch.keep_on_server:
+        return "delete"
+    return "seen" if fetch.mark_read else ""
 
 
 def explain(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, raw: bytes,

@@ -439,13 +439,23 @@ def gateway_list(ctx: Context) -> int:
     rows = []
     for g in config.gateways:
         task = store.task_for_source(f"gateway:{g.email}")
-        rows.append(gateway_json(g, config, task.id if task else None))
+        row = gateway_json(g, config, task.id if task else None)
+        state = store.gateway_state(g.email)
+        row.update(last_success=state.last_success if state else None,
+                   last_error=state.last_error if state else None,
+                   last_error_at=state.last_error_at if state else None,
+                   next_attempt=state.next_attempt if state else None,
+                   failures=state.failures if state else 0,
+                   position=f"{state.folder} UID {state.last_uid}" if state and state.folder else None)
+        rows.append(row)
     if ctx.args.json:
         ctx.emit_json(rows)
     else:
-        ctx.emit_table(["EMAIL", "SERVER", "PROTOCOL", "PERSONAL FOR", "FORWARDING", "KEEP", "TASK"],
-                       [(r["email"], r["server"], r["protocol"], r["personal_for"], r["forwarding"],
-                         r["keep_on_server"], r["task"]) for r in rows])
+        ctx.emit_table(["EMAIL", "SERVER", "PROTOCOL", "PERSONAL FOR", "FORWARDING", "TASK", "LAST SUCCESS",
+                        "LAST ERROR", "NEXT ATTEMPT"],
+                       [(r["email"], r["server"], r["protocol"], r["personal_for"], r["forwarding"], r["task"],
+                         r["last_success"], r["last_error"], r["next_attempt"] if r["failures"] else None)
+                        for r in rows])
     return 0
 
 

@@ -206,6 +206,13 @@ def task_comments(ctx: Context) -> int:
 
 
 def comment_delete(ctx: Context) -> int:
-    comment = ctx.store().delete_comment(ctx.args.id)
+    store = ctx.store()
+    comment = store.delete_comment(ctx.args.id)
     ctx.say(f"comment {comment.id} deleted from task {comment.task_id}")
+    config = ctx.config()
+    gateways = {k.gateway for k in store.fetched_keys(comment.message_db_id)}
+    if any((g := config.gateway(email)) is not None and g.delete_on_server_when_deleted for email in gateways):
+        keys = store.schedule_server_delete(comment.message_db_id)
+        ctx.say(f"the message will be deleted from {', '.join(sorted({k.gateway for k in keys}))} "
+                "(delete_on_server_when_deleted)")
     return 0

@@ -26,11 +26,13 @@ from .model import (
     Config,
     DaemonSettings,
     Endpoint,
+    FetchSettings,
     Gateway,
     Listen,
     Mailbox,
     Relay,
     Rule,
+    Security,
     Server,
     SmtpLimits,
     Tls,
@@ -233,19 +235,26 @@ def _secret(table: _Table, prefix: str, base: Path) -> tuple[str | None, Path | 
     return password, password_file
 
 
-def read_servers(tables: list[_Table]) -> list[Server]:
+def read_servers(tables: list[_Table], base: Path | None = None) -> list[Server]:
     servers: list[Server] = []
     for t in tables:
         name = t.text("name", required=True) or ""
+        implicit_tls = t.flag("ssl", True)
+        default_security: Security = "ssl" if implicit_tls else "starttls"
+        fetch_security = t.choice("fetch_security", SECURITY_CHOICES, default_security)
+        if "fetch_security" in t.data and "ssl" in t.data and implicit_tls != (fetch_security == "ssl"):
+            t.problem("fetch_security", f'"{fetch_security}" contradicts ssl = {str(implicit_tls).lower()}')
         server = Server(
             name=name.lower(),
             imap=t.endpoint("imap"),
             pop3=t.endpoint("pop3"),
             smtp=t.endpoint("smtp"),
             verify_certificate=t.flag("verify_certificate", True),
-            ssl=t.flag("ssl", True),
+            ssl=implicit_tls,
             security=t.choice("security", SECURITY_CHOICES, "none"),
             files_sent_mail=t.flag("files_sent_mail", False),
+            fetch_security=fetch_security,
+            ca_file=t.path_value("ca_file", base) if base is not None else None,
         )
         t.done()
         if name and not (server.imap or server.pop3 or server.smtp):
@@ -286,8 +295,9 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     listen = _read_listen(top.table("listen"), problems)
     tls = _read_tls(top.table("tls"), base)
     smtp = _read_smtp_limits(top.table("smtp"))
+    fetch = _read_fetch(top.table("fetch"))
     relay = _read_relay(top.table("relay"), base)
-    own_servers = read_servers(top.tables("servers"))
+    own_servers = read_servers(top.tables("servers"), base)
     mailboxes = _read_mailboxes(top.tables("mailboxes"))
     own_names = {s.name for s in own_servers}
     servers = tuple(s for s in load_presets() if s.name not in own_names) + tuple(own_servers)
@@ -301,7 +311,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
-        path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, relay=relay, servers=servers,
+        path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, fetch=fetch, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
     )
 
@@ -405,6 +415,23 @@ def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
     )
     t.done()
     return limits
+
+
+def _read_fetch(t: _Table | None) -> FetchSettings:
+    if t is None:
+        return FetchSettings()
+    d = FetchSettings()
+    settings = FetchSettings(
+        idle_renew=t.seconds("idle_renew", d.idle_renew),
+        poll_interval=t.seconds("poll_interval", d.poll_interval),
+        backoff_initial=t.seconds("backoff_initial", d.backoff_initial),
+        backoff_max=t.seconds("backoff_max", d.backoff_max),
+        max_attempts=t.number("max_attempts", d.max_attempts, minimum=1),
+    )
+    t.done()
+    if settings.idle_renew > 1740:
+        t.problem("idle_renew", "must be at most 1740 seconds (29 minutes, RFC 2177)")
+    return settings
 
 
 def _read_relay(t: _Table | None, base: Path) -> Relay | None:

@@ -70,6 +70,17 @@ class SmtpLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchSettings:
+    """How gateways are fetched; each is configurable under [fetch]."""
+
+    idle_renew: float = 60.0  # seconds an IDLE lasts before it is renewed (and local changes applied)
+    poll_interval: float = 60.0  # seconds between checks of a server without IDLE, and for POP3
+    backoff_initial: float = 5.0  # seconds after a first failure; doubled each time
+    backoff_max: float = 900.0
+    max_attempts: int = 3  # tries to store a message before it is quarantined
+
+
+@dataclass(frozen=True, slots=True)
 class Relay:
     host: str
     port: int = 587
@@ -90,6 +101,8 @@ class Server:
     ssl: bool = True  # implicit TLS for fetching (IMAP/POP3); False: STARTTLS/STLS when offered
     security: Security = "none"  # SMTP: none, ssl (implicit TLS), starttls
     files_sent_mail: bool = False  # the server files SMTP mail in Sent itself (gmail.com)
+    fetch_security: Security = "ssl"  # IMAP/POP3: ssl (implicit), starttls, none; from `ssl` unless given
+    ca_file: Path | None = None  # extra certificate authorities to trust (a private CA)
     preset: bool = False  # shipped with prostoy-mail, not written in the config file
 
 
@@ -149,6 +162,7 @@ class Config:
     listen: Listen = field(default_factory=Listen)
     tls: Tls = field(default_factory=Tls)
     smtp: SmtpLimits = field(default_factory=SmtpLimits)
+    fetch: FetchSettings = field(default_factory=FetchSettings)
     relay: Relay | None = None
     servers: tuple[Server, ...] = ()  # presets first, then the file's (a file entry replaces a preset)
     mailboxes: tuple[Mailbox, ...] = ()

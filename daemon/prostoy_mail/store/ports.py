@@ -111,6 +111,42 @@ class StoredMessage:
     comment_ids: tuple[int, ...] = field(default=())
 
 
+ServerAction = Literal["", "seen", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedKey:
+    """A fetched message's identity on its server."""
+
+    gateway: str
+    folder: str  # IMAP: "INBOX/<UIDVALIDITY>"; POP3: "pop3"
+    uid: str  # IMAP UID or POP3 UIDL
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayState:
+    gateway: str
+    folder: str | None
+    last_uid: int
+    last_success: str | None
+    last_error: str | None
+    last_error_at: str | None
+    next_attempt: str | None
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedMessage:
+    id: int
+    gateway: str
+    folder: str
+    uid: str
+    size: int
+    error: str
+    attempts: int
+    created_at: str
+
+
 class TaskStore(Protocol):
     # schema
     def schema_version(self) -> int: ...

@@ -93,6 +93,46 @@ MIGRATIONS: tuple[str, ...] = (
         task_id INTEGER NOT NULL REFERENCES tasks(id)
     );
     """,
+    # 3: fetching from gateways: what was fetched (exactly once), server-side changes still to
+    # do, each gateway's position and health, and messages that could not be stored
+    """
+    CREATE TABLE fetched (
+        gateway TEXT NOT NULL,
+        folder TEXT NOT NULL,            -- IMAP: "INBOX/<UIDVALIDITY>"; POP3: "pop3"
+        uid TEXT NOT NULL,               -- IMAP UID or POP3 UIDL
+        message_id INTEGER REFERENCES messages(id),
+        server_action TEXT NOT NULL DEFAULT '' CHECK (server_action IN ('', 'seen', 'delete')),
+        action_done INTEGER NOT NULL DEFAULT 1,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (gateway, folder, uid)
+    );
+    CREATE INDEX fetched_pending ON fetched (gateway, action_done);
+    CREATE INDEX fetched_by_message ON fetched (message_id);
+    CREATE INDEX messages_by_source_sha ON messages (source, sha256);
+
+    CREATE TABLE gateway_state (
+        gateway TEXT PRIMARY KEY,
+        folder TEXT,                     -- the IMAP folder and UIDVALIDITY the position is for
+        last_uid INTEGER NOT NULL DEFAULT 0,
+        last_success TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        next_attempt TEXT,
+        failures INTEGER NOT NULL DEFAULT 0
+    );
+
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        gateway TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        error TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (gateway, folder, uid)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,11 +12,12 @@ import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import Conflict, NotFound, ProstoyMailError
+from .clock import now
+from .fetch_state import FetchStateMixin
 from .ports import (
     PERSONAL_PROJECT,
     Attachment,
@@ -32,15 +33,11 @@ from .ports import (
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 class StoreError(ProstoyMailError):
     """The store cannot be opened or used."""
 
 
-class SqliteStore:
+class SqliteStore(FetchStateMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._savepoints = 0
@@ -384,7 +381,7 @@ class SqliteStore:
 
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (sqlite3 runs one at a time inside our transaction)."""
-    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())  # no "--" in our SQL strings
     return [statement.strip() for statement in code.split(";") if statement.strip()]
 
 

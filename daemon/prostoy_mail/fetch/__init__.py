@@ -1,0 +1,1 @@
+"""Fetching from external mailboxes (gateways): IMAP with IDLE, POP3 by polling."""

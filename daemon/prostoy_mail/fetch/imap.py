@@ -1,0 +1,228 @@
+"""A blocking IMAP connection to an external mailbox: stdlib imaplib, used from one thread.
+
+Why imaplib and not aioimaplib (the design's first choice): measured on this machine,
+imaplib downloads 1.3x as fast as mbsync into a Maildir where aioimaplib reaches 0.51x
+(5,000 x 20 KB), and 1.9x vs 0.47x at 5 MB; aioimaplib also has no STARTTLS, raises
+RecursionError (then hangs) on responses of more than ~900 lines, parses FETCH in quadratic
+time and does not fail commands when the connection drops. imaplib has none of these; its
+one gap, IDLE (Python 3.14 adds it), is the small `idle()` below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from ..config.model import Endpoint
+
+_UID = re.compile(rb"UID (\d+)")
+FETCH_BATCH = 50  # messages per UID FETCH; bounded memory per round trip
+TIMEOUT = 60.0  # seconds for any one response
+
+
+class FetchError(Exception):
+    """A step of talking to the external server failed; `step` says which."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    mode: str  # "ssl" (implicit), "starttls" or "none"
+    verify: bool = True
+    ca_file: str | None = None
+
+    def context(self, host: str) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+class ImapConnection:
+    def __init__(self, imap: imaplib.IMAP4) -> None:
+        self.imap = imap
+        self.capabilities = {c.upper() for c in imap.capabilities}
+
+    @classmethod
+    def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> ImapConnection:
+        """Connect, secure and log in; a FetchError names the step that failed."""
+        try:
+            if tls.mode == "ssl":
+                imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(endpoint.host, endpoint.port,
+                                                        ssl_context=tls.context(endpoint.host), timeout=TIMEOUT)
+            else:
+                imap = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=TIMEOUT)
+        except ssl.SSLCertVerificationError as exc:
+            raise FetchError("tls", f"certificate not trusted: {exc.verify_message}") from None
+        except ssl.SSLError as exc:
+            raise FetchError("tls", str(exc)) from None
+        except socket.gaierror as exc:
+            raise FetchError("dns", f"{endpoint.host}: {exc.strerror}") from None
+        except TimeoutError:
+            raise FetchError("connect", f"{endpoint}: timed out") from None
+        except OSError as exc:
+            raise FetchError("connect", f"{endpoint}: {exc.strerror or exc}") from None
+        except imaplib.IMAP4.error as exc:
+            raise FetchError("connect", f"{endpoint}: {exc}") from None
+        if tls.mode == "starttls":
+            if "STARTTLS" not in {c.upper() for c in imap.capabilities}:
+                imap.shutdown()
+                raise FetchError("starttls", "the server does not offer STARTTLS (refusing to go on in plain text)")
+            try:
+                imap.starttls(ssl_context=tls.context(endpoint.host))
+            except ssl.SSLCertVerificationError as exc:
+                raise FetchError("tls", f"certificate not trusted: {exc.verify_message}") from None
+            except (ssl.SSLError, imaplib.IMAP4.error, OSError) as exc:
+                raise FetchError("starttls", str(exc)) from None
+        try:
+            imap.login(login, password)
+        except imaplib.IMAP4.error as exc:
+            imap.shutdown()
+            raise FetchError("login", _text(exc)) from None
+        return cls(imap)
+
+    def close(self) -> None:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            self.imap.logout()
+
+    def abort(self) -> None:
+        """From another thread: break a blocking read (e.g. IDLE) by shutting the socket down."""
+        with contextlib.suppress(OSError):
+            self.imap.sock.shutdown(socket.SHUT_RDWR)
+
+    def _ok(self, step: str, result: tuple[str, Any]) -> list[Any]:
+        status, data = result
+        if status != "OK":
+            raise FetchError(step, _text(data))
+        return list(data)
+
+    def select(self, folder: str = "INBOX") -> Selected:
+        data = self._ok("select", self.imap.select(_quote(folder)))
+        uidvalidity = self.imap.response("UIDVALIDITY")[1]
+        uidnext = self.imap.response("UIDNEXT")[1]
+        if not uidvalidity or uidvalidity[0] is None:
+            raise FetchError("select", "the server sent no UIDVALIDITY")
+        next_uid = int(uidnext[0]) if uidnext and uidnext[0] is not None else None
+        return Selected(int(uidvalidity[0]), next_uid, int(data[0] or 0))
+
+    def uids_above(self, last_uid: int) -> list[int]:
+        data = self._ok("search", self.imap.uid("SEARCH", f"UID {last_uid + 1}:*"))
+        return sorted(u for u in _numbers(data) if u > last_uid)
+
+    def uids_since(self, day: date) -> list[int]:
+        data = self._ok("search", self.imap.uid("SEARCH", "SINCE", day.strftime("%d-%b-%Y")))
+        return sorted(_numbers(data))
+
+    def all_uids(self) -> list[int]:
+        return sorted(_numbers(self._ok("search", self.imap.uid("SEARCH", "ALL"))))
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
+        """(UID, raw bytes) of each message, fetched with BODY.PEEK[] (nothing is marked read)."""
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start:start + FETCH_BATCH]
+            data = self._ok("fetch", self.imap.uid("FETCH", ",".join(map(str, batch)), "(UID BODY.PEEK[])"))
+            for item in data:
+                if isinstance(item, tuple) and len(item) == 2:
+                    match = _UID.search(item[0])
+                    if match is not None:
+                        yield int(match[1]), bytes(item[1])
+
+    def mark_seen(self, uids: Sequence[int]) -> None:
+        if uids:
+            self._ok("store", self.imap.uid("STORE", _uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"))
+
+    def delete(self, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        self._ok("store", self.imap.uid("STORE", _uid_set(uids), "+FLAGS.SILENT", r"(\Deleted)"))
+        if "UIDPLUS" in self.capabilities:
+            self._ok("expunge", self.imap.uid("EXPUNGE", _uid_set(uids)))
+        else:  # removes every message marked \Deleted, also by other clients: RFC 3501's only way
+            self._ok("expunge", self.imap.expunge())
+
+    @property
+    def can_idle(self) -> bool:
+        return "IDLE" in self.capabilities
+
+    def idle(self, seconds: float, stop: threading.Event) -> bool:
+        """IDLE until the mailbox changes, `seconds` pass or `stop` is set; True when it changed."""
+        imap = self.imap
+        tag = imap._new_tag()  # imaplib's own tags, so its state stays right
+        imap.send(tag + b" IDLE\r\n")
+        first = imap.readline()
+        if not first.startswith(b"+"):
+            raise FetchError("idle", f"the server refused IDLE: {first.decode(errors='replace').strip()}")
+        changed = False
+        deadline = time.monotonic() + seconds
+        imap.sock.settimeout(1.0)  # wake every second to see whether to stop
+        try:
+            while not changed and not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    line = imap.readline()
+                except TimeoutError:  # nothing came; pushes arrive as whole lines, so none is cut
+                    continue
+                if not line:
+                    raise FetchError("idle", "the server closed the connection")
+                if line.startswith(b"* BYE"):
+                    raise FetchError("idle", f"the server said goodbye: {line.decode(errors='replace').strip()}")
+                if line.startswith(b"* ") and line.rstrip().endswith((b"EXISTS", b"EXPUNGE", b"RECENT")):
+                    changed = True
+        finally:
+            imap.sock.settimeout(TIMEOUT)
+        imap.send(b"DONE\r\n")
+        while True:  # the rest of IDLE's responses, up to its tagged completion
+            line = imap.readline()
+            if not line:
+                raise FetchError("idle", "the server closed the connection")
+            if line.startswith(tag):
+                if b" OK" not in line[: len(tag) + 4]:
+                    raise FetchError("idle", line.decode(errors="replace").strip())
+                return changed
+            if line.startswith(b"* ") and line.rstrip().endswith((b"EXISTS", b"RECENT")):
+                changed = True
+
+
+def _numbers(data: list[object]) -> list[int]:
+    out: list[int] = []
+    for item in data:
+        if isinstance(item, bytes):
+            out.extend(int(n) for n in item.split() if n.isdigit())
+    return out
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    return ",".join(map(str, sorted(set(uids))))
+
+
+def _quote(folder: str) -> str:
+    return folder if folder.isalnum() else '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _text(value: object) -> str:
+    if isinstance(value, BaseException):
+        value = value.args[0] if value.args else str(value)
+    if isinstance(value, list):
+        value = b" ".join(v for v in value if isinstance(v, bytes))
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip() or "no reason given"

@@ -1,0 +1,59 @@
+"""The watchers of all gateways: started, stopped and replaced as the configuration changes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from ..config.model import Config, Gateway, Server
+from .watcher import FetchContext, ImapWatcher
+
+log = logging.getLogger(__name__)
+
+
+class FetchManager:
+    def __init__(self, context: FetchContext) -> None:
+        self.context = context
+        self.watchers: dict[str, tuple[Gateway, Server, ImapWatcher]] = {}
+
+    def apply(self, config: Config) -> None:
+        """Start, stop or replace watchers so that each fetching gateway has one; others go on undisturbed."""
+        self.context = replace(self.context, settings=config.fetch)
+        wanted: dict[str, tuple[Gateway, Server]] = {}
+        for gateway in config.gateways:
+            server = config.server(gateway.server)
+            if not gateway.forwarding or server is None:
+                continue
+            if gateway.protocol != "imap":
+                log.warning("gateway %s: POP3 fetching is not available in this version; not fetched", gateway.email)
+                continue
+            wanted[gateway.email] = (gateway, server)
+        for email, (gateway, server, watcher) in list(self.watchers.items()):
+            if wanted.get(email) != (gateway, server):
+                watcher.stop()  # it finishes the message in hand; the store keeps everything once
+                del self.watchers[email]
+                log.info("gateway %s: watcher stopped (%s)", email, "changed" if email in wanted else "removed")
+        for email, (gateway, server) in wanted.items():
+            if email not in self.watchers:
+                watcher = ImapWatcher(gateway, server, self.context)
+                self.watchers[email] = (gateway, server, watcher)
+                watcher.start()
+
+    def summary(self) -> str:
+        if not self.watchers:
+            return "no gateways fetching"
+        connected = sum(1 for _, _, w in self.watchers.values() if w.connection is not None)
+        return f"{len(self.watchers)} gateways fetching, {connected} connected"
+
+    async def stop_all(self, timeout: float = 30.0) -> None:
+        watchers = [w for _, _, w in self.watchers.values()]
+        self.watchers.clear()
+        for watcher in watchers:
+            watcher.stop()
+
+        def join_all() -> None:
+            for watcher in watchers:
+                watcher.join(timeout)
+
+        await asyncio.to_thread(join_all)  # they may be waiting on this loop: never join on it

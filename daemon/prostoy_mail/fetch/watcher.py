@@ -1,0 +1,239 @@
+"""One watcher per gateway: a thread that keeps a mailbox and the task store in step.
+
+IMAP: connect, catch up on everything above the last UID taken (for the current UIDVALIDITY),
+then IDLE, and catch up again on every wake (and when IDLE is renewed); without IDLE, poll.
+Every message goes through the intake; only after its transaction has committed is anything
+changed on the server (mark read, delete), and such changes stay recorded as pending until
+done, so a crash at any point neither loses nor duplicates mail. Failures back off
+exponentially with jitter and are recorded for `gateway list`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import imaplib
+import logging
+import random
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from ..config.model import FetchSettings, Gateway, Server
+from ..intake import Accepted, Fetch, Inbound
+from ..store.ports import FetchedKey
+from ..store.sqlite import SqliteStore
+from ..store.writer import StoreWriter
+from .imap import FetchError, ImapConnection, TlsSettings
+from .secrets import gateway_password
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchContext:
+    """What watchers need from the daemon: its loop, the intake and the store's writer."""
+
+    loop: asyncio.AbstractEventLoop
+    accept: Callable[[Inbound], Awaitable[Accepted]]  # the intake, as the daemon wraps it
+    writer: StoreWriter
+    settings: FetchSettings
+
+
+def tls_of(server: Server) -> TlsSettings:
+    return TlsSettings(server.fetch_security, server.verify_certificate,
+                       str(server.ca_file) if server.ca_file else None)
+
+
+class ImapWatcher:
+    def __init__(self, gateway: Gateway, server: Server, context: FetchContext) -> None:
+        assert server.imap is not None
+        self.gateway = gateway
+        self.server = server
+        self.context = context
+        self.scope = f"gateway:{gateway.email}"
+        self.stopping = threading.Event()
+        self.connection: ImapConnection | None = None
+        self.attempts: dict[FetchedKey, int] = {}
+        self.thread = threading.Thread(target=self._run, name=f"fetch {gateway.email}", daemon=True)
+
+    # --- from the event loop --------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        connection = self.connection
+        if connection is not None:
+            connection.abort()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+    # --- on the watcher's thread ----------------------------------------------------------
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.context.loop).result()
+
+    def _store(self, job: Callable[[SqliteStore], T]) -> T:
+        return self._call(self.context.writer.run(job))
+
+    def _run(self) -> None:
+        email = self.gateway.email
+        while not self.stopping.is_set():
+            try:
+                self._session()
+                continue
+            except FetchError as exc:
+                step, reason = exc.step, str(exc)
+            except (imaplib.IMAP4.abort, OSError) as exc:
+                step, reason = "connection", f"connection: {exc}"
+            except imaplib.IMAP4.error as exc:
+                step, reason = "protocol", f"protocol: {exc}"
+            except Exception as exc:
+                log.exception("gateway %s: unexpected failure", email)
+                step, reason = "internal", f"internal: {exc!r}"
+            if self.stopping.is_set():
+                break
+            settings = self.context.settings
+            try:
+                state = self._store(lambda s: s.gateway_state(email))
+            except Exception:  # the store itself is failing: still back off
+                state = None
+            failures = (state.failures if state is not None else 0) + 1
+            delay = min(settings.backoff_max, settings.backoff_initial * 2 ** (failures - 1))
+            delay *= random.uniform(0.5, 1.5)  # jitter: gateways on one server do not retry in step
+            next_attempt = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
+            with contextlib.suppress(Exception):
+                self._store(partial(SqliteStore.record_failure, gateway=email, error=reason, next_attempt=next_attempt))
+            log.warning("gateway %s: %s failed (%s); attempt %d, next in %.0f s", email, step, reason, failures, delay)
+            self.stopping.wait(delay)
+
+    def _session(self) -> None:
+        gateway, endpoint = self.gateway, self.server.imap
+        assert endpoint is not None
+        password = gateway_password(gateway)
+        connection = ImapConnection.open(endpoint, tls_of(self.server), gateway.login, password)
+        self.connection = connection
+        try:
+            if self.stopping.is_set():
+                return
+            selected = connection.select("INBOX")
+            folder = f"INBOX/{selected.uidvalidity}"
+            state = self._store(lambda s: s.gateway_state(gateway.email))
+            if state is None or state.folder is None:
+                self._first_import(connection, folder, selected.uidnext)
+            elif state.folder != folder:
+                log.warning("gateway %s: UIDVALIDITY changed (%s -> %s); matching the mailbox again",
+                            gateway.email, state.folder, folder)
+                self._store(lambda s: s.set_position(gateway.email, folder, 0))
+                self._import(connection, folder, connection.all_uids(), dedupe=True)
+            log.info("gateway %s: connected to %s (%s), watching INBOX", gateway.email, endpoint,
+                     "IDLE" if connection.can_idle else "polling")
+            settings = self.context.settings
+            while not self.stopping.is_set():
+                self._apply_pending(connection, folder)
+                position = self._store(lambda s: s.gateway_state(gateway.email))
+                last_uid = position.last_uid if position is not None else 0
+                self._import(connection, folder, connection.uids_above(last_uid))
+                self._store(lambda s: s.record_success(gateway.email))
+                if connection.can_idle:
+                    connection.idle(settings.idle_renew, self.stopping)
+                else:
+                    self.stopping.wait(settings.poll_interval)
+        finally:
+            self.connection = None
+            connection.close()
+
+    def _first_import(self, connection: ImapConnection, folder: str, uidnext: int | None) -> None:
+        """A new gateway takes mail that arrives from now on; older mail only since `import_since`."""
+        email = self.gateway.email
+        if self.gateway.import_since is not None:
+            uids = connection.uids_since(self.gateway.import_since)
+            log.info("gateway %s: first import of %d messages since %s", email, len(uids), self.gateway.import_since)
+            self._store(lambda s: s.set_position(email, folder, 0))
+            self._import(connection, folder, uids)
+            return
+        last = uidnext - 1 if uidnext else max(connection.all_uids(), default=0)
+        log.info("gateway %s: first connection; mail from now on is imported (older mail: set import_since)", email)
+        self._store(lambda s: s.set_position(email, folder, last))
+
+    def _import(self, connection: ImapConnection, folder: str, uids: Sequence[int], dedupe: bool = False) -> None:
+        gateway = self.gateway
+        seen: list[tuple[FetchedKey, int]] = []
+        deleted: list[tuple[FetchedKey, int]] = []
+        for uid, raw in connection.fetch(uids):
+            if self.stopping.is_set():
+                break
+            key = FetchedKey(gateway.email, folder, str(uid))
+            inbound = Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
+                              fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, uid, dedupe))
+            try:
+                accepted = self._call(_awaited(self.context.accept(inbound)))
+            except Exception as exc:
+                self._failed(key, raw, exc)
+                continue
+            self.attempts.pop(key, None)
+            if accepted.server_action == "seen":
+                seen.append((key, uid))
+            elif accepted.server_action == "delete":
+                deleted.append((key, uid))
+            if len(seen) + len(deleted) >= 50:
+                self._server_changes(connection, seen, deleted)
+                seen, deleted = [], []
+        self._server_changes(connection, seen, deleted)
+
+    def _failed(self, key: FetchedKey, raw: bytes, exc: Exception) -> None:
+        attempts = self.attempts.get(key, 0) + 1
+        self.attempts[key] = attempts
+        limit = self.context.settings.max_attempts
+        if attempts < limit:
+            log.warning("gateway %s: UID %s could not be stored (attempt %d of %d): %s", key.gateway, key.uid,
+                        attempts, limit, exc)
+            raise FetchError("store", f"UID {key.uid}: {exc}")  # back off, then try again
+        log.error("gateway %s: UID %s could not be stored after %d attempts: quarantined (%s)", key.gateway,
+                  key.uid, attempts, exc)
+        uid = int(key.uid) if key.uid.isdigit() else None
+        reason = f"{type(exc).__name__}: {exc}"
+        self._store(lambda s: _quarantine(s, key, raw, reason, attempts, uid))
+        self.attempts.pop(key, None)
+
+    def _server_changes(self, connection: ImapConnection, seen: list[tuple[FetchedKey, int]],
+                        deleted: list[tuple[FetchedKey, int]]) -> None:
+        """Mark read / delete on the server what is committed in the store, then note it done."""
+        if seen:
+            connection.mark_seen([uid for _, uid in seen])
+        if deleted:
+            connection.delete([uid for _, uid in deleted])
+        done = [key for key, _ in (*seen, *deleted)]
+        if done:
+            self._store(lambda s: s.actions_done(done))
+
+    def _apply_pending(self, connection: ImapConnection, folder: str) -> None:
+        """Server changes left over from before a crash, or asked for since (a comment deleted)."""
+        pending = self._store(lambda s: s.pending_actions(self.gateway.email))
+        if not pending:
+            return
+        here = [(key, action) for key, action in pending if key.folder == folder]
+        gone = [key for key, _ in pending if key.folder != folder]
+        if gone:  # an old UIDVALIDITY: those UIDs mean nothing on the server any more
+            log.warning("gateway %s: %d pending server changes are for an old UIDVALIDITY; dropped",
+                        self.gateway.email, len(gone))
+            self._store(lambda s: s.actions_done(gone))
+        self._server_changes(connection, [(k, int(k.uid)) for k, a in here if a == "seen"],
+                             [(k, int(k.uid)) for k, a in here if a == "delete"])
+
+
+def _quarantine(store: SqliteStore, key: FetchedKey, raw: bytes, reason: str, attempts: int, uid: int | None) -> None:
+    store.quarantine(key, raw, reason, attempts)
+    if uid is not None:
+        store.advance_position(key.gateway, key.folder, uid)
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

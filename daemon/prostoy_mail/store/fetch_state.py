@@ -1,0 +1,142 @@
+"""What the store keeps for fetching from gateways (SQLite), mixed into SqliteStore.
+
+- `fetched`: every message fetched, by gateway + folder (IMAP: INBOX and UIDVALIDITY) + UID
+  (or POP3 UIDL), written in the same transaction as the message: a message is imported at
+  most once. Its `server_action` (mark read, delete) is done on the server only after that
+  commit, and stays pending until done, also across a crash.
+- `gateway_state`: each gateway's position (the last UID taken) and health.
+- `quarantine`: messages that could not be stored after several attempts, kept raw.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+
+from ..errors import NotFound
+from .clock import now
+from .ports import FetchedKey, GatewayState, QuarantinedMessage, ServerAction
+
+
+class FetchStateMixin:
+    db: sqlite3.Connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # SqliteStore's
+
+    def is_fetched(self, key: FetchedKey) -> bool:
+        return self.db.execute("SELECT 1 FROM fetched WHERE gateway = ? AND folder = ? AND uid = ?",
+                               (key.gateway, key.folder, key.uid)).fetchone() is not None
+
+    def record_fetched(self, key: FetchedKey, message_db_id: int | None, action: ServerAction) -> None:
+        """Within the transaction that stores the message."""
+        self.db.execute(
+            "INSERT INTO fetched (gateway, folder, uid, message_id, server_action, action_done, fetched_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key.gateway, key.folder, key.uid, message_db_id, action, int(not action), now()),
+        )
+
+    def message_with_hash(self, source: str, sha256: str) -> int | None:
+        row = self.db.execute("SELECT id FROM messages WHERE source = ? AND sha256 = ? LIMIT 1",
+                              (source, sha256)).fetchone()
+        return None if row is None else int(row[0])
+
+    def pending_actions(self, gateway: str) -> list[tuple[FetchedKey, ServerAction]]:
+        rows = self.db.execute("SELECT folder, uid, server_action FROM fetched"
+                               " WHERE gateway = ? AND action_done = 0 ORDER BY folder, uid", (gateway,))
+        return [(FetchedKey(gateway, folder, uid), action) for folder, uid, action in rows]
+
+    def actions_done(self, keys: Sequence[FetchedKey]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE fetched SET action_done = 1 WHERE gateway = ? AND folder = ? AND uid = ?",
+                           [(k.gateway, k.folder, k.uid) for k in keys])
+
+    def schedule_server_delete(self, message_db_id: int) -> list[FetchedKey]:
+        """Mark the fetched copies of a message for deletion on their servers (comment deleted)."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT gateway, folder, uid FROM fetched WHERE message_id = ?",
+                              (message_db_id,)).fetchall()
+            db.execute("UPDATE fetched SET server_action = 'delete', action_done = 0 WHERE message_id = ?",
+                       (message_db_id,))
+        return [FetchedKey(*row) for row in rows]
+
+    def fetched_keys(self, message_db_id: int) -> list[FetchedKey]:
+        rows = self.db.execute("SELECT gateway, folder, uid FROM fetched WHERE message_id = ?", (message_db_id,))
+        return [FetchedKey(*row) for row in rows]
+
+    # --- position and health ------------------------------------------------------------
+
+    def gateway_state(self, gateway: str) -> GatewayState | None:
+        row = self.db.execute("SELECT gateway, folder, last_uid, last_success, last_error, last_error_at,"
+                              " next_attempt, failures FROM gateway_state WHERE gateway = ?", (gateway,)).fetchone()
+        return None if row is None else GatewayState(*row)
+
+    def _ensure_state(self, gateway: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO gateway_state (gateway) VALUES (?)", (gateway,))
+
+    def set_position(self, gateway: str, folder: str, last_uid: int) -> None:
+        with self.transaction() as db:
+            self._ensure_state(gateway)
+            db.execute("UPDATE gateway_state SET folder = ?, last_uid = ? WHERE gateway = ?",
+                       (folder, last_uid, gateway))
+
+    def advance_position(self, gateway: str, folder: str, uid: int) -> None:
+        """Within a transaction: the last UID taken moves forward, never back."""
+        self._ensure_state(gateway)
+        self.db.execute("UPDATE gateway_state SET last_uid = max(last_uid, ?) WHERE gateway = ? AND folder = ?",
+                        (uid, gateway, folder))
+
+    def record_success(self, gateway: str) -> None:
+        with self.transaction() as db:
+            self._ensure_state(gateway)
+            db.execute("UPDATE gateway_state SET last_success = ?, failures = 0, next_attempt = NULL"
+                       " WHERE gateway = ?", (now(), gateway))
+
+    def record_failure(self, gateway: str, error: str, next_attempt: str) -> int:
+        """Note a failure; returns how many in a row."""
+        with self.transaction() as db:
+            self._ensure_state(gateway)
+            db.execute("UPDATE gateway_state SET last_error = ?, last_error_at = ?, next_attempt = ?,"
+                       " failures = failures + 1 WHERE gateway = ?", (error, now(), next_attempt, gateway))
+            return int(db.execute("SELECT failures FROM gateway_state WHERE gateway = ?", (gateway,)).fetchone()[0])
+
+    # --- quarantine -----------------------------------------------------------------------
+
+    def quarantine(self, key: FetchedKey, raw: bytes, error: str, attempts: int) -> int:
+        """Keep a message that could not be stored; it counts as taken so the mailbox goes on."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO quarantine (gateway, folder, uid, raw, error, attempts, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, folder, uid) DO UPDATE"
+                " SET error = excluded.error, attempts = excluded.attempts",
+                (key.gateway, key.folder, key.uid, raw, error, attempts, now()),
+            )
+            self.record_fetched(key, None, "")
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def list_quarantine(self) -> list[QuarantinedMessage]:
+        return list(_quarantined(self.db.execute(
+            "SELECT id, gateway, folder, uid, length(raw), error, attempts, created_at FROM quarantine ORDER BY id")))
+
+    def quarantined_raw(self, quarantine_id: int) -> tuple[QuarantinedMessage, bytes]:
+        row = self.db.execute("SELECT id, gateway, folder, uid, length(raw), error, attempts, created_at, raw"
+                              " FROM quarantine WHERE id = ?", (quarantine_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"nothing in quarantine with id {quarantine_id}")
+        return next(_quarantined([row[:8]])), bytes(row[8])
+
+    def release_quarantined(self, quarantine_id: int, message_db_id: int) -> None:
+        """Within a transaction: the message is stored now; its fetched row points to it."""
+        row = self.db.execute("SELECT gateway, folder, uid FROM quarantine WHERE id = ?", (quarantine_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"nothing in quarantine with id {quarantine_id}")
+        self.db.execute("UPDATE fetched SET message_id = ? WHERE gateway = ? AND folder = ? AND uid = ?",
+                        (message_db_id, *row))
+        self.db.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
+
+
+def _quarantined(rows: Iterator[tuple[object, ...]] | list[tuple[object, ...]]) -> Iterator[QuarantinedMessage]:
+    for row in rows:
+        yield QuarantinedMessage(*row)  # type: ignore[arg-type]

@@ -1,0 +1,252 @@
+"""Fetching from an external IMAP mailbox: a real Dovecot standing in for yandex.ru."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from prostoy_mail.store.ports import FetchedKey
+from prostoy_mail.store.sqlite import SqliteStore
+from tests.conftest import console_script
+from tests.dovecot import Dovecot
+
+USERS = {f"box{i}@example.org": f"secret{i}" for i in range(40)}
+_next_user = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    server = Dovecot(USERS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox() -> str:
+    """A mailbox on Dovecot that no other test uses."""
+    return f"box{next(_next_user)}@example.org"
+
+
+def gateway_config(dovecot: Dovecot, email: str, *, security: str = "starttls", port: str = "imap",
+                   options: str = "", password: str | None = None, ca: bool = True) -> str:
+    return f"""
+[fetch]
+idle_renew = 1
+poll_interval = 1
+backoff_initial = 0.2
+backoff_max = 1
+
+[[servers]]
+name = "dovecot.test"
+imap = "127.0.0.1:{dovecot.ports[port]}"
+pop3 = "127.0.0.1:{dovecot.ports['pop3']}"
+fetch_security = "{security}"
+ssl = {"true" if security == "ssl" else "false"}
+{f'ca_file = "{dovecot.ca_file}"' if ca else ""}
+
+[[gateways]]
+email = "{email}"
+server = "dovecot.test"
+login = "{email}"
+password = "{password or USERS[email]}"
+{options}
+"""
+
+
+def message(subject: str, body: str = "body") -> bytes:
+    return f"From: client@client.ru\r\nTo: support@example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
+
+
+async def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {check}")
+        await asyncio.sleep(0.05)
+
+
+def subjects(server: Any, email: str) -> list[str]:
+    return [c.subject for c in server.comments(f"Mail/{email}")]
+
+
+async def append(dovecot: Dovecot, email: str, raw: bytes, flags: str = "") -> None:
+    await asyncio.to_thread(dovecot.append, email, raw, "INBOX", flags)
+
+
+async def on_server(dovecot: Dovecot, email: str) -> list[tuple[int, str, bytes]]:
+    return await asyncio.to_thread(dovecot.messages, email)
+
+
+async def test_new_mail_arrives_through_idle_old_mail_stays_out(mail_server: Any, dovecot: Dovecot,
+                                                                mailbox: str) -> None:
+    await append(dovecot, mailbox, message("old, before the gateway was added"))
+    server = await mail_server(gateway_config(dovecot, mailbox))
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    started = time.monotonic()
+    await append(dovecot, mailbox, message("Счёт № 7", "Оплатите, пожалуйста"))
+    await until(lambda: subjects(server, mailbox))
+    latency = time.monotonic() - started
+    [comment] = server.comments(f"Mail/{mailbox}")
+    assert (comment.subject, comment.source, comment.routed_by) == ("Счёт № 7", mailbox, ("fallback",))
+    assert comment.text == "Оплатите, пожалуйста"
+    assert latency < 5.0, latency  # IDLE, not polling
+    # keep_on_server (the default): both still there, nothing marked read
+    kept = await on_server(dovecot, mailbox)
+    assert len(kept) == 2 and all("\\Seen" not in flags for _, flags, _ in kept)
+
+
+async def test_import_since_takes_older_mail_too(mail_server: Any, dovecot: Dovecot, mailbox: str) -> None:
+    await append(dovecot, mailbox, message("older one"))
+    await append(dovecot, mailbox, message("older two"))
+    server = await mail_server(gateway_config(dovecot, mailbox, options='import_since = "2000-01-01"'))
+    await until(lambda: len(subjects(server, mailbox)) == 2)
+    assert sorted(subjects(server, mailbox)) == ["older one", "older two"]
+
+
+async def test_mark_read_and_delete_happen_after_the_commit(mail_server: Any, dovecot: Dovecot) -> None:
+    read_box, delete_box = f"box{next(_next_user)}@example.org", f"box{next(_next_user)}@example.org"
+    text = gateway_config(dovecot, read_box, options="mark_read = true") + gateway_config(
+        dovecot, delete_box, options="keep_on_server = false").split("[[gateways]]")[1].join(["[[gateways]]", ""])
+    server = await mail_server(text)
+    await until(lambda: all((s := server.store().gateway_state(b)) and s.last_success for b in (read_box, delete_box)))
+    await append(dovecot, read_box, message("to be read"))
+    await append(dovecot, delete_box, message("to be deleted"))
+    await until(lambda: subjects(server, read_box) and subjects(server, delete_box))
+    await until(lambda: all("\\Seen" in flags for _, flags, _ in dovecot.messages(read_box)))
+    await until(lambda: dovecot.messages(delete_box) == [])
+    store = server.store()
+    assert store.pending_actions(read_box) == [] and store.pending_actions(delete_box) == []
+
+
+async def test_a_rule_with_delete_after_deletes_on_the_server(mail_server: Any, dovecot: Dovecot,
+                                                              mailbox: str) -> None:
+    rules = f'\n[[rules]]\nname = "newsletters"\ngateway = "{mailbox}"\nsubject = "digest"\naction = "ignore"\n' \
+            "delete_after = true\n"
+    server = await mail_server(gateway_config(dovecot, mailbox) + rules)
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("Weekly digest"))
+    await append(dovecot, mailbox, message("a real question"))
+    await until(lambda: subjects(server, mailbox) == ["a real question"])
+    await until(lambda: [s for _, _, raw in dovecot.messages(mailbox) for s in [raw]] and
+                all(b"digest" not in raw for _, _, raw in dovecot.messages(mailbox)))
+    assert server.count("messages") == 2  # the ignored one is stored too, in no task
+
+
+async def test_restarts_neither_lose_nor_duplicate(mail_server: Any, dovecot: Dovecot, mailbox: str) -> None:
+    config = gateway_config(dovecot, mailbox, options="mark_read = true")
+    server = await mail_server(config)
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("one"))
+    await until(lambda: subjects(server, mailbox) == ["one"])
+    await server.daemon.stop()
+    # while the daemon is down, mail arrives; and one server change was left undone (a crash
+    # between the commit and the \Seen)
+    await append(dovecot, mailbox, message("two"))
+    await append(dovecot, mailbox, message("three"))
+    store = server.store()
+    [(key, _)] = [(k, a) for k, a in [(FetchedKey(mailbox, store.gateway_state(mailbox).folder, "1"), "seen")]]
+    store.db.execute("UPDATE fetched SET action_done = 0 WHERE uid = ?", (key.uid,))
+    await asyncio.to_thread(_unseen_all, dovecot, mailbox)
+    store.close()
+    again = await mail_server(config)
+    await until(lambda: sorted(subjects(again, mailbox)) == ["one", "three", "two"])
+    await until(lambda: all("\\Seen" in flags for _, flags, _ in dovecot.messages(mailbox)))
+    await again.daemon.stop()
+    third = await mail_server(config)
+    await until(lambda: (s := third.store().gateway_state(mailbox)) and s.last_success)
+    await asyncio.sleep(1.5)
+    assert sorted(subjects(third, mailbox)) == ["one", "three", "two"]
+    assert third.count("messages") == 3
+
+
+def _unseen_all(dovecot: Dovecot, email: str) -> None:
+    imap = dovecot.client(email)
+    imap.select("INBOX")
+    imap.uid("STORE", "1:*", "-FLAGS.SILENT", r"(\Seen)")
+    imap.logout()
+
+
+async def test_a_new_uidvalidity_neither_loses_nor_duplicates(mail_server: Any, dovecot: Dovecot,
+                                                              mailbox: str) -> None:
+    config = gateway_config(dovecot, mailbox)
+    server = await mail_server(config)
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("before"))
+    await until(lambda: subjects(server, mailbox) == ["before"])
+    await server.daemon.stop()
+    await append(dovecot, mailbox, message("after"))
+    store = server.store()  # as if the server had rebuilt the mailbox: the UIDVALIDITY we knew is gone
+    store.db.execute("UPDATE gateway_state SET folder = 'INBOX/1', last_uid = 99 WHERE gateway = ?", (mailbox,))
+    store.close()
+    again = await mail_server(config)
+    await until(lambda: sorted(subjects(again, mailbox)) == ["after", "before"])
+    await asyncio.sleep(1.0)
+    assert again.count("messages") == 2
+
+
+@pytest.mark.parametrize(("security", "port"), [("ssl", "imaps"), ("starttls", "imap"), ("none", "imap")])
+async def test_each_kind_of_connection(mail_server: Any, dovecot: Dovecot, mailbox: str, security: str,
+                                       port: str) -> None:
+    server = await mail_server(gateway_config(dovecot, mailbox, security=security, port=port))
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message(f"over {security}"))
+    await until(lambda: subjects(server, mailbox) == [f"over {security}"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"password": "wrong"}, "login: "),
+        ({"security": "ssl", "port": "imaps", "ca": False}, "tls: certificate not trusted"),
+        ({"security": "ssl", "port": "imap"}, "tls: "),
+    ],
+)
+async def test_failures_are_recorded_and_retried(mail_server: Any, dovecot: Dovecot, mailbox: str,
+                                                 kwargs: dict[str, Any], error: str) -> None:
+    server = await mail_server(gateway_config(dovecot, mailbox, **kwargs))
+    state = await until(lambda: (s := server.store().gateway_state(mailbox)) and s.failures >= 2 and s)
+    assert state.last_error.startswith(error), state.last_error
+    assert state.next_attempt is not None and state.last_success is None
+    listed = subprocess.run([console_script(), "--config", str(server.config_path), "gateway", "list", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    [row] = json.loads(listed.stdout)
+    assert row["last_error"].startswith(error) and row["failures"] >= 2 and row["next_attempt"]
+
+
+async def test_deleting_the_comment_deletes_on_the_server_when_asked(mail_server: Any, dovecot: Dovecot,
+                                                                     mailbox: str) -> None:
+    server = await mail_server(gateway_config(dovecot, mailbox, options="delete_on_server_when_deleted = true"))
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("delete me in the CRM"))
+    [comment] = await until(lambda: server.comments(f"Mail/{mailbox}"))
+    deleted = subprocess.run([console_script(), "--config", str(server.config_path), "comment", "delete",
+                              str(comment.id)], capture_output=True, text=True, timeout=60)
+    assert deleted.returncode == 0 and "will be deleted from" in deleted.stdout, deleted.stderr
+    await until(lambda: dovecot.messages(mailbox) == [])
+
+
+async def test_without_that_option_a_deleted_comment_does_not_come_back(mail_server: Any, dovecot: Dovecot,
+                                                                        mailbox: str) -> None:
+    config = gateway_config(dovecot, mailbox)
+    server = await mail_server(config)
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("kept on the server"))
+    [comment] = await until(lambda: server.comments(f"Mail/{mailbox}"))
+    store: SqliteStore = server.store()
+    store.delete_comment(comment.id)
+    store.close()
+    await server.daemon.stop()
+    again = await mail_server(config)
+    await until(lambda: (s := again.store().gateway_state(mailbox)) and s.last_success)
+    await asyncio.sleep(1.5)
+    assert again.comments(f"Mail/{mailbox}") == [] and len(dovecot.messages(mailbox)) == 1
