@@ -83,37 +83,42 @@ class Intake:
 
     def accept_now(self, store: SqliteStore, inbound: Inbound, table: RoutingTable) -> Accepted:
         """On the writer thread, inside its transaction."""
-        fetch = inbound.fetch
-        if fetch is not None:
-            if store.is_fetched(fetch.key):  # fetched before (a restart after the commit): once only
-                return Accepted(None, (), Decision(()), duplicate=True)
-            if fetch.dedupe_by_hash:
-                existing = store.message_with_hash(inbound.source, hashlib.sha256(inbound.raw).hexdigest())
-                if existing is not None:
-                    kept_action = _server_action(fetch, delete_after=False)
-                    store.record_fetched(fetch.key, existing, kept_action)
-                    self._advance(store, fetch)
-                    return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
-        parsed = parse_message(inbound.raw, inbound.mail_from)
-        reply_task = find_reply_task(store, self.tokens, parsed, inbound.address_tokens)
-        decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
-        stored = store.store_message(record_of(parsed, inbound), [
-            CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
-        action: ServerAction = ""
-        if fetch is not None:
-            action = _server_action(fetch, decision.delete_after)
-            store.record_fetched(fetch.key, stored.id, action)
-            self._advance(store, fetch)
-        log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
-                 inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
-                 ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
-                 " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
-        return Accepted(stored.id, stored.comment_ids, decision, parsed, action)
+        return accept_now(store, self.tokens, table, inbound)
 
-    @staticmethod
-    def _advance(store: SqliteStore, fetch: Fetch) -> None:
-        if fetch.position is not None:
-            store.advance_position(fetch.key.gateway, fetch.key.folder, fetch.position)
+
+def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound) -> Accepted:
+    """Store and route one message in the caller's transaction (the daemon's writer, or the CLI)."""
+    fetch = inbound.fetch
+    if fetch is not None:
+        if store.is_fetched(fetch.key):  # fetched before (a restart after the commit): once only
+            return Accepted(None, (), Decision(()), duplicate=True)
+        if fetch.dedupe_by_hash:
+            existing = store.message_with_hash(inbound.source, hashlib.sha256(inbound.raw).hexdigest())
+            if existing is not None:
+                kept_action = _server_action(fetch, delete_after=False)
+                store.record_fetched(fetch.key, existing, kept_action)
+                _advance(store, fetch)
+                return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
+    parsed = parse_message(inbound.raw, inbound.mail_from)
+    reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
+    decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
+    stored = store.store_message(record_of(parsed, inbound), [
+        CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
+    action: ServerAction = ""
+    if fetch is not None:
+        action = _server_action(fetch, decision.delete_after)
+        store.record_fetched(fetch.key, stored.id, action)
+        _advance(store, fetch)
+    log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
+             inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
+             ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
+             " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
+    return Accepted(stored.id, stored.comment_ids, decision, parsed, action)
+
+
+def _advance(store: SqliteStore, fetch: Fetch) -> None:
+    if fetch.position is not None:
+        store.advance_position(fetch.key.gateway, fetch.key.folder, fetch.position)
 
 
 def _server_action(fetch: Fetch, delete_after: bool) -> ServerAction:

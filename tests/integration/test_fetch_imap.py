@@ -250,3 +250,55 @@ async def test_without_that_option_a_deleted_comment_does_not_come_back(mail_ser
     await until(lambda: (s := again.store().gateway_state(mailbox)) and s.last_success)
     await asyncio.sleep(1.5)
     assert again.comments(f"Mail/{mailbox}") == [] and len(dovecot.messages(mailbox)) == 1
+
+
+async def test_a_message_that_cannot_be_stored_is_quarantined_and_the_rest_goes_on(
+        mail_server: Any, dovecot: Dovecot, mailbox: str) -> None:
+    server = await mail_server(gateway_config(dovecot, mailbox))
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    store = server.store()  # a real fault: the store refuses this one message, every time
+    store.db.execute("CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.subject = 'poison'"
+                     " BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    store.close()
+    await append(dovecot, mailbox, message("poison"))
+    await append(dovecot, mailbox, message("healthy"))
+    await until(lambda: subjects(server, mailbox) == ["healthy"], timeout=30)
+    listed = json.loads(_cli(server, "quarantine", "list", "--json").stdout)
+    assert [(q["gateway"], q["attempts"]) for q in listed] == [(mailbox, 3)] and "disk says no" in listed[0]["error"]
+    store = server.store()
+    store.db.execute("DROP TRIGGER poison")
+    store.close()
+    retried = _cli(server, "quarantine", "retry", str(listed[0]["id"]))
+    assert retried.returncode == 0, retried.stderr
+    assert sorted(subjects(server, mailbox)) == ["healthy", "poison"]
+    assert json.loads(_cli(server, "quarantine", "list", "--json").stdout) == []
+
+
+def _cli(server: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), "--config", str(server.config_path), *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def pop3_config(dovecot: Dovecot, email: str, *, security: str = "starttls", port: str = "pop3",
+                options: str = "") -> str:
+    return gateway_config(dovecot, email, security=security, options='protocol = "pop3"\n' + options).replace(
+        f'pop3 = "127.0.0.1:{dovecot.ports["pop3"]}"', f'pop3 = "127.0.0.1:{dovecot.ports[port]}"')
+
+
+@pytest.mark.parametrize(("security", "port"), [("starttls", "pop3"), ("ssl", "pop3s")])
+async def test_pop3_polls_and_deletes_after_the_commit(mail_server: Any, dovecot: Dovecot, mailbox: str,
+                                                       security: str, port: str) -> None:
+    await append(dovecot, mailbox, message("already there"))
+    config = pop3_config(dovecot, mailbox, security=security, port=port, options="keep_on_server = false")
+    server = await mail_server(config)
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("new over pop3"))
+    await until(lambda: subjects(server, mailbox) == ["new over pop3"])
+    await until(lambda: [raw for _, _, raw in dovecot.messages(mailbox)] and
+                all(b"new over pop3" not in raw for _, _, raw in dovecot.messages(mailbox)))
+    assert len(dovecot.messages(mailbox)) == 1  # the old one stays: it was there before the gateway
+    await server.daemon.stop()
+    again = await mail_server(config)
+    await until(lambda: (s := again.store().gateway_state(mailbox)) and s.last_success)
+    await asyncio.sleep(1.5)
+    assert subjects(again, mailbox) == ["new over pop3"] and again.count("messages") == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..config.load import default_config_path
 from ..errors import ConfigError, ProstoyMailError
-from . import config_cmds, serve_cmd, store_cmds
+from . import config_cmds, quarantine_cmds, serve_cmd, store_cmds
 from .common import Context
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.register(sub)
     config_cmds.register(sub)
     store_cmds.register(sub)
+    quarantine_cmds.register(sub)
     return parser
 
 

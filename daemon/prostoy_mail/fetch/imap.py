@@ -107,8 +107,10 @@ class ImapConnection:
 
     def abort(self) -> None:
         """From another thread: break a blocking read (e.g. IDLE) by shutting the socket down."""
-        with contextlib.suppress(OSError):
-            self.imap.sock.shutdown(socket.SHUT_RDWR)
+        sock = getattr(self.imap, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _ok(self, step: str, result: tuple[str, Any]) -> list[Any]:
         status, data = result

@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 
 from ..config.model import Config, Gateway, Server
-from .watcher import FetchContext, ImapWatcher
+from .watcher import FetchContext, ImapWatcher, Pop3Watcher, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 class FetchManager:
     def __init__(self, context: FetchContext) -> None:
         self.context = context
-        self.watchers: dict[str, tuple[Gateway, Server, ImapWatcher]] = {}
+        self.watchers: dict[str, tuple[Gateway, Server, Watcher]] = {}
 
     def apply(self, config: Config) -> None:
         """Start, stop or replace watchers so that each fetching gateway has one; others go on undisturbed."""
@@ -25,9 +25,6 @@ class FetchManager:
             server = config.server(gateway.server)
             if not gateway.forwarding or server is None:
                 continue
-            if gateway.protocol != "imap":
-                log.warning("gateway %s: POP3 fetching is not available in this version; not fetched", gateway.email)
-                continue
             wanted[gateway.email] = (gateway, server)
         for email, (gateway, server, watcher) in list(self.watchers.items()):
             if wanted.get(email) != (gateway, server):
@@ -36,9 +33,10 @@ class FetchManager:
                 log.info("gateway %s: watcher stopped (%s)", email, "changed" if email in wanted else "removed")
         for email, (gateway, server) in wanted.items():
             if email not in self.watchers:
-                watcher = ImapWatcher(gateway, server, self.context)
-                self.watchers[email] = (gateway, server, watcher)
-                watcher.start()
+                kind = ImapWatcher if gateway.protocol == "imap" else Pop3Watcher
+                started = kind(gateway, server, self.context)
+                self.watchers[email] = (gateway, server, started)
+                started.start()
 
     def summary(self) -> str:
         if not self.watchers:

@@ -18,7 +18,7 @@ import random
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from ..store.ports import FetchedKey
 from ..store.sqlite import SqliteStore
 from ..store.writer import StoreWriter
 from .imap import FetchError, ImapConnection, TlsSettings
+from .pop3 import Pop3Connection
 from .secrets import gateway_password
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,18 @@ def tls_of(server: Server) -> TlsSettings:
                        str(server.ca_file) if server.ca_file else None)
 
 
-class ImapWatcher:
+class Watcher:
+    """What every watcher does: its thread, the intake and store calls, failures and backoff."""
+
+    polls = False  # True: one session per check, then wait poll_interval (POP3)
+
     def __init__(self, gateway: Gateway, server: Server, context: FetchContext) -> None:
-        assert server.imap is not None
         self.gateway = gateway
         self.server = server
         self.context = context
         self.scope = f"gateway:{gateway.email}"
         self.stopping = threading.Event()
-        self.connection: ImapConnection | None = None
+        self.connection: ImapConnection | Pop3Connection | None = None
         self.attempts: dict[FetchedKey, int] = {}
         self.thread = threading.Thread(target=self._run, name=f"fetch {gateway.email}", daemon=True)
 
@@ -88,6 +92,8 @@ class ImapWatcher:
         while not self.stopping.is_set():
             try:
                 self._session()
+                if self.polls:
+                    self.stopping.wait(self.context.settings.poll_interval)
                 continue
             except FetchError as exc:
                 step, reason = exc.step, str(exc)
@@ -114,6 +120,40 @@ class ImapWatcher:
             log.warning("gateway %s: %s failed (%s); attempt %d, next in %.0f s", email, step, reason, failures, delay)
             self.stopping.wait(delay)
 
+    def _session(self) -> None:
+        raise NotImplementedError
+
+    def _accept(self, key: FetchedKey, raw: bytes, position: int | None = None, dedupe: bool = False
+                ) -> Accepted | None:
+        """Through the intake; None when it failed and the message was quarantined instead."""
+        gateway = self.gateway
+        inbound = Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
+                          fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe))
+        try:
+            accepted = self._call(_awaited(self.context.accept(inbound)))
+        except Exception as exc:
+            self._failed(key, raw, exc)  # raises to back off, or quarantines
+            return None
+        self.attempts.pop(key, None)
+        return accepted
+
+    def _failed(self, key: FetchedKey, raw: bytes, exc: Exception) -> None:
+        attempts = self.attempts.get(key, 0) + 1
+        self.attempts[key] = attempts
+        limit = self.context.settings.max_attempts
+        if attempts < limit:
+            log.warning("gateway %s: %s could not be stored (attempt %d of %d): %s", key.gateway, key.uid,
+                        attempts, limit, exc)
+            raise FetchError("store", f"{key.uid}: {exc}")  # back off, then try again
+        log.error("gateway %s: %s could not be stored after %d attempts: quarantined (%s)", key.gateway,
+                  key.uid, attempts, exc)
+        uid = int(key.uid) if key.uid.isdigit() and key.folder != "pop3" else None
+        reason = f"{type(exc).__name__}: {exc}"
+        self._store(lambda s: _quarantine(s, key, raw, reason, attempts, uid))
+        self.attempts.pop(key, None)
+
+
+class ImapWatcher(Watcher):
     def _session(self) -> None:
         gateway, endpoint = self.gateway, self.server.imap
         assert endpoint is not None
@@ -171,14 +211,9 @@ class ImapWatcher:
             if self.stopping.is_set():
                 break
             key = FetchedKey(gateway.email, folder, str(uid))
-            inbound = Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
-                              fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, uid, dedupe))
-            try:
-                accepted = self._call(_awaited(self.context.accept(inbound)))
-            except Exception as exc:
-                self._failed(key, raw, exc)
+            accepted = self._accept(key, raw, uid, dedupe)
+            if accepted is None:
                 continue
-            self.attempts.pop(key, None)
             if accepted.server_action == "seen":
                 seen.append((key, uid))
             elif accepted.server_action == "delete":
@@ -187,21 +222,6 @@ class ImapWatcher:
                 self._server_changes(connection, seen, deleted)
                 seen, deleted = [], []
         self._server_changes(connection, seen, deleted)
-
-    def _failed(self, key: FetchedKey, raw: bytes, exc: Exception) -> None:
-        attempts = self.attempts.get(key, 0) + 1
-        self.attempts[key] = attempts
-        limit = self.context.settings.max_attempts
-        if attempts < limit:
-            log.warning("gateway %s: UID %s could not be stored (attempt %d of %d): %s", key.gateway, key.uid,
-                        attempts, limit, exc)
-            raise FetchError("store", f"UID {key.uid}: {exc}")  # back off, then try again
-        log.error("gateway %s: UID %s could not be stored after %d attempts: quarantined (%s)", key.gateway,
-                  key.uid, attempts, exc)
-        uid = int(key.uid) if key.uid.isdigit() else None
-        reason = f"{type(exc).__name__}: {exc}"
-        self._store(lambda s: _quarantine(s, key, raw, reason, attempts, uid))
-        self.attempts.pop(key, None)
 
     def _server_changes(self, connection: ImapConnection, seen: list[tuple[FetchedKey, int]],
                         deleted: list[tuple[FetchedKey, int]]) -> None:
@@ -227,6 +247,73 @@ class ImapWatcher:
             self._store(lambda s: s.actions_done(gone))
         self._server_changes(connection, [(k, int(k.uid)) for k, a in here if a == "seen"],
                              [(k, int(k.uid)) for k, a in here if a == "delete"])
+
+
+class Pop3Watcher(Watcher):
+    """POP3 has no IDLE and a session sees a snapshot: one session per check, every poll_interval."""
+
+    polls = True
+    folder = "pop3"
+
+    def _session(self) -> None:
+        gateway, endpoint = self.gateway, self.server.pop3
+        assert endpoint is not None
+        connection = Pop3Connection.open(endpoint, tls_of(self.server), gateway.login, gateway_password(gateway))
+        self.connection = connection
+        try:
+            listing = connection.uidl()
+            by_uid = {uid: number for number, uid in listing.items()}
+            email, folder = gateway.email, self.folder
+            state = self._store(lambda s: s.gateway_state(email))
+            if state is None or state.folder is None:
+                self._first_import(connection, listing)
+            known = self._store(lambda s: s.fetched_uids(email, folder))
+            deleted: list[FetchedKey] = []
+            for key, action in self._store(lambda s: s.pending_actions(email)):
+                if action == "delete" and key.uid in by_uid:
+                    connection.delete(by_uid[key.uid])
+                deleted.append(key)  # "seen" has no meaning in POP3; a vanished message needs nothing
+            for number, uid in sorted(listing.items()):
+                if self.stopping.is_set() or uid in known:
+                    continue
+                key = FetchedKey(email, folder, uid)
+                accepted = self._accept(key, connection.retrieve(number))
+                if accepted is None:
+                    continue
+                if accepted.server_action == "delete":
+                    connection.delete(number)
+                if accepted.server_action:
+                    deleted.append(key)
+            connection.quit()  # the deletions happen now; until here they stay pending in the store
+            if deleted:
+                self._store(lambda s: s.actions_done(deleted))
+            self._store(lambda s: s.record_success(email))
+        finally:
+            self.connection = None
+            connection.close()
+
+    def _first_import(self, connection: Pop3Connection, listing: dict[int, str]) -> None:
+        """What is there now counts as old mail: taken only when it is newer than `import_since`."""
+        email, since = self.gateway.email, self.gateway.import_since
+        old: list[str] = []
+        for number, uid in sorted(listing.items()):
+            if since is not None and _date_of(connection.headers(number)) >= since:
+                continue  # imported by the session below
+            old.append(uid)
+        self._store(lambda s: s.mark_old(email, self.folder, old))
+        log.info("gateway %s: first connection; %d messages already there are left out%s", email, len(old),
+                 f" (older than {since})" if since else " (older mail: set import_since)")
+
+
+def _date_of(headers: bytes) -> date:
+    from email.parser import BytesHeaderParser
+    from email.utils import parsedate_to_datetime
+
+    value = BytesHeaderParser().parsebytes(headers).get("Date", "")
+    try:
+        return parsedate_to_datetime(str(value)).date()
+    except (TypeError, ValueError, IndexError):
+        return date.max  # no usable date: take it rather than lose it
 
 
 def _quarantine(store: SqliteStore, key: FetchedKey, raw: bytes, reason: str, attempts: int, uid: int | None) -> None:

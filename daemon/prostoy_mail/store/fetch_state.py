@@ -37,6 +37,18 @@ class FetchStateMixin:
             (key.gateway, key.folder, key.uid, message_db_id, action, int(not action), now()),
         )
 
+    def fetched_uids(self, gateway: str, folder: str) -> set[str]:
+        rows = self.db.execute("SELECT uid FROM fetched WHERE gateway = ? AND folder = ?", (gateway, folder))
+        return {uid for (uid,) in rows}
+
+    def mark_old(self, gateway: str, folder: str, uids: Sequence[str]) -> None:
+        """A new gateway's mail that was there before it: known, never imported (POP3 has no UIDNEXT)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO fetched (gateway, folder, uid, message_id, fetched_at)"
+                           " VALUES (?, ?, ?, NULL, ?)", [(gateway, folder, uid, now()) for uid in uids])
+            self._ensure_state(gateway)
+            db.execute("UPDATE gateway_state SET folder = ? WHERE gateway = ?", (folder, gateway))
+
     def message_with_hash(self, source: str, sha256: str) -> int | None:
         row = self.db.execute("SELECT id FROM messages WHERE source = ? AND sha256 = ? LIMIT 1",
                               (source, sha256)).fetchone()
@@ -135,6 +147,11 @@ class FetchStateMixin:
         self.db.execute("UPDATE fetched SET message_id = ? WHERE gateway = ? AND folder = ? AND uid = ?",
                         (message_db_id, *row))
         self.db.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
+
+    def drop_quarantined(self, quarantine_id: int) -> None:
+        with self.transaction() as db:
+            if db.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,)).rowcount == 0:
+                raise NotFound(f"nothing in quarantine with id {quarantine_id}")
 
 
 def _quarantined(rows: Iterator[tuple[object, ...]] | list[tuple[object, ...]]) -> Iterator[QuarantinedMessage]:
