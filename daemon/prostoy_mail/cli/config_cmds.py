@@ -328,6 +328,16 @@ def _register_gateways(sub: Sub) -> None:
             p.add_argument(f"--{flag.replace('_', '-')}", action=BOOL, default=None)
         p.add_argument("--import-since", metavar="YYYY-MM-DD", help="also import older mail since this day")
         p.set_defaults(handler=handler)
+    p = gateways.add_parser("test", help="check that a gateway's settings work (connect, TLS, log in), step by step")
+    p.add_argument("email")
+    p.add_argument("--server", metavar="NAME", help="test with this server (also before the gateway is saved)")
+    p.add_argument("--protocol", choices=PROTOCOL_CHOICES)
+    p.add_argument("--login", metavar="L")
+    p.add_argument("--password-file", metavar="F")
+    p.add_argument("--smtp-login", metavar="L")
+    p.add_argument("--smtp-password-file", metavar="F")
+    p.add_argument("--no-smtp", action="store_true", help="test fetching only")
+    p.set_defaults(handler=gateway_test)
     p = gateways.add_parser("list", help="list gateways")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=gateway_list)
@@ -671,3 +681,45 @@ def rule_explain(ctx: Context) -> int:
     if result.decision.delete_after:
         ctx.say("Then:     deleted on the external server (delete_after)")
     return 0
+
+
+def gateway_test(ctx: Context) -> int:
+    """The Test button, on the saved gateway or on settings given here (before saving)."""
+    import dataclasses
+
+    from ..config.model import Gateway
+    from ..fetch.probe import probe_fetching, probe_sending
+
+    a = ctx.args
+    config = ctx.config()
+    email = a.email.lower()
+    gateway = config.gateway(email)
+    if gateway is None:
+        if not (a.server and a.password_file):
+            raise NotFound(f'no gateway "{email}"; to test settings before saving, give --server and --password-file')
+        gateway = Gateway(email=email, server=a.server.lower(), login=email)
+    changes: dict[str, Any] = {}
+    if a.server:
+        changes["server"] = a.server.lower()
+    if a.protocol:
+        changes["protocol"] = a.protocol
+    if a.login:
+        changes["login"] = a.login
+    if a.password_file:
+        changes.update(password=None, password_file=Path(a.password_file).absolute())
+    if a.smtp_login:
+        changes.update(smtp_login=a.smtp_login, smtp_password=None,
+                       smtp_password_file=Path(a.smtp_password_file).absolute() if a.smtp_password_file else None)
+    gateway = dataclasses.replace(gateway, **changes)
+    server = config.server(gateway.server)
+    if server is None:
+        raise NotFound(f'unknown server "{gateway.server}" (known: {", ".join(s.name for s in config.servers)})')
+    steps = probe_fetching(gateway, server)
+    if not a.no_smtp:
+        steps += probe_sending(gateway, server)
+    for step in steps:
+        ctx.say(str(step))
+    failed = [s for s in steps if not s.ok]
+    ctx.say(f"{gateway.email}: " + ("all steps OK" if not failed else
+                                     f"FAILED at {', '.join(f'{s.protocol} {s.step}' for s in failed)}"))
+    return 1 if failed else 0
