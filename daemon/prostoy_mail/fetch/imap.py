@@ -172,6 +172,8 @@ class ImapConnection:
         tag = imap._new_tag()  # imaplib's own tags, so its state stays right
         imap.send(tag + b" IDLE\r\n")
         first = imap.readline()
+        if first.startswith(b"* BYE") or not first:
+            raise FetchError("idle", f"the server said goodbye: {first.decode(errors='replace').strip()}")
         if not first.startswith(b"+"):
             raise FetchError("idle", f"the server refused IDLE: {first.decode(errors='replace').strip()}")
         changed = False

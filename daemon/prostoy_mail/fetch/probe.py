@@ -119,8 +119,9 @@ def probe_sending(gateway: Gateway, server: Server) -> list[Step]:
         try:
             client.login(login, password)
         except smtplib.SMTPAuthenticationError as exc:
-            error = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-            steps.append(Step("smtp", "login", False, f"{exc.smtp_code} {error}"))
+            reply = exc.smtp_error
+            text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+            steps.append(Step("smtp", "login", False, f"{exc.smtp_code} {text}"))
             return steps
         except (smtplib.SMTPException, OSError) as exc:
             steps.append(Step("smtp", "login", False, str(exc)))

@@ -176,16 +176,18 @@ class ImapWatcher(Watcher):
             log.info("gateway %s: connected to %s (%s), watching INBOX", gateway.email, endpoint,
                      "IDLE" if connection.can_idle else "polling")
             settings = self.context.settings
+            steady = False
             while not self.stopping.is_set():
                 self._apply_pending(connection, folder)
                 position = self._store(lambda s: s.gateway_state(gateway.email))
                 last_uid = position.last_uid if position is not None else 0
                 self._import(connection, folder, connection.uids_above(last_uid))
-                self._store(lambda s: s.record_success(gateway.email))
+                self._store(partial(SqliteStore.record_success, gateway=gateway.email, steady=steady))
                 if connection.can_idle:
                     connection.idle(settings.idle_renew, self.stopping)
                 else:
                     self.stopping.wait(settings.poll_interval)
+                steady = True  # a whole cycle went well
         finally:
             self.connection = None
             connection.close()
@@ -287,7 +289,7 @@ class Pop3Watcher(Watcher):
             connection.quit()  # the deletions happen now; until here they stay pending in the store
             if deleted:
                 self._store(lambda s: s.actions_done(deleted))
-            self._store(lambda s: s.record_success(email))
+            self._store(lambda s: s.record_success(email, steady=True))
         finally:
             self.connection = None
             connection.close()

@@ -99,11 +99,15 @@ class FetchStateMixin:
         self.db.execute("UPDATE gateway_state SET last_uid = max(last_uid, ?) WHERE gateway = ? AND folder = ?",
                         (uid, gateway, folder))
 
-    def record_success(self, gateway: str) -> None:
+    def record_success(self, gateway: str, *, steady: bool = False) -> None:
+        """The mailbox was read. `steady`: a whole cycle (an IDLE, a poll) went well, so the
+        failure count starts again; a server that fails a moment after each login keeps backing off."""
         with self.transaction() as db:
             self._ensure_state(gateway)
-            db.execute("UPDATE gateway_state SET last_success = ?, failures = 0, next_attempt = NULL"
-                       " WHERE gateway = ?", (now(), gateway))
+            db.execute("UPDATE gateway_state SET last_success = ?, next_attempt = NULL WHERE gateway = ?",
+                       (now(), gateway))
+            if steady:
+                db.execute("UPDATE gateway_state SET failures = 0 WHERE gateway = ?", (gateway,))
 
     def record_failure(self, gateway: str, error: str, next_attempt: str) -> int:
         """Note a failure; returns how many in a row."""

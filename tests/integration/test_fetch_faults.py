@@ -1,0 +1,132 @@
+"""Hostile or broken IMAP servers: what Dovecot will not do, a small fake server does."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.test_fetch_imap import until
+
+
+class FakeImap:
+    """Just enough IMAP to get a client to a chosen fault."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+        self.logins = 0
+        self.server: asyncio.Server | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        caps = "IMAP4rev1 IDLE AUTH=PLAIN" + ("" if self.fault == "no-starttls" else " STARTTLS")
+        writer.write(f"* OK [CAPABILITY {caps}] fake ready\r\n".encode())
+        try:
+            while line := await reader.readline():
+                tag, _, rest = line.decode().strip().partition(" ")
+                command = rest.split(" ")[0].upper()
+                if command == "CAPABILITY":
+                    writer.write(f"* CAPABILITY {caps}\r\n{tag} OK done\r\n".encode())
+                elif command == "LOGIN":
+                    self.logins += 1
+                    if self.fault == "garbage":
+                        writer.write(b"\x00\xff%%%% this is not IMAP at all\r\n" * 3)
+                        writer.close()
+                        return
+                    writer.write(f"{tag} OK logged in\r\n".encode())
+                elif command == "SELECT":
+                    writer.write(f"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+                                 f"{tag} OK [READ-WRITE] selected\r\n".encode())
+                elif command == "UID" and "SEARCH" in rest.upper():
+                    if self.fault == "huge":  # an endless line: the client must give up, not eat memory
+                        writer.write(b"* SEARCH ")
+                        for _ in range(40):
+                            writer.write(b"1 " * 100_000)
+                            await writer.drain()
+                        writer.write(b"\r\n")
+                    writer.write(f"* SEARCH\r\n{tag} OK searched\r\n".encode())
+                elif command == "IDLE":
+                    if self.fault == "bye":
+                        writer.write(b"* BYE shutting down for maintenance\r\n")
+                        await writer.drain()
+                        writer.close()
+                        return
+                    writer.write(b"+ idling\r\n")
+                elif command == "DONE":
+                    writer.write(b"x OK idle done\r\n")
+                elif command == "LOGOUT":
+                    writer.write(f"* BYE bye\r\n{tag} OK\r\n".encode())
+                    await writer.drain()
+                    writer.close()
+                    return
+                else:
+                    writer.write(f"{tag} OK whatever\r\n".encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+
+@pytest.fixture
+async def fake_imap() -> AsyncIterator[Callable[[str], Any]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(fault: str) -> tuple[FakeImap, int]:
+        fake = FakeImap(fault)
+        server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+        servers.append(server)
+        return fake, server.sockets[0].getsockname()[1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def config(port: int, security: str) -> str:
+    return f"""
+[fetch]
+idle_renew = 1
+backoff_initial = 0.2
+backoff_max = 0.5
+
+[[servers]]
+name = "fake.test"
+imap = "127.0.0.1:{port}"
+fetch_security = "{security}"
+ssl = false
+
+[[gateways]]
+email = "victim@fake.test"
+server = "fake.test"
+password = "x"
+
+[[mailboxes]]
+login = "sales"
+"""
+
+
+@pytest.mark.parametrize(
+    ("fault", "security", "error"),
+    [
+        ("no-starttls", "starttls", "starttls: the server does not offer STARTTLS"),
+        ("garbage", "none", ""),
+        ("bye", "none", "idle: the server said goodbye: * BYE shutting down"),
+        ("huge", "none", ""),
+    ],
+)
+async def test_a_bad_server_backs_off_and_the_daemon_goes_on(mail_server: Any, fake_imap: Any, fault: str,
+                                                             security: str, error: str) -> None:
+    fake, port = await fake_imap(fault)
+    server = await mail_server(config(port, security))
+    state = await until(lambda: (s := server.store().gateway_state("victim@fake.test")) and s.failures >= 2 and s,
+                        timeout=30)
+    assert state.last_error.startswith(error), state.last_error
+    assert state.next_attempt is not None
+    if fault == "no-starttls":
+        assert fake.logins == 0  # no password was sent in plain text
+    # the rest of the daemon is unaffected: inbound mail still lands
+    started = time.monotonic()
+    assert await server.send("a@b.ru", ["sales@example.test"], b"Subject: still here\r\n\r\nx\r\n") == {}
+    assert time.monotonic() - started < 5
+    assert [c.subject for c in server.comments("Mail/sales@example.test")] == ["still here"]
