@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import io
 import re
+import select
 import socket
 import ssl
 import threading
@@ -162,6 +164,22 @@ class ImapConnection:
         else:  # removes every message marked \Deleted, also by other clients: RFC 3501's only way
             self._ok("expunge", self.imap.expunge())
 
+    def _has_buffered_data(self) -> bool:
+        """Whether a response already sits in imaplib's or TLS's buffer (select() cannot see those)."""
+        sock = self.imap.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        reader = self.imap.file
+        if not isinstance(reader, io.BufferedReader):
+            return False
+        sock.setblocking(False)
+        try:
+            return bool(reader.peek(1))  # buffered bytes, or one non-blocking read
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        finally:
+            sock.settimeout(TIMEOUT)
+
     @property
     def can_idle(self) -> bool:
         return "IDLE" in self.capabilities
@@ -178,21 +196,21 @@ class ImapConnection:
             raise FetchError("idle", f"the server refused IDLE: {first.decode(errors='replace').strip()}")
         changed = False
         deadline = time.monotonic() + seconds
-        imap.sock.settimeout(1.0)  # wake every second to see whether to stop
-        try:
-            while not changed and not stop.is_set() and time.monotonic() < deadline:
-                try:
-                    line = imap.readline()
-                except TimeoutError:  # nothing came; pushes arrive as whole lines, so none is cut
+        while not changed and not stop.is_set() and time.monotonic() < deadline:
+            # Wait for the server with select(), a second at a time, to see whether to stop. (A
+            # socket timeout would do, but after one the socket's file refuses to read again.)
+            if not self._has_buffered_data():
+                wait = min(1.0, max(0.0, deadline - time.monotonic()))
+                readable, _, _ = select.select([imap.sock], [], [], wait)
+                if not readable:
                     continue
-                if not line:
-                    raise FetchError("idle", "the server closed the connection")
-                if line.startswith(b"* BYE"):
-                    raise FetchError("idle", f"the server said goodbye: {line.decode(errors='replace').strip()}")
-                if line.startswith(b"* ") and line.rstrip().endswith((b"EXISTS", b"EXPUNGE", b"RECENT")):
-                    changed = True
-        finally:
-            imap.sock.settimeout(TIMEOUT)
+            line = imap.readline()
+            if not line:
+                raise FetchError("idle", "the server closed the connection")
+            if line.startswith(b"* BYE"):
+                raise FetchError("idle", f"the server said goodbye: {line.decode(errors='replace').strip()}")
+            if line.startswith(b"* ") and line.rstrip().endswith((b"EXISTS", b"EXPUNGE", b"RECENT")):
+                changed = True
         imap.send(b"DONE\r\n")
         while True:  # the rest of IDLE's responses, up to its tagged completion
             line = imap.readline()
