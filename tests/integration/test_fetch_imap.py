@@ -267,6 +267,7 @@ async def test_a_message_that_cannot_be_stored_is_quarantined_and_the_rest_goes_
     await append(dovecot, mailbox, message("poison"))
     await append(dovecot, mailbox, message("healthy"))
     await until(lambda: subjects(server, mailbox) == ["healthy"], timeout=30)
+    await until(lambda: server.store().list_quarantine(), timeout=30)
     listed = json.loads(_cli(server, "quarantine", "list", "--json").stdout)
     assert [(q["gateway"], q["attempts"]) for q in listed] == [(mailbox, 3)] and "disk says no" in listed[0]["error"]
     store = server.store()
@@ -306,3 +307,25 @@ async def test_pop3_polls_and_deletes_after_the_commit(mail_server: Any, dovecot
     await until(lambda: (s := again.store().gateway_state(mailbox)) and s.last_success)
     await asyncio.sleep(1.5)
     assert subjects(again, mailbox) == ["new over pop3"] and again.count("messages") == 1
+
+
+async def test_a_failure_in_the_middle_of_a_batch_loses_nothing(mail_server: Any, dovecot: Dovecot,
+                                                                mailbox: str) -> None:
+    config = gateway_config(dovecot, mailbox)
+    server = await mail_server(config)
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await server.daemon.stop()
+    for subject in ("first", "flaky", "third", "fourth"):  # fetched together in one batch on restart
+        await append(dovecot, mailbox, message(subject))
+    store = server.store()
+    store.db.execute("CREATE TRIGGER flaky BEFORE INSERT ON messages WHEN NEW.subject = 'flaky'"
+                     " BEGIN SELECT RAISE(ABORT, 'a passing fault'); END")
+    store.close()
+    again = await mail_server(config)
+    await until(lambda: (s := again.store().gateway_state(mailbox)) and s.failures >= 1)
+    store = again.store()
+    store.db.execute("DROP TRIGGER flaky")  # the fault passes before the message is quarantined
+    store.close()
+    await until(lambda: sorted(subjects(again, mailbox)) == ["first", "flaky", "fourth", "third"])
+    await asyncio.sleep(1.0)
+    assert again.count("messages") == 4 and again.store().list_quarantine() == []

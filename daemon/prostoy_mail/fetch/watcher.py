@@ -27,7 +27,7 @@ from ..intake import Accepted, Fetch, Inbound
 from ..store.ports import FetchedKey
 from ..store.sqlite import SqliteStore
 from ..store.writer import StoreWriter
-from .imap import FetchError, ImapConnection, TlsSettings
+from .imap import FETCH_BATCH, FetchError, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
 from .secrets import gateway_password
 
@@ -126,16 +126,40 @@ class Watcher:
     def _accept(self, key: FetchedKey, raw: bytes, position: int | None = None, dedupe: bool = False
                 ) -> Accepted | None:
         """Through the intake; None when it failed and the message was quarantined instead."""
+        return self._accept_many([(key, raw, position)], dedupe)[0]
+
+    def _accept_many(self, items: Sequence[tuple[FetchedKey, bytes, int | None]], dedupe: bool = False
+                     ) -> list[Accepted | None]:
+        """Hand several messages to the intake at once, so the store commits them together (one
+        fsync for the lot); each is still stored exactly once and answered on its own."""
         gateway = self.gateway
-        inbound = Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
-                          fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe))
-        try:
-            accepted = self._call(_awaited(self.context.accept(inbound)))
-        except Exception as exc:
-            self._failed(key, raw, exc)  # raises to back off, or quarantines
-            return None
-        self.attempts.pop(key, None)
-        return accepted
+        futures = [
+            asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(Inbound(
+                raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
+                fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe)))), self.context.loop)
+            for key, raw, position in items
+        ]
+        results: list[Accepted | None] = []
+        failure: FetchError | None = None
+        retry_from: FetchedKey | None = None
+        for (key, raw, position), future in zip(items, futures, strict=True):
+            try:
+                results.append(future.result())
+                self.attempts.pop(key, None)
+            except Exception as exc:
+                results.append(None)
+                try:
+                    self._failed(key, raw, exc)  # quarantines, or asks to back off
+                except FetchError as backoff:
+                    failure = failure or backoff
+                    if position is not None and retry_from is None:
+                        retry_from = key
+        if failure is not None:
+            if retry_from is not None:  # later messages may have moved the position past this one: back
+                start = int(retry_from.uid) - 1
+                self._store(lambda s: s.set_position(retry_from.gateway, retry_from.folder, start))
+            raise failure
+        return results
 
     def _failed(self, key: FetchedKey, raw: bytes, exc: Exception) -> None:
         attempts = self.attempts.get(key, 0) + 1
@@ -209,21 +233,32 @@ class ImapWatcher(Watcher):
         gateway = self.gateway
         seen: list[tuple[FetchedKey, int]] = []
         deleted: list[tuple[FetchedKey, int]] = []
+        batch: list[tuple[FetchedKey, bytes, int | None]] = []
         for uid, raw in connection.fetch(uids):
             if self.stopping.is_set():
                 break
-            key = FetchedKey(gateway.email, folder, str(uid))
-            accepted = self._accept(key, raw, uid, dedupe)
-            if accepted is None:
+            batch.append((FetchedKey(gateway.email, folder, str(uid)), raw, uid))
+            if len(batch) < FETCH_BATCH and sum(len(r) for _, r, _ in batch) < 16 * 1024 * 1024:
+                continue
+            self._import_batch(connection, batch, dedupe, seen, deleted)
+            batch = []
+        if batch:
+            self._import_batch(connection, batch, dedupe, seen, deleted)
+        self._server_changes(connection, seen, deleted)
+
+    def _import_batch(self, connection: ImapConnection, batch: list[tuple[FetchedKey, bytes, int | None]],
+                      dedupe: bool, seen: list[tuple[FetchedKey, int]], deleted: list[tuple[FetchedKey, int]]) -> None:
+        """Store a batch, then apply the server changes the committed messages call for."""
+        for (key, _, uid), accepted in zip(batch, self._accept_many(batch, dedupe), strict=True):
+            if accepted is None or uid is None:
                 continue
             if accepted.server_action == "seen":
                 seen.append((key, uid))
             elif accepted.server_action == "delete":
                 deleted.append((key, uid))
-            if len(seen) + len(deleted) >= 50:
-                self._server_changes(connection, seen, deleted)
-                seen, deleted = [], []
         self._server_changes(connection, seen, deleted)
+        seen.clear()
+        deleted.clear()
 
     def _server_changes(self, connection: ImapConnection, seen: list[tuple[FetchedKey, int]],
                         deleted: list[tuple[FetchedKey, int]]) -> None:
