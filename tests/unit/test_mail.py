@@ -217,6 +217,25 @@ def test_the_single_part_fast_path_reads_what_the_full_parser_reads(body: str, c
         encoding, lambda d: d)(data)
     raw = (f"Subject: t\r\nContent-Type: text/{subtype}; charset={charset}\r\n"
            f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode() + payload
-    fast = parse_module._body(parse_module._parse(raw))
+    fast = parse_module._body(parse_module._parse(raw, parse_module.MAX_BODY))
     full = parse_module._body(message_from_bytes(raw))
     assert fast == full
+
+
+@pytest.mark.parametrize("encoding", ["8bit", "base64", "quoted-printable"])
+def test_a_huge_text_body_is_read_only_as_far_as_the_comment_shows(encoding: str) -> None:
+    import quopri
+    from email import message_from_bytes
+
+    from prostoy_mail.mail import parse as parse_module
+
+    text = "".join(f"Строка номер {i}: съешь же ещё этих мягких французских булок.\r\n" for i in range(40_000))
+    data = text.encode("utf-8")
+    payload = {"base64": lambda d: base64.encodebytes(d).replace(b"\n", b"\r\n"),
+               "quoted-printable": lambda d: quopri.encodestring(d).replace(b"\n", b"\r\n")}.get(encoding, lambda d: d)
+    raw = (f"Subject: big\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}"
+           "\r\n\r\n").encode() + payload(data)
+    assert len(raw) > 4 * parse_module.MAX_BODY
+    fast = parse_module.parse_message(raw).text
+    full, _ = parse_module._body(message_from_bytes(raw))
+    assert len(fast) == parse_module.MAX_TEXT and fast == full

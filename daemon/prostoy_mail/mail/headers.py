@@ -33,7 +33,9 @@ def decode_bytes(raw: bytes, declared: str | None = None) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if declared and declared.lower() not in ("us-ascii", "utf-8", "ascii"):
+    if declared and declared.lower() in ("utf-8", "utf8"):  # said UTF-8, broken somewhere: still UTF-8
+        return raw.decode("utf-8", "replace")
+    if declared and declared.lower() not in ("us-ascii", "ascii"):
         try:
             return raw.decode(declared)
         except (LookupError, UnicodeDecodeError):

@@ -21,6 +21,8 @@ from .html_text import html_to_text
 MAX_DEPTH = 20  # MIME levels we look into; deeper parts are not shown (the raw message keeps them)
 MAX_PARTS = 1000
 MAX_TEXT = 256 * 1024  # characters of body text kept for the comment
+MAX_BODY = 4 * MAX_TEXT  # bytes of a single-part text body decoded for it first (the raw message keeps all)
+_TRUNCATED = "X-Prostoy-Truncated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,11 @@ class ParsedMessage:
 
 def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
     """Parse `raw`; `mail_from` is the SMTP envelope sender ("" for a null sender) when known."""
-    msg = _parse(raw)
+    msg = _parse(raw, MAX_BODY)
     text, attachments = _body(msg)
+    if _TRUNCATED in msg and len(text) < MAX_TEXT:  # encoded densely (e.g. quoted-printable Cyrillic)
+        msg = _parse(raw)
+        text, attachments = _body(msg)
     _, from_addr = sender(msg)
     from_name = sender(msg)[0]
     return ParsedMessage(
@@ -70,13 +75,23 @@ def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
     )
 
 
-def _parse(raw: bytes) -> Message:
-    """compat32 parse; a single-part message skips the feed parser's line-by-line body work."""
+def _parse(raw: bytes, limit: int | None = None) -> Message:
+    """compat32 parse; a single-part message skips the feed parser's line-by-line body work.
+
+    With `limit`, a single-part text body is read only that far (whole lines): the comment
+    shows MAX_TEXT characters at most, and a 5 MB body need not be decoded for that. The
+    message gets the header X-Prostoy-Truncated when it was cut (on the parsed copy only).
+    """
     head_end = raw.find(b"\r\n\r\n")
     if head_end >= 0:
         head = BytesHeaderParser(policy=compat32).parsebytes(raw[: head_end + 4])
-        if head.get_content_maintype() not in ("multipart", "message"):
-            head.set_payload(raw[head_end + 4:].decode("ascii", "surrogateescape"))
+        maintype = head.get_content_maintype()
+        if maintype not in ("multipart", "message"):
+            body = raw[head_end + 4:]
+            if limit is not None and maintype == "text" and len(body) > limit:
+                body = body[: body.rfind(b"\n", 0, limit) + 1 or limit]  # whole lines (base64 too)
+                head[_TRUNCATED] = "yes"
+            head.set_payload(body.decode("ascii", "surrogateescape"))
             return head
     try:
         return message_from_bytes(raw, policy=compat32)
