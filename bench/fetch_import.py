@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.peers import free_port, wait_port  # noqa: E402
-from tests.dovecot import Dovecot  # noqa: E402
+from bench.peers import free_port, wait_port
+from tests.dovecot import Dovecot
 
 CLI = str(Path(sys.executable).parent / "prostoy-mail")
 
