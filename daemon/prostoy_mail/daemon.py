@@ -97,7 +97,7 @@ class Daemon:
         self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics)
         await self._open_listeners()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), self.accept_fetched, self.writer,
-                                                  self.config.fetch))
+                                                  self.config.fetch, self.metrics))
         self.fetchers.apply(self.config)
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
 class Metrics:
@@ -26,7 +26,16 @@ class Metrics:
                               "'ignored:<rule>')", ["rule"], registry=self.registry)
         self.store_batches = Counter("prostoy_mail_store_commits", "Store transactions committed (group commits)",
                                      registry=self.registry)
-        self.gateways = Gauge("prostoy_mail_gateways", "Gateways by state", ["state"], registry=self.registry)
+        self.gateways = Gauge("prostoy_mail_gateways", "Gateways fetching, by state (connected, waiting)",
+                              ["state"], registry=self.registry)
+        self.fetch_errors = Counter("prostoy_mail_fetch_errors", "Fetching failures, by gateway and step",
+                                    ["gateway", "step"], registry=self.registry)
+        self.fetched = Counter("prostoy_mail_fetched_messages", "Messages fetched and stored, by gateway",
+                               ["gateway"], registry=self.registry)
+        self.fetch_seconds = Histogram("prostoy_mail_fetch_batch_seconds",
+                                       "Time to store a batch of fetched messages, by gateway", ["gateway"],
+                                       buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                       registry=self.registry)
         self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)
 
 

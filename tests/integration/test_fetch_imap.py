@@ -329,3 +329,21 @@ async def test_a_failure_in_the_middle_of_a_batch_loses_nothing(mail_server: Any
     await until(lambda: sorted(subjects(again, mailbox)) == ["first", "flaky", "fourth", "third"])
     await asyncio.sleep(1.0)
     assert again.count("messages") == 4 and again.store().list_quarantine() == []
+
+
+async def test_forwarding_off_fetches_nothing_until_a_reload_turns_it_on(mail_server: Any, dovecot: Dovecot,
+                                                                        mailbox: str) -> None:
+    from prometheus_client import generate_latest
+
+    server = await mail_server(gateway_config(dovecot, mailbox, options="forwarding = false"))
+    await append(dovecot, mailbox, message("not fetched: forwarding is off"))
+    await asyncio.sleep(2.0)
+    assert server.comments(f"Mail/{mailbox}") == [] and server.store().gateway_state(mailbox) is None
+    server.config_path.write_text(server.config_path.read_text().replace("forwarding = false", "forwarding = true"))
+    await server.daemon.reload()
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    await append(dovecot, mailbox, message("fetched after the reload"))
+    await until(lambda: subjects(server, mailbox) == ["fetched after the reload"])
+    metrics = generate_latest(server.daemon.metrics.registry).decode()
+    assert f'prostoy_mail_fetched_messages_total{{gateway="{mailbox}"}} 1.0' in metrics
+    assert f'prostoy_mail_messages_accepted_total{{source="{mailbox}"}} 1.0' in metrics

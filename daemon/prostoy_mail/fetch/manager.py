@@ -42,6 +42,9 @@ class FetchManager:
         if not self.watchers:
             return "no gateways fetching"
         connected = sum(1 for _, _, w in self.watchers.values() if w.connection is not None)
+        if self.context.metrics is not None:
+            self.context.metrics.gateways.labels("connected").set(connected)
+            self.context.metrics.gateways.labels("waiting").set(len(self.watchers) - connected)
         return f"{len(self.watchers)} gateways fetching, {connected} connected"
 
     async def stop_all(self, timeout: float = 30.0) -> None:

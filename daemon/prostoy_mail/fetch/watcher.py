@@ -16,6 +16,7 @@ import imaplib
 import logging
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 from ..config.model import FetchSettings, Gateway, Server
 from ..intake import Accepted, Fetch, Inbound
+from ..metrics import Metrics
 from ..store.ports import FetchedKey
 from ..store.sqlite import SqliteStore
 from ..store.writer import StoreWriter
@@ -43,6 +45,7 @@ class FetchContext:
     accept: Callable[[Inbound], Awaitable[Accepted]]  # the intake, as the daemon wraps it
     writer: StoreWriter
     settings: FetchSettings
+    metrics: Metrics | None = None
 
 
 def tls_of(server: Server) -> TlsSettings:
@@ -118,6 +121,8 @@ class Watcher:
             with contextlib.suppress(Exception):
                 self._store(partial(SqliteStore.record_failure, gateway=email, error=reason, next_attempt=next_attempt))
             log.warning("gateway %s: %s failed (%s); attempt %d, next in %.0f s", email, step, reason, failures, delay)
+            if self.context.metrics is not None:
+                self.context.metrics.fetch_errors.labels(email, step).inc()
             self.stopping.wait(delay)
 
     def _session(self) -> None:
@@ -133,6 +138,7 @@ class Watcher:
         """Hand several messages to the intake at once, so the store commits them together (one
         fsync for the lot); each is still stored exactly once and answered on its own."""
         gateway = self.gateway
+        started = time.monotonic()
         futures = [
             asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(Inbound(
                 raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
@@ -154,6 +160,10 @@ class Watcher:
                     failure = failure or backoff
                     if position is not None and retry_from is None:
                         retry_from = key
+        metrics = self.context.metrics
+        if metrics is not None:
+            metrics.fetch_seconds.labels(gateway.email).observe(time.monotonic() - started)
+            metrics.fetched.labels(gateway.email).inc(sum(1 for r in results if r is not None and not r.duplicate))
         if failure is not None:
             if retry_from is not None:  # later messages may have moved the position past this one: back
                 start = int(retry_from.uid) - 1
