@@ -31,6 +31,25 @@ FETCH_BATCH = 50  # messages per UID FETCH; bounded memory per round trip
 TIMEOUT = 60.0  # seconds for any one response
 
 
+@contextlib.contextmanager
+def connect_errors(endpoint: Endpoint, *protocol_errors: type[Exception]) -> Iterator[None]:
+    """Turn what can go wrong while connecting into a FetchError naming the step (dns, connect, tls)."""
+    try:
+        yield
+    except ssl.SSLCertVerificationError as exc:
+        raise FetchError("tls", f"certificate not trusted: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise FetchError("tls", str(exc)) from None
+    except socket.gaierror as exc:
+        raise FetchError("dns", f"{endpoint.host}: {exc.strerror}") from None
+    except TimeoutError:
+        raise FetchError("connect", f"{endpoint}: timed out") from None
+    except OSError as exc:
+        raise FetchError("connect", f"{endpoint}: {exc.strerror or exc}") from None
+    except protocol_errors as exc:
+        raise FetchError("connect", f"{endpoint}: {exc}") from None
+
+
 class FetchError(Exception):
     """A step of talking to the external server failed; `step` says which."""
 
@@ -68,24 +87,12 @@ class ImapConnection:
     @classmethod
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> ImapConnection:
         """Connect, secure and log in; a FetchError names the step that failed."""
-        try:
+        with connect_errors(endpoint, imaplib.IMAP4.error):
             if tls.mode == "ssl":
                 imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(endpoint.host, endpoint.port,
                                                         ssl_context=tls.context(endpoint.host), timeout=TIMEOUT)
             else:
                 imap = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=TIMEOUT)
-        except ssl.SSLCertVerificationError as exc:
-            raise FetchError("tls", f"certificate not trusted: {exc.verify_message}") from None
-        except ssl.SSLError as exc:
-            raise FetchError("tls", str(exc)) from None
-        except socket.gaierror as exc:
-            raise FetchError("dns", f"{endpoint.host}: {exc.strerror}") from None
-        except TimeoutError:
-            raise FetchError("connect", f"{endpoint}: timed out") from None
-        except OSError as exc:
-            raise FetchError("connect", f"{endpoint}: {exc.strerror or exc}") from None
-        except imaplib.IMAP4.error as exc:
-            raise FetchError("connect", f"{endpoint}: {exc}") from None
         if tls.mode == "starttls":
             if "STARTTLS" not in {c.upper() for c in imap.capabilities}:
                 imap.shutdown()

@@ -13,7 +13,7 @@ import socket
 import ssl
 
 from ..config.model import Endpoint
-from .imap import TIMEOUT, FetchError, TlsSettings
+from .imap import TIMEOUT, FetchError, TlsSettings, connect_errors
 
 # poplib refuses lines over 2,048 bytes; real mail has longer ones (RFC 5322 allows 998, but
 # HTML mail often ignores that). It is a module-wide limit in poplib, so it is raised here.
@@ -26,22 +26,12 @@ class Pop3Connection:
 
     @classmethod
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> Pop3Connection:
-        try:
+        with connect_errors(endpoint, poplib.error_proto):
             if tls.mode == "ssl":
                 pop: poplib.POP3 = poplib.POP3_SSL(endpoint.host, endpoint.port, context=tls.context(endpoint.host),
                                                    timeout=TIMEOUT)
             else:
                 pop = poplib.POP3(endpoint.host, endpoint.port, timeout=TIMEOUT)
-        except ssl.SSLCertVerificationError as exc:
-            raise FetchError("tls", f"certificate not trusted: {exc.verify_message}") from None
-        except ssl.SSLError as exc:
-            raise FetchError("tls", str(exc)) from None
-        except socket.gaierror as exc:
-            raise FetchError("dns", f"{endpoint.host}: {exc.strerror}") from None
-        except TimeoutError:
-            raise FetchError("connect", f"{endpoint}: timed out") from None
-        except (OSError, poplib.error_proto) as exc:
-            raise FetchError("connect", f"{endpoint}: {exc}") from None
         if tls.mode == "starttls":
             try:
                 offered = "STLS" in pop.capa()
