@@ -11,6 +11,7 @@ exponentially with jitter and are recorded for `gateway list`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import imaplib
 import logging
@@ -137,18 +138,26 @@ class Watcher:
                      ) -> list[Accepted | None]:
         """Hand several messages to the intake at once, so the store commits them together (one
         fsync for the lot); each is still stored exactly once and answered on its own."""
+        return self._collect(self._submit(items, dedupe))
+
+    def _submit(self, items: Sequence[tuple[FetchedKey, bytes, int | None]], dedupe: bool = False) -> _InFlight:
         gateway = self.gateway
-        started = time.monotonic()
         futures = [
             asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(Inbound(
                 raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
                 fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe)))), self.context.loop)
             for key, raw, position in items
         ]
+        return _InFlight(list(items), futures, time.monotonic())
+
+    def _collect(self, batch: _InFlight, *after: _InFlight) -> list[Accepted | None]:
+        """Wait for a submitted batch. On a failure that asks to back off, wait for the batches
+        submitted after it too, then move the position back to the failed message, so that
+        nothing committed later can leave it behind."""
         results: list[Accepted | None] = []
         failure: FetchError | None = None
         retry_from: FetchedKey | None = None
-        for (key, raw, position), future in zip(items, futures, strict=True):
+        for (key, raw, position), future in zip(batch.items, batch.futures, strict=True):
             try:
                 results.append(future.result())
                 self.attempts.pop(key, None)
@@ -162,9 +171,14 @@ class Watcher:
                         retry_from = key
         metrics = self.context.metrics
         if metrics is not None:
-            metrics.fetch_seconds.labels(gateway.email).observe(time.monotonic() - started)
-            metrics.fetched.labels(gateway.email).inc(sum(1 for r in results if r is not None and not r.duplicate))
+            email = self.gateway.email
+            metrics.fetch_seconds.labels(email).observe(time.monotonic() - batch.started)
+            metrics.fetched.labels(email).inc(sum(1 for r in results if r is not None and not r.duplicate))
         if failure is not None:
+            for later in after:
+                for future in later.futures:
+                    with contextlib.suppress(Exception):  # committed or not, it is retried from the position
+                        future.result()
             if retry_from is not None:  # later messages may have moved the position past this one: back
                 start = int(retry_from.uid) - 1
                 self._store(lambda s: s.set_position(retry_from.gateway, retry_from.folder, start))
@@ -240,26 +254,31 @@ class ImapWatcher(Watcher):
         self._store(lambda s: s.set_position(email, folder, last))
 
     def _import(self, connection: ImapConnection, folder: str, uids: Sequence[int], dedupe: bool = False) -> None:
+        """Fetch and store in a pipeline: while one batch is being stored, the next is downloaded."""
         gateway = self.gateway
-        seen: list[tuple[FetchedKey, int]] = []
-        deleted: list[tuple[FetchedKey, int]] = []
         batch: list[tuple[FetchedKey, bytes, int | None]] = []
+        in_flight: _InFlight | None = None
         for uid, raw in connection.fetch(uids):
             if self.stopping.is_set():
                 break
             batch.append((FetchedKey(gateway.email, folder, str(uid)), raw, uid))
             if len(batch) < FETCH_BATCH and sum(len(r) for _, r, _ in batch) < 16 * 1024 * 1024:
                 continue
-            self._import_batch(connection, batch, dedupe, seen, deleted)
-            batch = []
-        if batch:
-            self._import_batch(connection, batch, dedupe, seen, deleted)
-        self._server_changes(connection, seen, deleted)
+            next_batch = self._submit(batch, dedupe)
+            if in_flight is not None:
+                self._finish(connection, in_flight, next_batch)
+            in_flight, batch = next_batch, []
+        last = self._submit(batch, dedupe) if batch else None
+        if in_flight is not None:
+            self._finish(connection, in_flight, *([last] if last else []))
+        if last is not None:
+            self._finish(connection, last)
 
-    def _import_batch(self, connection: ImapConnection, batch: list[tuple[FetchedKey, bytes, int | None]],
-                      dedupe: bool, seen: list[tuple[FetchedKey, int]], deleted: list[tuple[FetchedKey, int]]) -> None:
-        """Store a batch, then apply the server changes the committed messages call for."""
-        for (key, _, uid), accepted in zip(batch, self._accept_many(batch, dedupe), strict=True):
+    def _finish(self, connection: ImapConnection, batch: _InFlight, *after: _InFlight) -> None:
+        """Once a batch is committed, the server changes its messages call for."""
+        seen: list[tuple[FetchedKey, int]] = []
+        deleted: list[tuple[FetchedKey, int]] = []
+        for (key, _, uid), accepted in zip(batch.items, self._collect(batch, *after), strict=True):
             if accepted is None or uid is None:
                 continue
             if accepted.server_action == "seen":
@@ -267,8 +286,6 @@ class ImapWatcher(Watcher):
             elif accepted.server_action == "delete":
                 deleted.append((key, uid))
         self._server_changes(connection, seen, deleted)
-        seen.clear()
-        deleted.clear()
 
     def _server_changes(self, connection: ImapConnection, seen: list[tuple[FetchedKey, int]],
                         deleted: list[tuple[FetchedKey, int]]) -> None:
@@ -361,6 +378,15 @@ def _date_of(headers: bytes) -> date:
         return parsedate_to_datetime(str(value)).date()
     except (TypeError, ValueError, IndexError):
         return date.max  # no usable date: take it rather than lose it
+
+
+@dataclass
+class _InFlight:
+    """A batch handed to the intake, not yet known to be committed."""
+
+    items: list[tuple[FetchedKey, bytes, int | None]]
+    futures: list[concurrent.futures.Future[Accepted]]
+    started: float
 
 
 def _quarantine(store: SqliteStore, key: FetchedKey, raw: bytes, reason: str, attempts: int, uid: int | None) -> None:
