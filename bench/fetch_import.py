@@ -125,7 +125,9 @@ def count_messages(store: Path) -> int:
         db.close()
 
 
-def run_prostoy(dovecot: Dovecot, login: str, work: Path, expected: int) -> tuple[float, subprocess.Popen[bytes]]:
+def run_prostoy(dovecot: Dovecot, login: str, work: Path, expected: int
+                ) -> tuple[float, float, subprocess.Popen[bytes]]:
+    """Seconds from starting the daemon, and from its first stored message, to the last one stored."""
     for old in work.glob("store.db*"):
         old.unlink()
     smtp_port = free_port()
@@ -133,11 +135,15 @@ def run_prostoy(dovecot: Dovecot, login: str, work: Path, expected: int) -> tupl
     start = time.perf_counter()
     daemon = subprocess.Popen([CLI, "--config", str(config), "serve", "--log-level", "warning"])
     store = work / "store.db"
-    while count_messages(store) < expected:
+    first = 0.0
+    while (stored := count_messages(store)) < expected:
         if daemon.poll() is not None:
             raise RuntimeError("prostoy-mail exited")
+        if stored and not first:
+            first = time.perf_counter()
         time.sleep(0.02)
-    return time.perf_counter() - start, daemon
+    end = time.perf_counter()
+    return end - start, end - (first or start), daemon
 
 
 def idle_latency(dovecot: Dovecot, login: str, work: Path, trials: int) -> list[float]:
@@ -166,6 +172,7 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=5000, help="messages of 20 KB")
     parser.add_argument("--large", type=int, default=20, help="messages of 5 MB")
     parser.add_argument("--idle-trials", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3, help="mbsync and prostoy-mail, alternately")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pm-fetch-bench-"))
     users = {"small@bench.test": "s", "large@bench.test": "l", "idle@bench.test": "i"}
@@ -177,15 +184,23 @@ def main() -> int:
             if not count:
                 continue
             total = fill_maildir(dovecot, login, count, size, login.split("@")[0])
-            mbsync = run_mbsync(dovecot, login, work)
-            seconds, daemon = run_prostoy(dovecot, login, work / login, count) if (work / login).mkdir() is None \
-                else (0.0, None)
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(60)
-            print(f"{count} x {size // 1000} KB ({total / 1e6:.0f} MB): mbsync {count / mbsync:.0f} msg/s "
-                  f"{total / 1e6 / mbsync:.1f} MB/s; prostoy-mail {count / seconds:.0f} msg/s "
-                  f"{total / 1e6 / seconds:.1f} MB/s (from start, durably stored and routed); "
-                  f"ratio {mbsync / seconds:.2f} x mbsync", flush=True)
+            ratios = []
+            for round_number in range(1, args.rounds + 1):
+                mbsync = run_mbsync(dovecot, login, work)
+                target = work / f"{login}-{round_number}"
+                target.mkdir()
+                seconds, steady, daemon = run_prostoy(dovecot, login, target, count)
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(60)
+                ratios.append((mbsync / seconds, mbsync / steady))
+                print(f"round {round_number}: {count} x {size // 1000} KB ({total / 1e6:.0f} MB): mbsync "
+                      f"{count / mbsync:.0f} msg/s {total / 1e6 / mbsync:.1f} MB/s; prostoy-mail {count / seconds:.0f} "
+                      f"msg/s {total / 1e6 / seconds:.1f} MB/s from start (durably stored and routed), "
+                      f"{count / steady:.0f} msg/s once running; ratio {mbsync / seconds:.2f} x mbsync from start, "
+                      f"{mbsync / steady:.2f} x once running", flush=True)
+            print(f"{count} x {size // 1000} KB: prostoy-mail / mbsync median "
+                  f"{statistics.median(r for r, _ in ratios):.2f} from start, "
+                  f"{statistics.median(r for _, r in ratios):.2f} once running", flush=True)
         if args.idle_trials:
             idle_dir = work / "idle"
             idle_dir.mkdir()
