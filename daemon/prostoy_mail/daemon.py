@@ -162,12 +162,13 @@ class Daemon:
         self._count_routed(inbound.source, accepted.decision)
         return str(accepted.message_db_id)
 
-    async def accept_fetched(self, inbound: Inbound) -> Accepted:
+    async def accept_fetched(self, inbounds: list[Inbound]) -> list[Accepted | Exception]:
         assert self.intake is not None
-        accepted = await self.intake.accept(inbound)
-        if not accepted.duplicate:
-            self._count_routed(inbound.source, accepted.decision)
-        return accepted
+        results = await self.intake.accept_many(inbounds)
+        for inbound, result in zip(inbounds, results, strict=True):
+            if isinstance(result, Accepted) and not result.duplicate:
+                self._count_routed(inbound.source, result.decision)
+        return results
 
     def _count_routed(self, source: str, decision: Decision) -> None:
         self.metrics.accepted.labels(source).inc()

@@ -81,6 +81,23 @@ class Intake:
         table = self.table
         return await self.writer.run(lambda store: self.accept_now(store, inbound, table))
 
+    async def accept_many(self, inbounds: Sequence[Inbound]) -> list[Accepted | Exception]:
+        """Several messages as one store job: each in its own savepoint (one failing does not
+        spoil the others), one commit for all. Each result is the Accepted or the exception."""
+        table = self.table
+
+        def job(store: SqliteStore) -> list[Accepted | Exception]:
+            results: list[Accepted | Exception] = []
+            for inbound in inbounds:
+                try:
+                    with store.transaction():
+                        results.append(accept_now(store, self.tokens, table, inbound))
+                except Exception as exc:
+                    results.append(exc)
+            return results
+
+        return await self.writer.run(job)
+
     def accept_now(self, store: SqliteStore, inbound: Inbound, table: RoutingTable) -> Accepted:
         """On the writer thread, inside its transaction."""
         return accept_now(store, self.tokens, table, inbound)

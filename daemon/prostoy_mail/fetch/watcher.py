@@ -43,7 +43,7 @@ class FetchContext:
     """What watchers need from the daemon: its loop, the intake and the store's writer."""
 
     loop: asyncio.AbstractEventLoop
-    accept: Callable[[Inbound], Awaitable[Accepted]]  # the intake, as the daemon wraps it
+    accept: Callable[[list[Inbound]], Awaitable[list[Accepted | Exception]]]  # the intake, batched
     writer: StoreWriter
     settings: FetchSettings
     metrics: Metrics | None = None
@@ -142,13 +142,11 @@ class Watcher:
 
     def _submit(self, items: Sequence[tuple[FetchedKey, bytes, int | None]], dedupe: bool = False) -> _InFlight:
         gateway = self.gateway
-        futures = [
-            asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(Inbound(
-                raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
-                fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe)))), self.context.loop)
-            for key, raw, position in items
-        ]
-        return _InFlight(list(items), futures, time.monotonic())
+        inbounds = [Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
+                            fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe))
+                    for key, raw, position in items]
+        future = asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)
+        return _InFlight(list(items), future, time.monotonic())
 
     def _collect(self, batch: _InFlight, *after: _InFlight) -> list[Accepted | None]:
         """Wait for a submitted batch. On a failure that asks to back off, wait for the batches
@@ -157,14 +155,18 @@ class Watcher:
         results: list[Accepted | None] = []
         failure: FetchError | None = None
         retry_from: FetchedKey | None = None
-        for (key, raw, position), future in zip(batch.items, batch.futures, strict=True):
-            try:
-                results.append(future.result())
+        try:
+            outcomes: list[Accepted | Exception] = batch.future.result()
+        except Exception as job_failure:  # the whole job failed (e.g. the commit): every message failed
+            outcomes = [job_failure] * len(batch.items)
+        for (key, raw, position), outcome in zip(batch.items, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                results.append(outcome)
                 self.attempts.pop(key, None)
-            except Exception as exc:
+            else:
                 results.append(None)
                 try:
-                    self._failed(key, raw, exc)  # quarantines, or asks to back off
+                    self._failed(key, raw, outcome)  # quarantines, or asks to back off
                 except FetchError as backoff:
                     failure = failure or backoff
                     if position is not None and retry_from is None:
@@ -176,9 +178,8 @@ class Watcher:
             metrics.fetched.labels(email).inc(sum(1 for r in results if r is not None and not r.duplicate))
         if failure is not None:
             for later in after:
-                for future in later.futures:
-                    with contextlib.suppress(Exception):  # committed or not, it is retried from the position
-                        future.result()
+                with contextlib.suppress(Exception):  # committed or not, it is retried from the position
+                    later.future.result()
             if retry_from is not None:  # later messages may have moved the position past this one: back
                 start = int(retry_from.uid) - 1
                 self._store(lambda s: s.set_position(retry_from.gateway, retry_from.folder, start))
@@ -385,7 +386,7 @@ class _InFlight:
     """A batch handed to the intake, not yet known to be committed."""
 
     items: list[tuple[FetchedKey, bytes, int | None]]
-    futures: list[concurrent.futures.Future[Accepted]]
+    future: concurrent.futures.Future[list[Accepted | Exception]]
     started: float
 
 
