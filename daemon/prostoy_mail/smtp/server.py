@@ -56,8 +56,18 @@ _CHUNK = 256 * 1024
 
 
 def _has_long_line(raw: bytes, line_limit: int) -> bool:
-    """Whether a CRLF-ended line (with its CRLF) is longer than `line_limit`."""
-    return len(raw) + 2 > line_limit and max(map(len, raw.split(b"\r\n")), default=0) + 2 > line_limit
+    """Whether a CRLF-ended line (with its CRLF) is longer than `line_limit` (no copies made)."""
+    if len(raw) + 2 <= line_limit:
+        return False
+    position, size = 0, len(raw)
+    while position < size:
+        end = raw.find(b"\r\n", position)
+        if end < 0:
+            end = size
+        if end - position + 2 > line_limit:
+            return True
+        position = end + 2
+    return False
 
 
 def _first_problem(raw: bytes, limit: int, line_limit: int, *, complete: bool) -> str:
@@ -266,12 +276,15 @@ class BoundedSMTP(SMTP):
             tail = window[-4:]
         if rest:  # pipelined commands after the data (e.g. QUIT): back to the reader
             reader._buffer[0:0] = rest  # type: ignore[attr-defined]
-        raw = bytes(data)[2:]
+        stuffed = b"\r\n." in data
+        with memoryview(data) as view:
+            raw = bytes(view[2:])  # one copy; then the buffer goes (big messages: memory counts)
+        del data
         if overflow or (limit and len(raw) > limit) or _has_long_line(raw, self.line_length_limit):
             return b"", _first_problem(raw, limit, self.line_length_limit, complete=not overflow)
-        if b"\r\n." not in data:  # nothing dot-stuffed (the usual case): no copy to unstuff
+        if not stuffed:  # nothing dot-stuffed (the usual case): no copy to unstuff
             return raw, None
-        return bytes(data.replace(b"\r\n.", b"\r\n"))[2:], None
+        return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:], None
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """MAIL/RCPT address: plain `<local@domain>` parsed directly, anything else as aiosmtpd does.
