@@ -19,9 +19,11 @@ class FakeImap:
         self.fault = fault
         self.logins = 0
         self.server: asyncio.Server | None = None
+        self.messages: list[bytes] = []  # UID n is messages[n - 1]
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        caps = "IMAP4rev1 IDLE AUTH=PLAIN" + ("" if self.fault == "no-starttls" else " STARTTLS")
+        caps = "IMAP4rev1 AUTH=PLAIN" + ("" if self.fault == "no-idle" else " IDLE") + (
+            "" if self.fault == "no-starttls" else " STARTTLS")
         writer.write(f"* OK [CAPABILITY {caps}] fake ready\r\n".encode())
         try:
             while line := await reader.readline():
@@ -37,8 +39,15 @@ class FakeImap:
                         return
                     writer.write(f"{tag} OK logged in\r\n".encode())
                 elif command == "SELECT":
-                    writer.write(f"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT 1] n\r\n"
+                    count = len(self.messages)
+                    writer.write(f"* {count} EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT {count + 1}] n\r\n"
                                  f"{tag} OK [READ-WRITE] selected\r\n".encode())
+                elif command == "UID" and "FETCH" in rest.upper():
+                    wanted = rest.split()[2]
+                    for uid in (int(u) for u in wanted.split(",")):
+                        raw = self.messages[uid - 1]
+                        writer.write(f"* {uid} FETCH (UID {uid} BODY[] {{{len(raw)}}}\r\n".encode() + raw + b")\r\n")
+                    writer.write(f"{tag} OK fetched\r\n".encode())
                 elif command == "UID" and "SEARCH" in rest.upper():
                     if self.fault == "huge":  # an endless line: the client must give up, not eat memory
                         writer.write(b"* SEARCH ")
@@ -46,7 +55,12 @@ class FakeImap:
                             writer.write(b"1 " * 100_000)
                             await writer.drain()
                         writer.write(b"\r\n")
-                    writer.write(f"* SEARCH\r\n{tag} OK searched\r\n".encode())
+                    uids = list(range(1, len(self.messages) + 1))
+                    criteria = rest.split()[2:]
+                    if criteria[:1] == ["UID"]:
+                        low = int(criteria[1].split(":")[0])
+                        uids = [u for u in uids if u >= low] or uids[-1:]  # n:* includes the highest
+                    writer.write(f"* SEARCH {' '.join(map(str, uids))}\r\n{tag} OK searched\r\n".encode())
                 elif command == "IDLE":
                     if self.fault == "bye":
                         writer.write(b"* BYE shutting down for maintenance\r\n")
@@ -130,3 +144,12 @@ async def test_a_bad_server_backs_off_and_the_daemon_goes_on(mail_server: Any, f
     assert await server.send("a@b.ru", ["sales@example.test"], b"Subject: still here\r\n\r\nx\r\n") == {}
     assert time.monotonic() - started < 5
     assert [c.subject for c in server.comments("Mail/sales@example.test")] == ["still here"]
+
+
+async def test_a_server_without_idle_is_polled(mail_server: Any, fake_imap: Any) -> None:
+    fake, port = await fake_imap("no-idle")
+    fake.messages.append(b"Subject: before the gateway\r\n\r\nold\r\n")
+    server = await mail_server(config(port, "none").replace("idle_renew = 1", "idle_renew = 1\npoll_interval = 0.5"))
+    await until(lambda: (s := server.store().gateway_state("victim@fake.test")) and s.last_success)
+    fake.messages.append(b"Subject: found by polling\r\n\r\nnew\r\n")
+    await until(lambda: [c.subject for c in server.comments("Mail/victim@fake.test")] == ["found by polling"])

@@ -347,3 +347,15 @@ async def test_forwarding_off_fetches_nothing_until_a_reload_turns_it_on(mail_se
     metrics = generate_latest(server.daemon.metrics.registry).decode()
     assert f'prostoy_mail_fetched_messages_total{{gateway="{mailbox}"}} 1.0' in metrics
     assert f'prostoy_mail_messages_accepted_total{{source="{mailbox}"}} 1.0' in metrics
+
+
+async def test_pop3_first_import_takes_only_mail_since_import_since(mail_server: Any, dovecot: Dovecot,
+                                                                    mailbox: str) -> None:
+    old = b"From: a@b.ru\r\nDate: Mon, 01 Jan 2001 10:00:00 +0000\r\nSubject: from 2001\r\n\r\nold\r\n"
+    recent = b"From: a@b.ru\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nSubject: from 2026\r\n\r\nnew\r\n"
+    await append(dovecot, mailbox, old)
+    await append(dovecot, mailbox, recent)
+    server = await mail_server(pop3_config(dovecot, mailbox, options='import_since = "2026-01-01"'))
+    await until(lambda: subjects(server, mailbox) == ["from 2026"])
+    await asyncio.sleep(1.5)  # another poll: the old one stays out
+    assert subjects(server, mailbox) == ["from 2026"] and len(dovecot.messages(mailbox)) == 2
