@@ -17,7 +17,7 @@ from .mail.parse import ParsedMessage, parse_message
 from .mail.tokens import TaskTokens
 from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
-from .store.ports import Attachment, CommentTarget, FetchedKey, MessageRecord, ServerAction
+from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 
@@ -182,7 +182,7 @@ def record_of(parsed: ParsedMessage, inbound: Inbound) -> MessageRecord:
         raw=inbound.raw, direction="in", source=inbound.source, message_id=parsed.message_id,
         subject=parsed.subject, from_addr=parsed.from_addr, from_name=parsed.from_name, to=parsed.to,
         cc=parsed.cc, date=parsed.date, text=parsed.text,
-        attachments=tuple(Attachment(a.filename, a.content_type, a.size) for a in parsed.attachments),
+        attachments=parsed.attachments,
         bounce=parsed.bounce, auto_reply=parsed.auto_reply, mail_from=inbound.mail_from or "",
         rcpt_tos=inbound.rcpt_tos, peer=inbound.peer,
     )

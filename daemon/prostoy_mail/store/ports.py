@@ -10,6 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from ..mail.parse import AttachmentInfo
+
+Attachment = AttachmentInfo  # what the parser finds is what the store keeps
+
 TaskKind = Literal["mailbox", "gateway", "personal", "plain"]
 Direction = Literal["in", "out"]
 PERSONAL_PROJECT = "Personal"
@@ -43,13 +47,6 @@ class Task:
     @property
     def ref(self) -> str:
         return f"{self.project}/{self.title}"
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    filename: str
-    content_type: str
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
