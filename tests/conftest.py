@@ -65,3 +65,10 @@ def password_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return make
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], object]]:
+    """Async tests run on uvloop, the daemon's loop in production (a bug once hid on the stdlib loop)."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}

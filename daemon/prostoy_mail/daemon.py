@@ -67,6 +67,7 @@ def setup_logging(level: str) -> None:
 class _Listener:
     endpoint: Endpoint
     server: asyncio.Server
+    settings: object  # what the listener was opened with; a change means reopening it
 
 
 class Daemon:
@@ -123,20 +124,31 @@ class Daemon:
         return f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}"
 
     async def _open_listeners(self) -> None:
+        """Open what the configuration asks for; reopen a listener whose address or limits changed.
+
+        The new socket is bound (SO_REUSEPORT) before the old one closes, so no connection is
+        refused in between; open sessions go on with the limits they started with.
+        """
         wanted = dict(self.config.listen.items())
         for name in list(self.listeners):
-            if name not in wanted or wanted[name] != self.listeners[name].endpoint:
-                self.listeners.pop(name).server.close()  # open sessions go on; only new ones are refused
+            if name not in wanted:
+                self.listeners.pop(name).server.close()
         for name, endpoint in wanted.items():
-            if name in self.listeners:
-                continue
             if name != "smtp":
-                log.warning("listen.%s: not served yet by this version; ignored", name)
+                if name not in self.listeners:
+                    log.warning("listen.%s: not served yet by this version; ignored", name)
+                continue
+            settings = (endpoint, self.config.smtp, self.config.daemon.hostname)
+            old = self.listeners.get(name)
+            if old is not None and old.settings == settings:
                 continue
             assert self.smtp_handler is not None
             server = await asyncio.get_running_loop().create_server(
-                protocol_factory(self.smtp_handler, self.config.daemon.hostname), endpoint.host, endpoint.port)
-            self.listeners[name] = _Listener(endpoint, server)
+                protocol_factory(self.smtp_handler, self.config.daemon.hostname), endpoint.host, endpoint.port,
+                reuse_port=True)
+            self.listeners[name] = _Listener(endpoint, server, settings)
+            if old is not None:
+                old.server.close()
         await self._open_metrics()
 
     async def _open_metrics(self) -> None:

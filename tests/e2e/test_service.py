@@ -275,3 +275,25 @@ def test_reload_moves_a_listener_without_dropping_its_sessions(service: Service)
     session.quit()
     subjects = service.cli("task", "comments", "Почта/sales@example.test", "--json").stdout
     assert '"subject": "on the new port"' in subjects and '"subject": "old session"' in subjects
+
+
+def test_reload_applies_new_smtp_limits_to_new_sessions(service: Service) -> None:
+    service.notify.wait_for("READY=1")
+    before = smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30)  # opened with the old limits
+    before.ehlo()
+    with service.config.open("a") as f:
+        f.write("\n[smtp]\nmax_connections_per_ip = 1\nmax_recipients = 1\n")
+    started = time.monotonic()
+    service.process.send_signal(signal.SIGHUP)
+    service.notify.wait_for("READY=1", after=started)
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:  # the listener was reopened
+        with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=10) as second:
+            assert second.recv(200).startswith(b"421 4.7.0")  # one per address now
+        client.ehlo()
+        client.mail("a@b.ru")
+        assert client.rcpt("sales@example.test")[0] == 250
+        code, message = client.rcpt("sales+x@example.test")
+        assert code == 452 and message.startswith(b"4.5.3")
+    before.mail("a@b.ru")  # the old session goes on
+    assert before.rcpt("sales@example.test")[0] == 250
+    before.quit()

@@ -44,8 +44,8 @@ class Refuse(asyncio.Protocol):
         self.reply = reply
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(self.reply.encode() + b"\r\n")
+        # uvloop's transports do not derive from asyncio.WriteTransport: no isinstance() here
+        transport.write(self.reply.encode() + b"\r\n")  # type: ignore[attr-defined]
         transport.close()
 
 
@@ -201,9 +201,10 @@ class BoundedSMTP(SMTP):
     def _session_over(self) -> None:
         log.info("%s: session time limit (%ss) reached", self._peer(), self.limits.session_timeout)
         self._count("session_timeout")
-        if isinstance(self.transport, asyncio.WriteTransport):
-            self.transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
-            self.transport.close()
+        transport: Any = self.transport  # (uvloop's transports are not asyncio.WriteTransport subclasses)
+        if transport is not None:
+            transport.write(b"421 4.4.2 Session time limit exceeded, closing connection\r\n")
+            transport.close()
 
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
