@@ -195,7 +195,8 @@ def task_comments(ctx: Context) -> int:
     for c in comments:
         marks = [m for m, on in (("bounce", c.bounce), ("auto-reply", c.auto_reply),
                                  ("deleted", c.deleted_at is not None)) if on]
-        ctx.say(f"#{c.id} {c.direction} {c.date or c.created_at} from {c.from_name or ''} <{c.from_addr}>"
+        sender = f"{c.from_name} <{c.from_addr}>" if c.from_name else c.from_addr or "(no From)"
+        ctx.say(f"#{c.id} {c.direction} {c.date or c.created_at} from {sender}"
                 f" via {c.source}; routed by {', '.join(c.routed_by)}" + (f" [{', '.join(marks)}]" if marks else ""))
         ctx.say(f"  Subject: {c.subject}")
         for a in c.attachments:
