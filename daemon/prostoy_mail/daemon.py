@@ -117,11 +117,14 @@ class Daemon:
 
     def status(self) -> str:
         """The STATUS line systemd shows: what the daemon is doing."""
-        if date.today() != self.today:
-            self.today, self.routed_today = date.today(), 0
+        self._roll_day()
         last = f", last to «{self.last_task_ref}»" if self.last_task_ref else ""
         gateways = self.fetchers.summary() if self.fetchers is not None else "no gateways fetching"
         return f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}"
+
+    def _roll_day(self) -> None:
+        if date.today() != self.today:
+            self.today, self.routed_today = date.today(), 0
 
     async def _open_listeners(self) -> None:
         """Open what the configuration asks for; reopen a listener whose address or limits changed.
@@ -188,7 +191,7 @@ class Daemon:
             self.metrics.routed.labels(rule).inc()
         if decision.ignored_by is not None:
             self.metrics.routed.labels(f"ignored:{decision.ignored_by}").inc()
-        self.status()  # rolls the day over
+        self._roll_day()
         self.routed_today += 1
         if decision.targets:
             self.last_task_id = decision.targets[0].task_id

@@ -82,7 +82,6 @@ def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
     problems = check_references(config, store, str(config.path))
     if problems:
         raise ConfigError(problems)
-    ensure_mail_tasks(config, store)
 
     def compile_rule(rule: Rule) -> RoutingRule:
         scope = (GLOBAL if rule.is_global else mailbox_source_key(rule.mailbox) if rule.mailbox
