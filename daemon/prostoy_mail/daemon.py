@@ -24,15 +24,23 @@ from .config.load import load_config
 from .config.model import Config, Endpoint
 from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
+from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
 from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake
+from .logins import LoginGuard
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
+from .outbound.relay import RelayPool
+from .outbound.runner import QueueRunner
+from .outbound.submit import enqueue_now
 from .provisioning import build_routing_table, mailbox_source_key
 from .routing.router import Decision
+from .sending import SendingPolicy, Submission
 from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
+from .smtp.submission import SubmissionHandler, submission_protocol_factory
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
+from .tls_context import server_context
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30.0
@@ -86,6 +94,9 @@ class Daemon:
         self.last_task_ref = ""
         self.background: list[asyncio.Task[None]] = []
         self.fetchers: FetchManager | None = None
+        self.submission_handler: SubmissionHandler | None = None
+        self.outbound: QueueRunner | None = None
+        self.sent_uploader = SentFolderUploader(config)
 
     async def start(self) -> None:
         location = self.config.store_location()
@@ -96,7 +107,14 @@ class Daemon:
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key))
         self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics)
+        guard = LoginGuard(self._password_hash, self.config.auth)
+        self.submission_handler = SubmissionHandler(SendingPolicy.of(self.config), self.config.smtp, guard,
+                                                    self.submit, self.metrics)
+        self.outbound = QueueRunner(self.writer, self.intake, self.config,
+                                    RelayPool(self.config.daemon.hostname, self.config.outbound.timeout),
+                                    self.sent_uploader, self.metrics)
         await self._open_listeners()
+        self.outbound.start()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), self.accept_fetched, self.writer,
                                                   self.config.fetch, self.metrics))
         self.fetchers.apply(self.config)
@@ -137,22 +155,34 @@ class Daemon:
             if name not in wanted:
                 self.listeners.pop(name).server.close()
         for name, endpoint in wanted.items():
-            if name != "smtp":
+            if name not in ("smtp", "submission", "submissions"):
                 if name not in self.listeners:
                     log.warning("listen.%s: not served yet by this version; ignored", name)
                 continue
-            settings = (endpoint, self.config.smtp, self.config.daemon.hostname)
+            settings = (endpoint, self.config.smtp, self.config.daemon.hostname,
+                        None if name == "smtp" else self.config.tls)
             old = self.listeners.get(name)
             if old is not None and old.settings == settings:
                 continue
-            assert self.smtp_handler is not None
-            server = await asyncio.get_running_loop().create_server(
-                protocol_factory(self.smtp_handler, self.config.daemon.hostname), endpoint.host, endpoint.port,
-                reuse_port=True)
+            server = await self._listen(name, endpoint)
             self.listeners[name] = _Listener(endpoint, server, settings)
             if old is not None:
                 old.server.close()
         await self._open_metrics()
+
+    async def _listen(self, name: str, endpoint: Endpoint) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        hostname = self.config.daemon.hostname
+        if name == "smtp":
+            assert self.smtp_handler is not None
+            return await loop.create_server(protocol_factory(self.smtp_handler, hostname), endpoint.host,
+                                            endpoint.port, reuse_port=True)
+        assert self.submission_handler is not None
+        context = server_context(self.config.tls)
+        implicit = name == "submissions"
+        factory = submission_protocol_factory(self.submission_handler, hostname, context, implicit_tls=implicit)
+        return await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True,
+                                        ssl=context if implicit else None)
 
     async def _open_metrics(self) -> None:
         wanted = self.config.listen.metrics
@@ -176,6 +206,19 @@ class Daemon:
         accepted = await self.intake.accept(inbound)
         self._count_routed(inbound.source, accepted.decision)
         return str(accepted.message_db_id)
+
+    async def submit(self, submission: Submission) -> int:
+        """A message from a mail client (or `task send`) into the outbound spool; its queue id."""
+        assert self.writer is not None and self.intake is not None and self.outbound is not None
+        intake, config = self.intake, self.config
+        queued = await self.writer.run(
+            lambda store: enqueue_now(store, intake.tokens, intake.table, config, submission))
+        self.outbound.wake()
+        return queued.entry_id
+
+    async def _password_hash(self, login: str) -> str | None:
+        assert self.writer is not None
+        return await self.writer.run(lambda store: store.password_hash(login))
 
     async def accept_fetched(self, inbounds: list[Inbound]) -> list[Accepted | Exception]:
         assert self.intake is not None
@@ -245,6 +288,13 @@ class Daemon:
         self.config = config
         self.intake.replace_table(table)
         self.smtp_handler.policy = Policy.of(config)
+        if self.submission_handler is not None:
+            self.submission_handler.policy = SendingPolicy.of(config)
+            self.submission_handler.limits = config.smtp
+            self.submission_handler.guard.settings = config.auth
+        self.sent_uploader.config = config
+        if self.outbound is not None:
+            self.outbound.apply(config)
         if self.fetchers is not None:
             self.fetchers.apply(config)
         try:
@@ -265,19 +315,25 @@ class Daemon:
         self.listeners.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_GRACE_SECONDS
-        while self.smtp_handler is not None and self.smtp_handler.in_data and loop.time() < deadline:
+        while self._in_data() and loop.time() < deadline:
             await asyncio.sleep(0.05)  # let sessions in DATA send the rest and get their reply
-        if self.smtp_handler is not None and self.smtp_handler.in_data:
+        if self._in_data():
             log.warning("stopping with %d sessions still in DATA after %ss; they get no reply and will retry",
-                        self.smtp_handler.in_data, STOP_GRACE_SECONDS)
+                        self._in_data(), STOP_GRACE_SECONDS)
         if self.fetchers is not None:
             await self.fetchers.stop_all()
+        if self.outbound is not None:
+            await self.outbound.stop()
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server[1].shutdown)
             self.metrics_server[1].server_close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
         log.info("prostoy-mail stopped")
+
+    def _in_data(self) -> int:
+        handlers = (self.smtp_handler, self.submission_handler)
+        return sum(h.in_data for h in handlers if h is not None)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

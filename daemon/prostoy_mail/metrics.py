@@ -36,6 +36,10 @@ class Metrics:
                                        "Time to store a batch of fetched messages, by gateway", ["gateway"],
                                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                        registry=self.registry)
+        self.outbound = Counter("prostoy_mail_outbound_recipients", "Outbound delivery answers per recipient, by "
+                                "outcome (delivered, pending = deferred, failed)", ["outcome"], registry=self.registry)
+        self.logins = Counter("prostoy_mail_logins", "Password logins, by protocol and outcome",
+                              ["protocol", "outcome"], registry=self.registry)
         self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)
 
 

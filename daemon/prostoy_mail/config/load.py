@@ -23,6 +23,7 @@ from .model import (
     LISTENER_NAMES,
     PROTOCOL_CHOICES,
     SECURITY_CHOICES,
+    AuthSettings,
     Config,
     DaemonSettings,
     Endpoint,
@@ -30,6 +31,7 @@ from .model import (
     Gateway,
     Listen,
     Mailbox,
+    OutboundSettings,
     Relay,
     Rule,
     Security,
@@ -296,6 +298,8 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     tls = _read_tls(top.table("tls"), base)
     smtp = _read_smtp_limits(top.table("smtp"))
     fetch = _read_fetch(top.table("fetch"))
+    auth = _read_auth(top.table("auth"))
+    outbound = _read_outbound(top.table("outbound"))
     relay = _read_relay(top.table("relay"), base)
     own_servers = read_servers(top.tables("servers"), base)
     mailboxes = _read_mailboxes(top.tables("mailboxes"))
@@ -311,7 +315,8 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
-        path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, fetch=fetch, relay=relay, servers=servers,
+        path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, fetch=fetch, auth=auth, outbound=outbound,
+        relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
     )
 
@@ -434,6 +439,37 @@ def _read_fetch(t: _Table | None) -> FetchSettings:
     return settings
 
 
+def _read_auth(t: _Table | None) -> AuthSettings:
+    if t is None:
+        return AuthSettings()
+    d = AuthSettings()
+    settings = AuthSettings(
+        delay_after=t.number("delay_after", d.delay_after, minimum=1),
+        max_delay=t.seconds("max_delay", d.max_delay),
+        max_failures=t.number("max_failures", d.max_failures, minimum=1),
+        failure_window=t.seconds("failure_window", d.failure_window),
+        block_time=t.seconds("block_time", d.block_time),
+        max_parallel_checks=t.number("max_parallel_checks", d.max_parallel_checks, minimum=1),
+    )
+    t.done()
+    return settings
+
+
+def _read_outbound(t: _Table | None) -> OutboundSettings:
+    if t is None:
+        return OutboundSettings()
+    d = OutboundSettings()
+    settings = OutboundSettings(
+        retry_initial=t.seconds("retry_initial", d.retry_initial),
+        retry_max=t.seconds("retry_max", d.retry_max),
+        max_queue_time=t.seconds("max_queue_time", d.max_queue_time),
+        timeout=t.seconds("timeout", d.timeout),
+        poll_interval=t.seconds("poll_interval", d.poll_interval),
+    )
+    t.done()
+    return settings
+
+
 def _read_relay(t: _Table | None, base: Path) -> Relay | None:
     if t is None:
         return None
@@ -443,7 +479,7 @@ def _read_relay(t: _Table | None, base: Path) -> Relay | None:
     relay = Relay(
         host=host, port=port, security=t.choice("security", SECURITY_CHOICES, "starttls"),
         login=t.text("login"), password=password, password_file=password_file,
-        verify_certificate=t.flag("verify_certificate", True),
+        verify_certificate=t.flag("verify_certificate", True), ca_file=t.path_value("ca_file", base),
     )
     t.done()
     return relay

@@ -81,6 +81,29 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Password logins (SMTP submission, IMAP); each is configurable under [auth]."""
+
+    delay_after: int = 3  # failed logins from one address before each further try is slowed
+    max_delay: float = 8.0  # seconds, at most, that a try is slowed (doubling from 1)
+    max_failures: int = 10  # failed logins from one address before it is refused for block_time
+    failure_window: float = 900.0  # seconds after which failures are forgotten
+    block_time: float = 900.0  # seconds an address is refused
+    max_parallel_checks: int = 4  # Argon2 verifications running at once (each costs CPU and memory)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    """The outbound spool; each is configurable under [outbound]."""
+
+    retry_initial: float = 60.0  # seconds after a first temporary failure; doubled each time
+    retry_max: float = 3600.0
+    max_queue_time: float = 5 * 86400.0  # seconds a message is retried before it bounces
+    timeout: float = 60.0  # seconds for each step of talking to the next server
+    poll_interval: float = 5.0  # seconds between looks at the spool for changes made by the command line
+
+
+@dataclass(frozen=True, slots=True)
 class Relay:
     host: str
     port: int = 587
@@ -89,6 +112,7 @@ class Relay:
     password: str | None = None
     password_file: Path | None = None
     verify_certificate: bool = True
+    ca_file: Path | None = None  # extra certificate authorities to trust (a private CA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +187,8 @@ class Config:
     tls: Tls = field(default_factory=Tls)
     smtp: SmtpLimits = field(default_factory=SmtpLimits)
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
     relay: Relay | None = None
     servers: tuple[Server, ...] = ()  # presets first, then the file's (a file entry replaces a preset)
     mailboxes: tuple[Mailbox, ...] = ()

@@ -133,7 +133,8 @@ class BoundedSMTP(SMTP):
                  metrics: Metrics | None = None,
                  ident: str | None = None, enable_SMTPUTF8: bool = True, tls_context: ssl.SSLContext | None = None,
                  require_starttls: bool = False, auth_required: bool = False, auth_require_tls: bool = True,
-                 authenticator: Any = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 authenticator: Any = None, loop: asyncio.AbstractEventLoop | None = None,
+                 implicit_tls: bool = False) -> None:
         # aiosmtpd's SMTP.__init__ rebuilds its command, hook and AUTH tables by reflection
         # (inspect.getmembers, dir) for every connection: ~210 µs, a fifth of a core at 1,000
         # connections/s. This sets the same attributes, with the reflection done once per class.
@@ -160,7 +161,9 @@ class BoundedSMTP(SMTP):
         self.envelope = None
         self.transport = None
         self._handler_coroutine = None
-        self._auth_require_tls = auth_require_tls
+        # On an implicit-TLS port (465) the connection is encrypted from the start; aiosmtpd only
+        # knows STARTTLS, so it would refuse AUTH there for lack of TLS.
+        self._auth_require_tls = auth_require_tls and not implicit_tls
         self._proxy_timeout = None
         self._authenticator = authenticator
         self._auth_callback = None if authenticator is not None else login_always_fail

@@ -144,6 +144,44 @@ class QuarantinedMessage:
     created_at: str
 
 
+OutboundState = Literal["queued", "sent", "failed", "dropped"]
+RecipientState = Literal["pending", "delivered", "failed", "dropped"]
+SentFolderState = Literal["", "waiting", "pending", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecipient:
+    address: str
+    local: bool  # a mailbox of our own domain: delivered through the intake
+    state: RecipientState
+    reply: str | None  # the last answer about this recipient ("250 2.0.0 Ok", "550 5.1.1 ...")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEntry:
+    """A message in the outbound spool."""
+
+    id: int
+    message_db_id: int
+    task_id: int | None
+    sender: str
+    envelope_from: str
+    route: str  # "relay", or "gateway:<email>"
+    scope: str  # the sender's mailbox or gateway
+    submitted_by: str
+    created_at: str
+    expires_at: float  # unix time
+    next_attempt: float  # unix time
+    attempts: int
+    last_error: str | None
+    state: OutboundState
+    sent_folder: SentFolderState
+    recipients: tuple[OutboundRecipient, ...]
+
+    def pending(self) -> list[OutboundRecipient]:
+        return [r for r in self.recipients if r.state == "pending"]
+
+
 class TaskStore(Protocol):
     # schema
     def schema_version(self) -> int: ...

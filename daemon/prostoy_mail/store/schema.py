@@ -133,6 +133,40 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (gateway, folder, uid)
     );
     """,
+    # 4: the outbound spool: messages submitted for sending, each recipient's state, and the
+    # copy to append to a gateway's Sent folder
+    """
+    CREATE TABLE outbound (
+        id INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES messages(id),  -- the bytes to send, as sent
+        task_id INTEGER REFERENCES tasks(id) ON DELETE SET NULL,
+        sender TEXT NOT NULL,            -- the address it is sent as (From)
+        envelope_from TEXT NOT NULL,     -- MAIL FROM towards the next server
+        route TEXT NOT NULL,             -- "relay", or "gateway:<email>"
+        scope TEXT NOT NULL,             -- the sender's mailbox or gateway ("mailbox:sales")
+        submitted_by TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        expires_at REAL NOT NULL,        -- unix time: retried until then, bounced after
+        next_attempt REAL NOT NULL,      -- unix time
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent', 'failed', 'dropped')),
+        sent_folder TEXT NOT NULL DEFAULT '' CHECK (sent_folder IN ('', 'waiting', 'pending', 'done', 'failed')),
+        sent_folder_attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbound_due ON outbound (state, next_attempt);
+    CREATE INDEX outbound_sent_folder ON outbound (sent_folder);
+
+    CREATE TABLE outbound_recipients (
+        outbound_id INTEGER NOT NULL REFERENCES outbound(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        local INTEGER NOT NULL DEFAULT 0,  -- a mailbox of our domain: delivered through the intake
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed', 'dropped')),
+        reply TEXT,                        -- the last answer about this recipient
+        updated_at TEXT,
+        PRIMARY KEY (outbound_id, address)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import Conflict, NotFound, ProstoyMailError
 from .clock import now
 from .fetch_state import FetchStateMixin
+from .outbound_queue import OutboundQueueMixin
 from .ports import (
     PERSONAL_PROJECT,
     Attachment,
@@ -37,7 +38,7 @@ class StoreError(ProstoyMailError):
     """The store cannot be opened or used."""
 
 
-class SqliteStore(FetchStateMixin):
+class SqliteStore(FetchStateMixin, OutboundQueueMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._savepoints = 0
@@ -362,6 +363,19 @@ class SqliteStore(FetchStateMixin):
             if row is not None:
                 return int(row[0])
         return None
+
+    def tasks_of_message_ids(self, message_ids: Sequence[str]) -> list[int]:
+        """Tasks in which a message with one of these Message-IDs is a (live) comment, first match first."""
+        found: list[int] = []
+        for message_id in message_ids:
+            for row in self.db.execute(
+                    "SELECT c.task_id FROM messages m JOIN comments c ON c.message_id = m.id"
+                    " WHERE m.message_id = ? AND c.deleted_at IS NULL ORDER BY c.id", (message_id,)):
+                if row[0] not in found:
+                    found.append(int(row[0]))
+            if found:
+                break
+        return found
 
     def task_exists(self, task_id: int) -> bool:
         return self.db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is not None

@@ -1,0 +1,1 @@
+"""Sending: the outbound spool, its workers and the connections to the next servers."""

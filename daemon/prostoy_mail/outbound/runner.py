@@ -1,0 +1,230 @@
+"""The spool's worker: delivers queued messages, retries, bounces, and files Sent copies.
+
+Each pass takes the messages that are due, groups them by next hop and sends each group
+over one reused connection (the groups in parallel). Every server answer is recorded per
+recipient as soon as it is known, so after a crash only a message whose answer had not
+yet been recorded is sent again (the one window where a duplicate is possible). Local
+recipients (mailboxes of our own domain) go through the intake in the same transaction
+that records them as delivered. A recipient refused permanently, or still failing when
+the message expires, gets the sender a bounce (DSN) through the intake, in the same
+transaction that records the failure; it lands in the message's task as a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from ..config.model import Config
+from ..credentials import CredentialError, relay_credentials, smtp_credentials
+from ..intake import Inbound, Intake, accept_now
+from ..mail.compose import FailedRecipient, delivery_status_notification
+from ..metrics import Metrics
+from ..sending import RELAY_ROUTE
+from ..store.ports import OutboundEntry, RecipientState
+from ..store.sqlite import SqliteStore
+from ..store.writer import StoreWriter
+from .relay import HopFailure, NextHop, RelayPool
+
+log = logging.getLogger(__name__)
+UploadSent = Callable[[str, bytes, str | None], Awaitable[None]]  # (gateway e-mail, raw, Message-ID)
+SENT_FOLDER_ATTEMPTS = 5
+BATCH = 200
+
+
+class QueueRunner:
+    def __init__(self, writer: StoreWriter, intake: Intake, config: Config, pool: RelayPool,
+                 upload_sent: UploadSent | None = None, metrics: Metrics | None = None) -> None:
+        self.writer = writer
+        self.intake = intake
+        self.config = config
+        self.pool = pool
+        self.upload_sent = upload_sent
+        self.metrics = metrics
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbound-runner")
+
+    def apply(self, config: Config) -> None:
+        self.config = config
+        self.wake()
+
+    def wake(self) -> None:
+        """Something was queued or changed: look at the spool now."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.pool.close()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                next_due = await self.writer.run(SqliteStore.next_outbound_due)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbound: a pass over the spool failed; trying again shortly")
+                next_due = None
+            wait = self.config.outbound.poll_interval
+            if next_due is not None:
+                wait = max(0.0, min(wait, next_due - time.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            await self.pool.close_idle()
+
+    async def run_once(self) -> None:
+        """One pass: deliver what is due, then file Sent copies."""
+        due = await self.writer.run(lambda store: store.due_outbound(time.time(), BATCH))
+        by_route: dict[str, list[OutboundEntry]] = defaultdict(list)
+        for entry in due:
+            by_route[entry.route].append(entry)
+        await asyncio.gather(*(self._deliver_route(route, entries) for route, entries in by_route.items()))
+        if self.upload_sent is not None:
+            for entry in await self.writer.run(lambda store: store.sent_folder_due()):
+                await self._file_sent_copy(entry)
+
+    async def _deliver_route(self, route: str, entries: list[OutboundEntry]) -> None:
+        for entry in entries:
+            try:
+                await self.deliver(entry)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbound: message %d could not be handled; it stays queued", entry.id)
+
+    async def deliver(self, entry: OutboundEntry) -> OutboundEntry:
+        raw = await self.writer.run(lambda store: store.raw_message(entry.message_db_id))
+        if any(r.local for r in entry.pending()):
+            entry = await self._deliver_locally(entry, raw)
+        remote = [r.address for r in entry.pending() if not r.local]
+        if not remote:
+            return entry
+        try:
+            hop = self._next_hop(entry.route)
+            replies = await self.pool.send(hop, entry.envelope_from, remote, raw)
+        except HopFailure as failure:
+            replies = {address: failure.reply for address in remote}
+            hop_name = ""
+        else:
+            hop_name = hop.host
+        results: dict[str, tuple[RecipientState, str]] = {}
+        for address, reply in replies.items():
+            state: RecipientState = "delivered" if reply[:1] == "2" else "failed" if reply[:1] == "5" else "pending"
+            results[address] = (state, reply)
+            log.info("outbound %d: %s -> %s: %s", entry.id, entry.sender, address, reply)
+            if self.metrics is not None:
+                self.metrics.outbound.labels(state).inc()
+        return await self.writer.run(lambda store: self._record(store, entry, results, raw, hop_name))
+
+    async def _deliver_locally(self, entry: OutboundEntry, raw: bytes) -> OutboundEntry:
+        local = [r.address for r in entry.pending() if r.local]
+        logins = {address: address.split("@")[0].split("+")[0].lower() for address in local}
+        inbound = Inbound(
+            raw=raw, source="smtp", scopes=tuple(dict.fromkeys(f"mailbox:{login}" for login in logins.values())),
+            rcpt_tos=tuple(local), mail_from=entry.envelope_from, peer=f"submission:{entry.submitted_by or 'cli'}",
+            address_tokens=tuple((logins[a], a.split("@")[0].split("+", 1)[1]) for a in local
+                                 if "+" in a.split("@")[0]),
+        )
+        table = self.intake.table
+
+        def job(store: SqliteStore) -> OutboundEntry:
+            accepted = accept_now(store, self.intake.tokens, table, inbound)
+            reply = f"250 2.0.0 delivered here as message {accepted.message_db_id}"
+            return self._record(store, entry, {address: ("delivered", reply) for address in local}, raw, "")
+
+        return await self.writer.run(job)
+
+    def _record(self, store: SqliteStore, entry: OutboundEntry, results: dict[str, tuple[RecipientState, str]],
+                raw: bytes, hop_name: str) -> OutboundEntry:
+        """On the writer thread: record the answers; on expiry fail what is left; bounce what failed."""
+        settings = self.config.outbound
+        results = dict(results)
+        still_pending = [r.address for r in entry.pending() if results.get(r.address, ("pending",))[0] == "pending"]
+        errors = [reply for state, reply in results.values() if state == "pending"]
+        last_error = errors[-1] if errors else None
+        attempted = bool(results)
+        if still_pending and time.time() >= entry.expires_at:
+            for address in still_pending:
+                last = results.get(address, ("pending", last_error or entry.last_error or "no answer"))[1]
+                results[address] = ("failed", f"4.4.7 gave up after {entry.attempts + 1} attempts "
+                                              f"(message expired); last answer: {last}")
+        delay = min(settings.retry_initial * 2 ** entry.attempts, settings.retry_max)
+        updated = store.record_outbound(entry.id, results, attempted=attempted,
+                                        next_attempt=time.time() + delay * random.uniform(0.9, 1.1),
+                                        last_error=last_error)
+        failed = [FailedRecipient(address, reply, hop_name) for address, (state, reply) in results.items()
+                  if state == "failed"]
+        if failed:
+            self._bounce(store, updated, raw, failed)
+        return updated
+
+    def _bounce(self, store: SqliteStore, entry: OutboundEntry, raw: bytes, failed: list[FailedRecipient]) -> None:
+        """A DSN to the sender, through the intake: it lands in the message's task as a reply."""
+        message_id = self.intake.tokens.message_id(entry.task_id or 0, self.config.daemon.hostname)
+        original_id = store.db.execute("SELECT message_id FROM messages WHERE id = ?",
+                                       (entry.message_db_id,)).fetchone()[0]
+        dsn = delivery_status_notification(
+            reporting_host=self.config.daemon.hostname, postmaster=f"MAILER-DAEMON@{self.config.daemon.domain}",
+            recipient=entry.sender, original=raw, original_message_id=original_id, failed=failed,
+            message_id=message_id)
+        source = "smtp" if entry.route == RELAY_ROUTE else entry.route.split(":", 1)[1]
+        inbound = Inbound(raw=dsn, source=source, scopes=(entry.scope,), rcpt_tos=(entry.sender,), mail_from="",
+                          peer=self.config.daemon.hostname)
+        accepted = accept_now(store, self.intake.tokens, self.intake.table, inbound)
+        log.warning("outbound %d: %d recipients failed; bounce %d to %s (%s)", entry.id, len(failed),
+                    accepted.message_db_id, entry.sender, "; ".join(f"{f.address}: {f.reply}" for f in failed))
+
+    def _next_hop(self, route: str) -> NextHop:
+        config = self.config
+        try:
+            if route == RELAY_ROUTE:
+                relay = config.relay
+                if relay is None:
+                    raise HopFailure("4.3.5 no [relay] is configured for mail of the domain's mailboxes")
+                credentials = relay_credentials(relay)
+                return NextHop(relay.host, relay.port, relay.security, relay.verify_certificate, relay.ca_file,
+                               *(credentials or (None, None)))
+            gateway = config.gateway(route.split(":", 1)[1])
+            if gateway is None:
+                raise HopFailure(f"4.3.5 gateway {route.split(':', 1)[1]} is no longer configured")
+            server = config.server(gateway.server)
+            if server is None or server.smtp is None:
+                raise HopFailure(f"4.3.5 server {gateway.server} of gateway {gateway.email} has no SMTP endpoint")
+            login, password = smtp_credentials(gateway)
+            return NextHop(server.smtp.host, server.smtp.port, server.security, server.verify_certificate,
+                           server.ca_file, login, password)
+        except CredentialError as exc:
+            raise HopFailure(f"4.7.0 {route}: {exc}") from None
+
+    async def _file_sent_copy(self, entry: OutboundEntry) -> None:
+        assert self.upload_sent is not None
+        gateway = entry.route.split(":", 1)[1]
+        raw = await self.writer.run(lambda store: store.raw_message(entry.message_db_id))
+        message_id = await self.writer.run(lambda store: store.db.execute(
+            "SELECT message_id FROM messages WHERE id = ?", (entry.message_db_id,)).fetchone()[0])
+        try:
+            await self.upload_sent(gateway, raw, message_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = str(exc)
+            log.warning("outbound %d: copy to the Sent folder of %s failed: %s", entry.id, gateway, error)
+            await self.writer.run(lambda store: store.record_sent_folder(entry.id, False, error,
+                                                                         SENT_FOLDER_ATTEMPTS))
+            return
+        await self.writer.run(lambda store: store.record_sent_folder(entry.id, True, None, SENT_FOLDER_ATTEMPTS))
+        log.info("outbound %d: copied to the Sent folder of %s", entry.id, gateway)
+

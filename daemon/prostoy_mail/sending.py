@@ -1,0 +1,93 @@
+"""Who may send as which address, and which way mail from that address goes out.
+
+A user may send as their personal domain mailbox, as any corporate domain mailbox, as a
+gateway that is theirs (`personal_for`) and as any corporate gateway. Mail from a domain
+mailbox goes out through `[relay]`; mail from a gateway through that gateway's external
+SMTP server with its SMTP credentials. Pure: built from the configuration, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from .config.model import Config
+
+RELAY_ROUTE = "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """An address mail may be sent as, and what it belongs to."""
+
+    address: str  # lower case
+    scope: str  # "mailbox:<login>" or "gateway:<email>": the routing scope (and task) it belongs to
+    route: str  # "relay", or "gateway:<email>"
+    owner: str | None  # the user it is personal to; None: corporate (every user may send as it)
+    mailbox_login: str | None = None  # for domain mailboxes: the login (reply addresses are login+token@domain)
+
+    def allowed_for(self, login: str) -> bool:
+        return self.owner is None or self.owner == login
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A message a mail client (or the command line) hands in for sending."""
+
+    raw: bytes
+    mail_from: str  # envelope sender: one of the Sender addresses
+    recipients: tuple[str, ...]
+    user: str  # the authenticated login, or "" for the command line
+    peer: str = ""
+    task_id: int | None = None  # sent from this task (`task send`); else found from the message
+
+
+@dataclass(frozen=True, slots=True)
+class SendingPolicy:
+    domain: str
+    senders: Mapping[str, Sender]  # by lower-case address
+    local_mailboxes: frozenset[str]  # logins of the domain's mailboxes
+
+    @classmethod
+    def of(cls, config: Config) -> SendingPolicy:
+        domain = config.daemon.domain
+        senders: dict[str, Sender] = {}
+        for mailbox in config.mailboxes:
+            address = mailbox.address(domain).lower()
+            senders[address] = Sender(address, f"mailbox:{mailbox.login}", RELAY_ROUTE, mailbox.owner, mailbox.login)
+        for gateway in config.gateways:
+            address = gateway.email.lower()
+            senders[address] = Sender(address, f"gateway:{gateway.email}", f"gateway:{gateway.email}",
+                                      gateway.personal_for)
+        return cls(domain, senders, frozenset(m.login for m in config.mailboxes))
+
+    def sender(self, address: str) -> Sender | None:
+        """The Sender for an address; a domain mailbox's `login+tag@domain` counts as the mailbox."""
+        address = address.strip().lower()
+        found = self.senders.get(address)
+        if found is None:
+            local, at, host = address.rpartition("@")
+            if at and host == self.domain and "+" in local:
+                found = self.senders.get(f"{local.split('+', 1)[0]}@{host}")
+        return found
+
+    def may_send_as(self, login: str, address: str) -> Sender | None:
+        sender = self.sender(address)
+        return sender if sender is not None and sender.allowed_for(login) else None
+
+    def addresses_for(self, login: str) -> list[str]:
+        return sorted(a for a, s in self.senders.items() if s.allowed_for(login))
+
+    def local_login(self, address: str) -> str | None:
+        """The domain mailbox an address is delivered to here, or None for the outside world."""
+        local, at, host = address.strip().lower().rpartition("@")
+        if not at or host != self.domain:
+            return None
+        login = local.split("+", 1)[0]
+        return login if login in self.local_mailboxes else None
+
+
+def header_addresses(values: list[str]) -> list[str]:
+    """The bare addresses in From-like header values."""
+    return [address for _, address in getaddresses(values) if address]
