@@ -101,6 +101,13 @@ service pop3-login {{
 protocol imap {{
   mail_max_userip_connections = 100
 }}
+namespace inbox {{
+  inbox = yes
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = create
+  }}
+}}
 """)
         self.process = subprocess.Popen(["dovecot", "-F", "-c", str(self.base / "dovecot.conf")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
