@@ -8,6 +8,7 @@ with 5xx), so the outbound spool's retries and bounces can be driven over real s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +79,8 @@ class SmtpPeer:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"the peer got {len(self.received)} messages, not {count}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), remaining)
-            except TimeoutError:
-                pass
         return self.received
 
 

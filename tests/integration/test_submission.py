@@ -433,7 +433,8 @@ async def test_a_message_that_keeps_failing_expires_and_bounces(outbound: Any) -
                                message("support@peer.test", "slow@far.example", "expiring"))
     entry = await until(lambda: (e := setup.entry(queue_id(reply))).state != "queued" and e)
     assert entry.state == "failed" and entry.attempts >= 2
-    assert "expired" in (entry.recipients[0].reply or "") and "452 4.2.2 mailbox full" in (entry.recipients[0].reply or "")
+    last_reply = entry.recipients[0].reply or ""
+    assert "expired" in last_reply and "452 4.2.2 mailbox full" in last_reply
     bounce = (await until(lambda: len(c := setup.comments("Mail/support@peer.test")) == 2 and c))[1]
     assert bounce.bounce and "slow@far.example" in bounce.text
 
