@@ -21,6 +21,7 @@ from prostoy_mail.daemon import Daemon
 from prostoy_mail.passwords import hash_password
 from prostoy_mail.store.ports import Comment, OutboundEntry
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.conftest import Cli
 from tests.dovecot import Dovecot
 from tests.smtp_peer import SmtpPeer
 
@@ -525,3 +526,27 @@ task = "Sales/Deal 7"
     setup.daemon.outbound.wake()  # type: ignore[union-attr]
     await until(lambda: setup.entry(entry_id).sent_folder == "done")
     assert len(dovecot.messages("box@dovecot.test", "Sent")) == 1
+
+
+async def test_task_send_from_the_command_line_is_sent_by_the_running_daemon(outbound: Any, tmp_path: Path) -> None:
+    def prepare(store: SqliteStore) -> None:
+        store.add_project("Deals")
+        store.add_task("Deals", "Big one")
+
+    setup: Setup = await outbound(prepare=prepare)
+    (tmp_path / "body.txt").write_text("Цена: 100.\n", "utf-8")
+    run = Cli(tmp_path / "prostoy-mail.toml")
+    result = await asyncio.to_thread(run, "task", "send", "Deals/Big one", "--from", "sales@example.test",
+                                     "--to", "client@far.example", "--subject", "Offer",
+                                     "--body-file", str(tmp_path / "body.txt"))
+    assert result.out.startswith("queued as 1")
+    (got,) = await setup.relay_peer.wait_for(1)  # picked up within [outbound] poll_interval
+    assert got.mail_from.startswith("sales+t") and "Цена: 100.".encode() in got.raw
+    assert b"Content-Transfer-Encoding" in got.raw and got.raw.count(b"\n") == got.raw.count(b"\r\n")
+    assert (await until(lambda: setup.entry(1).state != "queued" and setup.entry(1))).state == "sent"
+    # the customer answers the reply address; no In-Reply-To, another subject: still this task
+    answer = b"From: client@far.example\r\nTo: sales@example.test\r\nSubject: price?\r\n\r\ntoo much\r\n"
+    await asyncio.to_thread(_send_inbound, setup.port("smtp"), "client@far.example", [got.mail_from], answer)
+    comments = setup.comments("Deals/Big one")
+    assert [(c.direction, c.routed_by) for c in comments] == [("out", ("task",)), ("in", ("reply",))]
+    assert setup.comments("Mail/sales@example.test") == []

@@ -9,6 +9,7 @@ from ..errors import ProstoyMailError
 from ..passwords import hash_password
 from ..store.ports import Comment, Task, User
 from .common import Context, read_password
+from .outbound_cmds import register_task_send
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,6 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--deleted", action="store_true", help="also deleted comments (tombstones)")
     p.set_defaults(handler=task_comments)
+
+    register_task_send(task)
 
     comment = sub.add_parser("comment", help="comments").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = comment.add_parser("delete", help="delete a comment (a tombstone keeps it from coming back)")

@@ -1,0 +1,55 @@
+"""`task send` and `queue list|retry|drop` through the installed command line (no daemon running)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import Cli
+
+
+def _prepared(cli: Cli, tmp_path: Path) -> Path:
+    cli("mailbox", "add", "sales")
+    cli("project", "add", "Deals")
+    cli("task", "add", "Deals", "Big one")
+    body = tmp_path / "body.txt"
+    body.write_text("Добрый день!\nЦена: 100.\n", "utf-8")
+    return body
+
+
+def test_task_send_queues_an_outgoing_comment_with_a_signed_id(cli: Cli, tmp_path: Path) -> None:
+    body = _prepared(cli, tmp_path)
+    out = cli("task", "send", "Deals/Big one", "--from", "sales@example.test", "--to", "client@far.example",
+              "--bcc", "boss@far.example", "--subject", "Предложение", "--body-file", str(body)).out
+    assert out.startswith("queued as 1: <pm.")
+    (comment,) = cli("task", "comments", "Deals/Big one", "--json").json()
+    assert comment["direction"] == "out" and comment["subject"] == "Предложение"
+    assert comment["routed_by"] == ["task"] and comment["message_id"].startswith("pm.")
+    assert comment["text"].startswith("Добрый день!") and comment["to"] == ["client@far.example"]
+    (entry,) = cli("queue", "list", "--json").json()
+    assert entry["state"] == "queued" and entry["sender"] == "sales@example.test" and entry["route"] == "relay"
+    assert entry["envelope_from"].startswith("sales+t") and entry["task"] == comment["task"]
+    assert [(r["address"], r["state"]) for r in entry["recipients"]] == [
+        ("client@far.example", "pending"), ("boss@far.example", "pending")]
+    assert "boss@far.example" not in cli("task", "comments", "Deals/Big one").out  # Bcc stays hidden
+
+    assert cli("queue", "retry", "1").out.startswith("1 message(s)")
+    assert "dropped; 2 recipients" in cli("queue", "drop", "1").out
+    assert cli("queue", "list", "--json").json() == []
+    (dropped,) = cli("queue", "list", "--all", "--json").json()
+    assert dropped["state"] == "dropped" and {r["state"] for r in dropped["recipients"]} == {"dropped"}
+    again = cli("queue", "drop", "1", ok=False)
+    assert again.code == 1 and "message 1 is dropped, not queued" in again.err
+
+
+def test_task_send_errors_are_one_clear_line(cli: Cli, tmp_path: Path) -> None:
+    body = _prepared(cli, tmp_path)
+    unknown = cli("task", "send", "Deals/Big one", "--from", "nobody@example.test", "--to", "a@b.example",
+                  "--subject", "s", "--body-file", str(body), ok=False)
+    assert unknown.code == 1 and "--from nobody@example.test: not a domain mailbox or gateway here" in unknown.err
+    missing = cli("task", "send", "Deals/Big one", "--from", "sales@example.test", "--to", "a@b.example",
+                  "--subject", "s", "--body-file", str(tmp_path / "nope.txt"), ok=False)
+    assert missing.code == 1 and "nope.txt: cannot read the body" in missing.err
+    no_task = cli("task", "send", "Deals/Other", "--from", "sales@example.test", "--to", "a@b.example",
+                  "--subject", "s", "--body-file", str(body), ok=False)
+    assert no_task.code == 1 and 'no task "Deals/Other"' in no_task.err
+    assert cli("queue", "retry", "7", ok=False).err.strip() == "prostoy-mail: no message 7 in the outbound queue"
