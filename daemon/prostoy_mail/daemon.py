@@ -68,7 +68,10 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+    aiosmtpd_log = logging.getLogger("mail.log")
+    aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+    # ... and a deprecation warning of its own attribute at every successful AUTH
+    aiosmtpd_log.addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
 
 
 @dataclass

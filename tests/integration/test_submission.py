@@ -98,7 +98,8 @@ async def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 async def outbound(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[Daemon, SmtpPeer, SmtpPeer]] = []
 
-    async def start(*, outbound: str = "", relay_security: str = "starttls", extra: str = "",
+    async def start(*, outbound: str = "", relay_security: str = "starttls", peer_security: str | None = None,
+                    relay_ca: str = "ca.pem", extra: str = "",
                     gateway_options: str = "", extra_ca: Path | None = None,
                     prepare: Callable[[SqliteStore], None] | None = None) -> Setup:
         ca = trustme.CA()
@@ -111,7 +112,7 @@ async def outbound(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         ours.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
         gateway_peer = await SmtpPeer(ca, "starttls", {"support@peer.test": "gw-pw",
                                                         "ivanov@peer.test": "iv-pw"}).start()
-        relay_peer = await SmtpPeer(ca, relay_security, {"relay-user": "relay-pw"}).start()
+        relay_peer = await SmtpPeer(ca, peer_security or relay_security, {"relay-user": "relay-pw"}).start()
         (tmp_path / "prostoy-mail.toml").write_text(f"""
 [daemon]
 domain = "example.test"
@@ -145,7 +146,7 @@ port = {relay_peer.port}
 security = "{relay_security}"
 login = "relay-user"
 password = "relay-pw"
-ca_file = "ca.pem"
+ca_file = "{relay_ca}"
 
 [[servers]]
 name = "peer.test"
@@ -550,3 +551,22 @@ async def test_task_send_from_the_command_line_is_sent_by_the_running_daemon(out
     comments = setup.comments("Deals/Big one")
     assert [(c.direction, c.routed_by) for c in comments] == [("out", ("task",)), ("in", ("reply",))]
     assert setup.comments("Mail/sales@example.test") == []
+
+
+async def test_a_relay_without_starttls_gets_nothing_in_plain_text(outbound: Any, tmp_path: Path) -> None:
+    setup: Setup = await outbound(relay_security="starttls", peer_security="none", outbound="max_queue_time = 60")
+    reply = await setup.submit("sales@example.test", ["x@far.example"],
+                               message("sales@example.test", "x@far.example", "must be encrypted"))
+    entry = await until(lambda: (e := setup.entry(queue_id(reply))).attempts >= 1 and e)
+    assert entry.state == "queued" and setup.relay_peer.received == []  # nothing went out in plain text
+    assert "STARTTLS" in (entry.recipients[0].reply or "") and "plain text" in (entry.recipients[0].reply or "")
+
+
+async def test_an_untrusted_certificate_is_refused(outbound: Any, tmp_path: Path) -> None:
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+    setup: Setup = await outbound(relay_ca="other-ca.pem", outbound="max_queue_time = 60")
+    reply = await setup.submit("sales@example.test", ["x@far.example"],
+                               message("sales@example.test", "x@far.example", "verify me"))
+    entry = await until(lambda: (e := setup.entry(queue_id(reply))).attempts >= 1 and e)
+    assert entry.state == "queued" and setup.relay_peer.received == []
+    assert "certificate not trusted" in (entry.recipients[0].reply or ""), entry.recipients[0].reply

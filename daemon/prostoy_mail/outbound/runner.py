@@ -19,6 +19,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from ..config.model import Config
 from ..credentials import CredentialError, relay_credentials, smtp_credentials
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 UploadSent = Callable[[str, bytes, str | None], Awaitable[None]]  # (gateway e-mail, raw, Message-ID)
 SENT_FOLDER_ATTEMPTS = 5
 BATCH = 200
+READ_BUDGET = 8 * 1024 * 1024  # bytes of messages read from the store at a time
 
 
 class QueueRunner:
@@ -97,21 +99,38 @@ class QueueRunner:
                 await self._file_sent_copy(entry)
 
     async def _deliver_route(self, route: str, entries: list[OutboundEntry]) -> None:
-        for entry in entries:
-            try:
-                await self.deliver(entry)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbound: message %d could not be handled; it stays queued", entry.id)
+        """Send one route's messages one after the other over its connection. A message's answers
+        are recorded while the next one is being sent (the writer commits them in groups)."""
+        recording: list[asyncio.Future[OutboundEntry]] = []
+        position = 0
+        while position < len(entries):
+            raws = await self.writer.run(partial(_read_raws, entries=entries[position:]))
+            for entry, raw in zip(entries[position:position + len(raws)], raws, strict=True):
+                try:
+                    recording.append(await self._deliver(entry, raw))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("outbound: message %d could not be handled; it stays queued", entry.id)
+            position += len(raws)
+        for outcome in await asyncio.gather(*recording, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.error("outbound: recording a delivery failed: %s", outcome)
 
     async def deliver(self, entry: OutboundEntry) -> OutboundEntry:
+        """Deliver one message now; its new state once recorded."""
         raw = await self.writer.run(lambda store: store.raw_message(entry.message_db_id))
+        return await (await self._deliver(entry, raw))
+
+    async def _deliver(self, entry: OutboundEntry, raw: bytes) -> asyncio.Future[OutboundEntry]:
+        """Send to the pending recipients; returns the (running) recording of the answers."""
         if any(r.local for r in entry.pending()):
             entry = await self._deliver_locally(entry, raw)
         remote = [r.address for r in entry.pending() if not r.local]
         if not remote:
-            return entry
+            done: asyncio.Future[OutboundEntry] = asyncio.get_running_loop().create_future()
+            done.set_result(entry)
+            return done
         try:
             hop = self._next_hop(entry.route)
             replies = await self.pool.send(hop, entry.envelope_from, remote, raw)
@@ -127,7 +146,7 @@ class QueueRunner:
             log.info("outbound %d: %s -> %s: %s", entry.id, entry.sender, address, reply)
             if self.metrics is not None:
                 self.metrics.outbound.labels(state).inc()
-        return await self.writer.run(lambda store: self._record(store, entry, results, raw, hop_name))
+        return asyncio.ensure_future(self.writer.run(lambda store: self._record(store, entry, results, raw, hop_name)))
 
     async def _deliver_locally(self, entry: OutboundEntry, raw: bytes) -> OutboundEntry:
         local = [r.address for r in entry.pending() if r.local]
@@ -228,3 +247,16 @@ class QueueRunner:
         await self.writer.run(lambda store: store.record_sent_folder(entry.id, True, None, SENT_FOLDER_ATTEMPTS))
         log.info("outbound %d: copied to the Sent folder of %s", entry.id, gateway)
 
+
+
+def _read_raws(store: SqliteStore, entries: list[OutboundEntry]) -> list[bytes]:
+    """The bytes of the first of `entries`, as many as fit READ_BUDGET (at least one)."""
+    raws: list[bytes] = []
+    size = 0
+    for entry in entries:
+        if raws and size >= READ_BUDGET:
+            break
+        raw = store.raw_message(entry.message_db_id)
+        raws.append(raw)
+        size += len(raw)
+    return raws
