@@ -1,0 +1,99 @@
+"""Send-as policy, header edits of submitted mail, DSN composition, login throttling (fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prostoy_mail.config.load import parse_config
+from prostoy_mail.config.model import AuthSettings
+from prostoy_mail.fetch.sent_folder import decode_folder_name
+from prostoy_mail.logins import LoginGuard, Outcome
+from prostoy_mail.mail.compose import FailedRecipient, delivery_status_notification, edit_header
+from prostoy_mail.mail.parse import parse_message
+from prostoy_mail.passwords import hash_password
+from prostoy_mail.sending import SendingPolicy
+
+CONFIG = """
+[daemon]
+domain = "example.test"
+[[mailboxes]]
+login = "sales"
+[[mailboxes]]
+login = "ivan"
+owner = "ivanov"
+[[gateways]]
+email = "Support@Yandex.ru"
+server = "yandex.ru"
+login = "support@yandex.ru"
+password = "x"
+[[gateways]]
+email = "ivanov@mail.ru"
+server = "mail.ru"
+login = "ivanov@mail.ru"
+password = "x"
+personal_for = "ivanov"
+"""
+
+
+def test_who_may_send_as_what() -> None:
+    policy = SendingPolicy.of(parse_config(CONFIG, Path("/tmp/x.toml")))
+    assert policy.addresses_for("ivanov") == ["ivan@example.test", "ivanov@mail.ru", "sales@example.test",
+                                               "support@yandex.ru"]
+    assert policy.addresses_for("petrov") == ["sales@example.test", "support@yandex.ru"]
+    assert policy.may_send_as("petrov", "ivan@example.test") is None
+    assert policy.may_send_as("petrov", "SALES+t1.abc@Example.TEST") is not None  # a tagged address is the mailbox
+    sender = policy.may_send_as("ivanov", "ivanov@mail.ru")
+    assert sender is not None and sender.route == "gateway:ivanov@mail.ru" and sender.mailbox_login is None
+    assert policy.may_send_as("ivanov", "ivan@example.test").route == "relay"  # type: ignore[union-attr]
+    assert policy.local_login("Ivan+x@example.test") == "ivan" and policy.local_login("nobody@example.test") is None
+    assert policy.local_login("ivan@elsewhere.test") is None
+
+
+def test_header_edits_keep_everything_else_byte_exact() -> None:
+    raw = (b"From: a@b\r\nBcc: x@y,\r\n  z@w\r\nSubject: =?koi8-r?B?8NLJ18XU?=\r\nX-Raw: \xd0\xf0\r\n"
+           b"\r\nbody\r\nBcc: not a header\r\n")
+    edited = edit_header(raw, remove=["bcc"], add=[("Message-ID", "<1@x>")])
+    assert edited == (b"Message-ID: <1@x>\r\nFrom: a@b\r\nSubject: =?koi8-r?B?8NLJ18XU?=\r\nX-Raw: \xd0\xf0\r\n"
+                      b"\r\nbody\r\nBcc: not a header\r\n")
+
+
+def test_a_dsn_is_a_bounce_that_replies_to_the_original() -> None:
+    dsn = delivery_status_notification(
+        reporting_host="mx.example.test", postmaster="MAILER-DAEMON@example.test", recipient="sales@example.test",
+        original=b"From: sales@example.test\r\nSubject: hi\r\n\r\nbody\r\n", original_message_id="orig@x",
+        failed=[FailedRecipient("r@far.example", "550 5.1.1 no such user", "mx.far.example")],
+        message_id="dsn@mx.example.test")
+    parsed = parse_message(dsn, "")
+    assert parsed.bounce and parsed.in_reply_to == ("orig@x",)
+    assert "<r@far.example>: 550 5.1.1 no such user" in parsed.text
+    assert b"Status: 5.1.1\r\n" in dsn and b"Remote-MTA: dns; mx.far.example" in dsn
+    assert dsn.count(b"\n") == dsn.count(b"\r\n")
+
+
+def test_folder_names_in_modified_utf7() -> None:
+    assert decode_folder_name("&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-") == "Отправленные"
+    assert decode_folder_name("Sent &- Received") == "Sent & Received"
+
+
+def test_failures_slow_then_block_one_address_only() -> None:
+    now = [1000.0]
+    hashes = {"ivanov": hash_password("right")}
+
+    async def lookup(login: str) -> str | None:
+        return hashes.get(login)
+
+    settings = AuthSettings(delay_after=2, max_delay=0.01, max_failures=4, failure_window=60, block_time=30)
+
+    async def scenario() -> list[Outcome]:
+        guard = LoginGuard(lookup, settings, clock=lambda: now[0])
+        outcomes = [await guard.check("10.0.0.1", "ivanov", "wrong") for _ in range(4)]
+        outcomes.append(await guard.check("10.0.0.1", "ivanov", "right"))  # blocked: not even checked
+        outcomes.append(await guard.check("10.0.0.2", "ivanov", "right"))  # another address: fine
+        outcomes.append(await guard.check("10.0.0.2", "nobody", "right"))  # an unknown user: same failure
+        now[0] += 31
+        outcomes.append(await guard.check("10.0.0.1", "ivanov", "right"))  # the block is over
+        return outcomes
+
+    assert asyncio.run(scenario()) == [Outcome.FAILED, Outcome.FAILED, Outcome.FAILED, Outcome.BLOCKED,
+                                       Outcome.BLOCKED, Outcome.OK, Outcome.FAILED, Outcome.OK]
