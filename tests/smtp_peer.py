@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,17 +48,22 @@ class SmtpPeer:
 
         def factory() -> SMTP:
             peer.connections += 1
-            return SMTP(handler, hostname="peer.test", ident="test peer",
-                        tls_context=context if self.security == "starttls" else None,
-                        require_starttls=self.security == "starttls",
-                        auth_required=bool(self.credentials), auth_require_tls=self.security != "none",
-                        authenticator=self._authenticate if self.credentials else None)
+            with warnings.catch_warnings():  # a plain-text peer with AUTH is what some tests need
+                warnings.simplefilter("ignore", UserWarning)
+                return self._smtp(handler, context)
 
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(factory, "127.0.0.1", 0,
                                                ssl=context if self.security == "ssl" else None)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
+
+    def _smtp(self, handler: _Handler, context: ssl.SSLContext) -> SMTP:
+        return SMTP(handler, hostname="peer.test", ident="test peer",
+                    tls_context=context if self.security == "starttls" else None,
+                    require_starttls=self.security == "starttls",
+                    auth_required=bool(self.credentials), auth_require_tls=self.security != "none",
+                    authenticator=self._authenticate if self.credentials else None)
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         assert isinstance(data, LoginPassword)

@@ -570,3 +570,23 @@ async def test_an_untrusted_certificate_is_refused(outbound: Any, tmp_path: Path
     entry = await until(lambda: (e := setup.entry(queue_id(reply))).attempts >= 1 and e)
     assert entry.state == "queued" and setup.relay_peer.received == []
     assert "certificate not trusted" in (entry.recipients[0].reply or ""), entry.recipients[0].reply
+
+
+async def test_the_spool_survives_a_restart(outbound: Any, tmp_path: Path) -> None:
+    setup: Setup = await outbound()
+    setup.gateway_peer.answers["x@far.example"] = "421 4.3.2 not now"
+    reply = await setup.submit("support@peer.test", ["x@far.example"],
+                               message("support@peer.test", "x@far.example", "across a restart"))
+    await until(lambda: setup.entry(queue_id(reply)).attempts >= 1)
+    await setup.daemon.stop()
+    del setup.gateway_peer.answers["x@far.example"]
+    restarted = Daemon(load_config(tmp_path / "prostoy-mail.toml"))
+    await restarted.start()
+    try:
+        (got,) = await setup.gateway_peer.wait_for(1)
+        assert b"across a restart" in got.raw
+        assert (await until(lambda: (e := setup.entry(queue_id(reply))).state != "queued" and e)).state == "sent"
+        await asyncio.sleep(1.5)  # several passes of the runner: nothing is sent twice
+        assert len(setup.gateway_peer.received) == 1
+    finally:
+        await restarted.stop()

@@ -75,6 +75,8 @@ class QueueRunner:
             try:
                 await self.run_once()
                 next_due = await self.writer.run(SqliteStore.next_outbound_due)
+                if self.metrics is not None:
+                    self.metrics.spool.set(await self.writer.run(SqliteStore.queued_outbound))
             except asyncio.CancelledError:
                 raise
             except Exception:

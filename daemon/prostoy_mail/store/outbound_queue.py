@@ -57,6 +57,9 @@ class OutboundQueueMixin:
                                " ORDER BY next_attempt LIMIT ?", (at, limit)).fetchall()
         return [self._entry(r) for r in rows]
 
+    def queued_outbound(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM outbound WHERE state = 'queued'").fetchone()[0])
+
     def next_outbound_due(self) -> float | None:
         row = self.db.execute("SELECT min(next_attempt) FROM outbound WHERE state = 'queued'").fetchone()
         return None if row[0] is None else float(row[0])
