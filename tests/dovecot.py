@@ -44,7 +44,7 @@ class Dovecot:
             raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d")
         self.base.chmod(0o755)
         nobody = pwd.getpwnam("nobody")
-        cert = self.ca.issue_cert("localhost", "127.0.0.1")
+        cert = self.ca.issue_cert("localhost", "127.0.0.1", common_name="localhost")  # isync 1.4 wants a CN
         cert.private_key_and_cert_chain_pem.write_to_path(str(self.base / "server.pem"))
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         lines = []

@@ -12,7 +12,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -26,6 +26,11 @@ from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
+from .imapd import hub as imap_hub
+from .imapd import reactor as imap_reactor
+from .imapd.server import ImapService
+from .imapd.tls import tls_options as imap_tls_options
+from .imapd.view import FolderContext
 from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake
 from .logins import LoginGuard
 from .mail.tokens import TaskTokens
@@ -33,7 +38,7 @@ from .metrics import Metrics, serve_metrics
 from .outbound.relay import RelayPool
 from .outbound.runner import QueueRunner
 from .outbound.submit import enqueue_now
-from .provisioning import build_routing_table, mailbox_source_key
+from .provisioning import build_routing_table, delete_comment, mailbox_source_key
 from .routing.router import Decision
 from .sending import SendingPolicy, Submission
 from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
@@ -44,6 +49,7 @@ from .tls_context import server_context
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30.0
+IMAP_UIDVALIDITY_SECRET = "imap-uidvalidity"
 
 
 class _JournalFormatter(logging.Formatter):
@@ -77,7 +83,8 @@ def setup_logging(level: str) -> None:
 @dataclass
 class _Listener:
     endpoint: Endpoint
-    server: asyncio.Server
+    port: int
+    close: Callable[[], object]
     settings: object  # what the listener was opened with; a change means reopening it
 
 
@@ -100,6 +107,9 @@ class Daemon:
         self.submission_handler: SubmissionHandler | None = None
         self.outbound: QueueRunner | None = None
         self.sent_uploader = SentFolderUploader(config)
+        self.guard: LoginGuard | None = None
+        self.imap: ImapService | None = None
+        self.imap_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         location = self.config.store_location()
@@ -110,7 +120,7 @@ class Daemon:
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key))
         self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics)
-        guard = LoginGuard(self._password_hash, self.config.auth)
+        self.guard = guard = LoginGuard(self._password_hash, self.config.auth)
         self.submission_handler = SubmissionHandler(SendingPolicy.of(self.config), self.config.smtp, guard,
                                                     self.submit, self.metrics)
         self.outbound = QueueRunner(self.writer, self.intake, self.config,
@@ -131,7 +141,7 @@ class Daemon:
         if name == "metrics":
             assert self.metrics_server is not None
             return int(self.metrics_server[1].server_port)
-        return int(self.listeners[name].server.sockets[0].getsockname()[1])
+        return self.listeners[name].port
 
     def _listening(self) -> str:
         return ", ".join(f"{name} {listener.endpoint}" for name, listener in self.listeners.items()) or "no listeners"
@@ -156,36 +166,58 @@ class Daemon:
         wanted = dict(self.config.listen.items())
         for name in list(self.listeners):
             if name not in wanted:
-                self.listeners.pop(name).server.close()
+                self.listeners.pop(name).close()
         for name, endpoint in wanted.items():
-            if name not in ("smtp", "submission", "submissions"):
-                if name not in self.listeners:
-                    log.warning("listen.%s: not served yet by this version; ignored", name)
-                continue
             settings = (endpoint, self.config.smtp, self.config.daemon.hostname,
                         None if name == "smtp" else self.config.tls)
             old = self.listeners.get(name)
             if old is not None and old.settings == settings:
                 continue
-            server = await self._listen(name, endpoint)
-            self.listeners[name] = _Listener(endpoint, server, settings)
+            self.listeners[name] = await self._listen(name, endpoint, settings)
             if old is not None:
-                old.server.close()
+                old.close()
         await self._open_metrics()
 
-    async def _listen(self, name: str, endpoint: Endpoint) -> asyncio.Server:
+    async def _listen(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
         loop = asyncio.get_running_loop()
         hostname = self.config.daemon.hostname
+        if name in ("imap", "imaps"):
+            return self._listen_imap(name, endpoint, settings)
         if name == "smtp":
             assert self.smtp_handler is not None
-            return await loop.create_server(protocol_factory(self.smtp_handler, hostname), endpoint.host,
-                                            endpoint.port, reuse_port=True)
-        assert self.submission_handler is not None
-        context = server_context(self.config.tls)
-        implicit = name == "submissions"
-        factory = submission_protocol_factory(self.submission_handler, hostname, context, implicit_tls=implicit)
-        return await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True,
-                                        ssl=context if implicit else None)
+            server = await loop.create_server(protocol_factory(self.smtp_handler, hostname), endpoint.host,
+                                              endpoint.port, reuse_port=True)
+        else:
+            assert self.submission_handler is not None
+            context = server_context(self.config.tls)
+            implicit = name == "submissions"
+            factory = submission_protocol_factory(self.submission_handler, hostname, context, implicit_tls=implicit)
+            server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True,
+                                              ssl=context if implicit else None)
+        return _Listener(endpoint, int(server.sockets[0].getsockname()[1]), server.close, settings)
+
+    def _listen_imap(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
+        """IMAP through Twisted, whose reactor runs on this same event loop."""
+        reactor = imap_reactor.install(asyncio.get_running_loop())
+        if self.imap is None:
+            assert self.writer is not None and self.guard is not None
+            reader = SqliteStore(self.config.store_location())
+            uidvalidity = int.from_bytes(reader.secret(IMAP_UIDVALIDITY_SECRET)[:4], "big") & 0x7FFFFFFF or 1
+            context = FolderContext(reader, self.writer.run, uidvalidity, self._delete_comment)
+            self.imap = ImapService(self.config, self.guard, context, self.metrics)
+            self.imap_watch = asyncio.create_task(imap_hub.watch(context))
+        options = imap_tls_options(self.config.tls)
+        factory = self.imap.factory(options, implicit_tls=name == "imaps")
+        if name == "imaps":
+            port = reactor.listenSSL(endpoint.port, factory, options, interface=endpoint.host)
+        else:
+            port = reactor.listenTCP(endpoint.port, factory, interface=endpoint.host)
+        return _Listener(endpoint, int(port.getHost().port), port.stopListening, settings)
+
+    async def _delete_comment(self, comment_id: int) -> None:
+        assert self.writer is not None
+        config = self.config
+        await self.writer.run(lambda store: delete_comment(config, store, comment_id))
 
     async def _open_metrics(self) -> None:
         wanted = self.config.listen.metrics
@@ -295,6 +327,8 @@ class Daemon:
             self.submission_handler.policy = SendingPolicy.of(config)
             self.submission_handler.limits = config.smtp
             self.submission_handler.guard.settings = config.auth
+        if self.imap is not None:
+            self.imap.config = config
         self.sent_uploader.config = config
         if self.outbound is not None:
             self.outbound.apply(config)
@@ -311,10 +345,10 @@ class Daemon:
 
     async def stop(self) -> None:
         systemd_notify.stopping()
-        for task in self.background:
+        for task in [*self.background, *([self.imap_watch] if self.imap_watch else [])]:
             task.cancel()
         for listener in self.listeners.values():
-            listener.server.close()
+            listener.close()
         self.listeners.clear()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_GRACE_SECONDS
@@ -330,6 +364,8 @@ class Daemon:
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server[1].shutdown)
             self.metrics_server[1].server_close()
+        if self.imap is not None:
+            self.imap.context.reader.close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
         log.info("prostoy-mail stopped")

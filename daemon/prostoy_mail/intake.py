@@ -121,6 +121,9 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
     stored = store.store_message(record_of(parsed, inbound), [
         CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
+    for scope in inbound.scopes:  # mail for a domain mailbox is also in that mailbox (its IMAP folder)
+        if scope.startswith("mailbox:"):
+            store.add_to_mailbox(scope.split(":", 1)[1], stored.id)
     action: ServerAction = ""
     if fetch is not None:
         action = _server_action(fetch, decision.delete_after)

@@ -12,7 +12,8 @@ from .errors import ConfigError, Problem, ProstoyMailError
 from .routing.index import RuleList
 from .routing.router import RoutingTable, Scope
 from .routing.rules import GLOBAL, Condition, RoutingRule
-from .store.ports import Task, TaskStore
+from .store.ports import Comment, Task, TaskStore
+from .store.sqlite import SqliteStore
 
 
 def mailbox_source_key(login: str) -> str:
@@ -65,6 +66,17 @@ def check_references(config: Config, store: TaskStore, file: str) -> list[Proble
             except ProstoyMailError as exc:  # no such task, or an ambiguous "Project/Title"
                 problems.append(Problem(file, f"rules[{i}].task", str(exc)))
     return problems
+
+
+def delete_comment(config: Config, store: SqliteStore, comment_id: int) -> tuple[Comment, set[str]]:
+    """Delete a comment (a tombstone stays) and, where its gateway says so, its message on the
+    external server too (done by the gateway's watcher). Returns the comment and those gateways."""
+    with store.transaction():
+        comment = store.delete_comment(comment_id)
+        gateways = {k.gateway for k in store.fetched_keys(comment.message_db_id)}
+        if any((g := config.gateway(email)) is not None and g.delete_on_server_when_deleted for email in gateways):
+            return comment, {k.gateway for k in store.schedule_server_delete(comment.message_db_id)}
+    return comment, set()
 
 
 def personal_task_id(store: TaskStore, login: str | None) -> int | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_fetch_imap import until
+from tests.waiting import until
 
 
 class FakeImap:

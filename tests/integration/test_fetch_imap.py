@@ -7,7 +7,7 @@ import itertools
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from prostoy_mail.store.ports import FetchedKey
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.conftest import console_script
 from tests.dovecot import Dovecot
+from tests.waiting import until
 
 USERS = {f"box{i}@example.org": f"secret{i}" for i in range(40)}
 _next_user = itertools.count()
@@ -62,17 +63,6 @@ password = "{password or USERS[email]}"
 
 def message(subject: str, body: str = "body") -> bytes:
     return f"From: client@client.ru\r\nTo: support@example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
-
-
-async def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {check}")
-        await asyncio.sleep(0.05)
 
 
 def subjects(server: Any, email: str) -> list[str]:

@@ -18,15 +18,13 @@ import trustme
 
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
-from prostoy_mail.passwords import hash_password
 from prostoy_mail.store.ports import Comment, OutboundEntry
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.conftest import Cli
 from tests.dovecot import Dovecot
 from tests.smtp_peer import SmtpPeer
-
-PASSWORDS = {"ivanov": "ivanov-pw", "petrov": "petrov-pw"}
-HASHES = {login: hash_password(pw) for login, pw in PASSWORDS.items()}
+from tests.users import HASHES, PASSWORDS
+from tests.waiting import until
 
 
 @dataclass
@@ -81,17 +79,6 @@ def message(sender: str, to: str, subject: str, extra: str = "") -> bytes:
 
 def queue_id(reply: str) -> int:
     return int(reply.rsplit(" ", 1)[1])
-
-
-async def until(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {check}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import ProstoyMailError
 from ..passwords import hash_password
+from ..provisioning import delete_comment
 from ..store.ports import Comment, Task, User
 from .common import Context, read_password
 from .outbound_cmds import register_task_send
@@ -210,13 +211,8 @@ def task_comments(ctx: Context) -> int:
 
 
 def comment_delete(ctx: Context) -> int:
-    store = ctx.store()
-    comment = store.delete_comment(ctx.args.id)
+    comment, gateways = delete_comment(ctx.config(), ctx.store(), ctx.args.id)
     ctx.say(f"comment {comment.id} deleted from task {comment.task_id}")
-    config = ctx.config()
-    gateways = {k.gateway for k in store.fetched_keys(comment.message_db_id)}
-    if any((g := config.gateway(email)) is not None and g.delete_on_server_when_deleted for email in gateways):
-        keys = store.schedule_server_delete(comment.message_db_id)
-        ctx.say(f"the message will be deleted from {', '.join(sorted({k.gateway for k in keys}))} "
-                "(delete_on_server_when_deleted)")
+    if gateways:
+        ctx.say(f"the message will be deleted from {', '.join(sorted(gateways))} (delete_on_server_when_deleted)")
     return 0

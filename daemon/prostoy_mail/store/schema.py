@@ -167,6 +167,34 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (outbound_id, address)
     );
     """,
+    # 5: IMAP for mail clients: the mail of each domain mailbox (its folder), and each user's
+    # flags per folder and UID (a mailbox folder's UIDs are message ids, a task folder's comment ids)
+    """
+    CREATE TABLE mailbox_messages (
+        mailbox TEXT NOT NULL,           -- the domain mailbox's login
+        message_id INTEGER NOT NULL REFERENCES messages(id),
+        deleted_at TEXT,                 -- expunged from the mailbox by a mail client
+        PRIMARY KEY (mailbox, message_id)
+    );
+
+    CREATE TABLE imap_flags (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        folder TEXT NOT NULL,            -- "mailbox:<login>" or "task:<id>"
+        uid INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',  -- space-separated
+        PRIMARY KEY (user_id, folder, uid)
+    );
+
+    -- SMTP mail stored before this version, by the mailboxes of its envelope recipients
+    -- (SQLite's json_each; a PostgreSQL store starts at this version and needs no back-fill)
+    INSERT OR IGNORE INTO mailbox_messages (mailbox, message_id)
+        SELECT DISTINCT lower(substr(r.local, 1, CASE WHEN instr(r.local, '+') > 0
+                                                      THEN instr(r.local, '+') - 1 ELSE length(r.local) END)),
+               r.id
+        FROM (SELECT m.id, substr(j.value, 1, instr(j.value, '@') - 1) AS local
+              FROM messages m, json_each(m.rcpt_tos) j
+              WHERE m.direction = 'in' AND m.source = 'smtp' AND instr(j.value, '@') > 0) r;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import Conflict, NotFound, ProstoyMailError
 from .clock import now
 from .fetch_state import FetchStateMixin
+from .imap_views import ImapViewsMixin
 from .outbound_queue import OutboundQueueMixin
 from .ports import (
     PERSONAL_PROJECT,
@@ -38,7 +39,7 @@ class StoreError(ProstoyMailError):
     """The store cannot be opened or used."""
 
 
-class SqliteStore(FetchStateMixin, OutboundQueueMixin):
+class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._savepoints = 0

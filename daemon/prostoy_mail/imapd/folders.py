@@ -1,0 +1,57 @@
+"""Which folders a user sees, and their names. Pure: from the configuration and the tasks.
+
+- `INBOX`: the user's personal domain mailbox (further personal mailboxes by their login);
+- each corporate domain mailbox, by its login (`sales`);
+- `Tasks/<Project>/<Task>`: every task the user may see: all of them for the organisation's
+  owner; for everyone else all but the personal tasks of others and the tasks of mailboxes
+  and gateways personal to others. A "/" inside a title becomes "∕" (it would nest).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..config.model import Config
+from ..store.ports import Task, User
+
+TASKS = "Tasks"
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    name: str  # as the client sees it (Unicode; encoded as modified UTF-7 on the wire)
+    key: str  # "mailbox:<login>" or "task:<id>"
+    writable: bool = True
+
+
+def _part(text: str) -> str:
+    return text.replace("/", "∕").strip() or "-"
+
+
+def folders_for(user: User, config: Config, tasks: Sequence[Task]) -> list[Folder]:
+    folders: list[Folder] = []
+    personal = [m for m in config.mailboxes if m.owner == user.login]
+    for i, mailbox in enumerate(personal):
+        folders.append(Folder("INBOX" if i == 0 else mailbox.login, f"mailbox:{mailbox.login}"))
+    if not personal:
+        folders.append(Folder("INBOX", f"none:{user.login}", writable=False))
+    folders += [Folder(m.login, f"mailbox:{m.login}") for m in config.mailboxes if m.owner is None]
+    others_personal = {f"personal:{u}" for u in _other_users(config, tasks, user.login)}
+    private = {f"mailbox:{m.login}" for m in config.mailboxes if m.owner not in (None, user.login)}
+    private |= {f"gateway:{g.email}" for g in config.gateways if g.personal_for not in (None, user.login)}
+    visible = [t for t in tasks if user.is_owner or (t.source_key not in private and
+                                                      (t.kind != "personal" or t.source_key not in others_personal))]
+    names = Counter((_part(t.project), _part(t.title)) for t in visible)
+    for task in visible:
+        project, title = _part(task.project), _part(task.title)
+        if names[(project, title)] > 1:
+            title = f"{title} #{task.id}"
+        folders.append(Folder(f"{TASKS}/{project}/{title}", f"task:{task.id}"))
+    return folders
+
+
+def _other_users(config: Config, tasks: Sequence[Task], login: str) -> set[str]:
+    return {t.source_key.split(":", 1)[1] for t in tasks
+            if t.kind == "personal" and t.source_key and t.source_key != f"personal:{login}"}

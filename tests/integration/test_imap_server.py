@@ -1,0 +1,430 @@
+"""The IMAP server for mail clients, over real sockets: stdlib imaplib for the protocol cases,
+raw sockets for the byte-level ones (STARTTLS injection, pipelining, bounds), mbsync (isync)
+as a real client syncing to a Maildir."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from prostoy_mail.config.load import load_config
+from prostoy_mail.daemon import Daemon
+from prostoy_mail.store.sqlite import SqliteStore
+from tests.users import HASHES, PASSWORDS
+
+
+@dataclass
+class Imap:
+    daemon: Daemon
+    path: Path
+    context: ssl.SSLContext
+
+    def port(self, name: str) -> int:
+        return self.daemon.bound_port(name)
+
+    def store(self) -> SqliteStore:
+        return SqliteStore(self.path / "store.db")
+
+    def login(self, login: str = "ivanov", implicit: bool = False) -> imaplib.IMAP4:
+        if implicit:
+            client: imaplib.IMAP4 = imaplib.IMAP4_SSL("127.0.0.1", self.port("imaps"), ssl_context=self.context,
+                                                      timeout=30)
+        else:
+            client = imaplib.IMAP4("127.0.0.1", self.port("imap"), timeout=30)
+            client.starttls(self.context)
+        client.login(login, PASSWORDS[login])
+        return client
+
+    def deliver(self, rcpt: str, raw: bytes) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port("smtp"), timeout=30) as smtp:
+            smtp.sendmail("client@far.example", [rcpt], raw)
+
+
+def mail(subject: str, body: str = "body", extra: str = "") -> bytes:
+    return f"From: Client <client@far.example>\r\nSubject: {subject}\r\n{extra}\r\n{body}\r\n".encode()
+
+
+@pytest.fixture
+async def imap(tmp_path: Path) -> AsyncIterator[Imap]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1", common_name="localhost")  # isync 1.4 wants a CN
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    (tmp_path / "prostoy-mail.toml").write_text("""
+[daemon]
+domain = "example.test"
+hostname = "mx.example.test"
+store = "store.db"
+
+[listen]
+smtp = "127.0.0.1:0"
+imap = "127.0.0.1:0"
+imaps = "127.0.0.1:0"
+
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+
+[auth]
+delay_after = 3
+max_delay = 0.1
+max_failures = 5
+
+[[mailboxes]]
+login = "ivan"
+owner = "ivanov"
+
+[[mailboxes]]
+login = "petr"
+owner = "petrov"
+
+[[mailboxes]]
+login = "sales"
+""")
+    store = SqliteStore(tmp_path / "store.db")
+    for login, password_hash in HASHES.items():
+        store.add_user(login, login.title(), password_hash, login == "ivanov")
+    store.close()
+    daemon = Daemon(load_config(tmp_path / "prostoy-mail.toml"))
+    await daemon.start()
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    try:
+        yield Imap(daemon, tmp_path, context)
+    finally:
+        await daemon.stop()
+
+
+async def run(fn: Callable[[], Any]) -> Any:
+    return await asyncio.to_thread(fn)
+
+
+def _ok(result: tuple[str, list[Any]]) -> list[Any]:
+    status, data = result
+    assert status == "OK", data
+    return data
+
+
+async def test_login_only_over_tls_and_the_folders_a_user_sees(imap: Imap) -> None:
+    def go() -> tuple[list[bytes], str, list[bytes], list[bytes]]:
+        plain = imaplib.IMAP4("127.0.0.1", imap.port("imap"), timeout=30)
+        caps = list(plain.capabilities)
+        try:
+            plain.login("ivanov", PASSWORDS["ivanov"])
+            refused = ""
+        except imaplib.IMAP4.error as exc:
+            refused = str(exc)
+        plain.logout()
+        ivanov = imap.login("ivanov")
+        ivanov_list = _ok(ivanov.list())
+        ivanov.logout()
+        petrov = imap.login("petrov")
+        petrov_list = _ok(petrov.list())
+        petrov.logout()
+        return caps, refused, ivanov_list, petrov_list
+
+    caps, refused, ivanov_list, petrov_list = await run(go)
+    assert "LOGINDISABLED" in caps and "STARTTLS" in caps
+    assert "disabled" in refused.lower()
+
+    def names(listing: list[bytes]) -> set[str]:
+        return {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in listing}
+
+    assert {"INBOX", "sales", "Tasks/Mail/sales@example.test", "Tasks/Personal/Ivanov",
+            "Tasks/Mail/ivan@example.test"} <= names(ivanov_list)  # ivanov is the owner: he sees all tasks
+    seen_by_petrov = names(petrov_list)
+    assert {"INBOX", "sales", "Tasks/Personal/Petrov", "Tasks/Mail/sales@example.test"} <= seen_by_petrov
+    assert "Tasks/Personal/Ivanov" not in seen_by_petrov and "Tasks/Mail/ivan@example.test" not in seen_by_petrov
+    assert "petr" not in seen_by_petrov and "ivan" not in seen_by_petrov
+
+
+async def test_select_fetch_store_search_in_a_mailbox(imap: Imap) -> None:
+    raw_8bit = b"From: client@far.example\r\nSubject: \xd1\x81\xd1\x87\xd1\x91\xd1\x82 7\r\n\r\nbody\r\n"
+    await run(lambda: imap.deliver("ivan@example.test", mail("first")))
+    await run(lambda: imap.deliver("ivan@example.test", raw_8bit))
+    await run(lambda: imap.deliver("ivan@example.test", mail("Invoice", "x" * 100)))
+    stored = imap.store()
+    try:
+        originals = [stored.raw_message(uid) for uid in stored.folder_uids("mailbox:ivan")]
+    finally:
+        stored.close()
+
+    def go() -> dict[str, Any]:
+        client = imap.login()
+        data = _ok(client.select("INBOX"))
+        out: dict[str, Any] = {"exists": data, "uidnext": client.response("UIDNEXT")[1],
+                               "uidvalidity": client.response("UIDVALIDITY")[1],
+                               "permanent": client.response("PERMANENTFLAGS")[1],
+                               "unseen": client.response("UNSEEN")[1]}
+        out["bodies"] = [item[1] for item in _ok(client.uid("FETCH", "1:*", "(BODY.PEEK[])"))
+                         if isinstance(item, tuple)]
+        out["subject"] = _ok(client.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+        out["partial"] = _ok(client.fetch("3", "(BODY.PEEK[]<0.20>)"))
+        _ok(client.store("1", "+FLAGS", "(\\Seen \\Flagged)"))
+        out["search_unseen"] = _ok(client.search(None, "UNSEEN"))
+        out["search_subject"] = _ok(client.uid("SEARCH", "CHARSET", "UTF-8", "SUBJECT", "СЧЁТ".encode()))
+        out["search_or"] = _ok(client.search(None, "OR", "SUBJECT", "first", "LARGER", "90"))
+        client.logout()
+        again = imap.login()
+        again.select("INBOX", readonly=True)
+        out["flags_after_relogin"] = _ok(again.fetch("1", "(FLAGS)"))
+        again.logout()
+        return out
+
+    out = await run(go)
+    assert out["exists"] == [b"3"] and out["unseen"] == [b"1"] and int(out["uidvalidity"][0]) > 0
+    assert b"\\Seen" in out["permanent"][0] and b"\\*" in out["permanent"][0]
+    assert int(out["uidnext"][0]) > max(int(x) for x in [1])
+    assert out["bodies"] == originals  # byte-exact
+    subject = out["subject"][0][1]
+    assert subject.isascii() and b"=?utf-8?" in subject.lower()  # the raw 8-bit value, RFC 2047-encoded
+    meta, piece = out["partial"][0]
+    assert b"BODY[]<0> {20}" in meta and piece == originals[2][:20]
+    assert out["search_unseen"] == [b"2 3"]
+    assert len(out["search_subject"][0].split()) == 1  # Unicode case folding on the decoded subject
+    assert out["search_or"] == [b"1 3"]
+    assert b"\\Seen" in out["flags_after_relogin"][0] and b"\\Flagged" in out["flags_after_relogin"][0]
+
+
+async def test_idle_reports_new_mail_within_a_second(imap: Imap) -> None:
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imaps"), ssl=imap.context)
+
+    async def command(line: bytes, until: bytes) -> bytes:
+        writer.write(line + b"\r\n")
+        await writer.drain()
+        got = b""
+        while until not in got:
+            got += await asyncio.wait_for(reader.readline(), 10)
+        return got
+
+    await reader.readline()
+    await command(b"a LOGIN ivanov ivanov-pw", b"a OK")
+    await command(b"b SELECT INBOX", b"b OK")
+    await command(b"c IDLE", b"+ ")
+    started = loop.time()
+    await run(lambda: imap.deliver("ivan@example.test", mail("while idling")))
+    line = await asyncio.wait_for(reader.readline(), 5)
+    latency = loop.time() - started
+    assert re.match(rb"\* 1 EXISTS", line), line
+    assert latency < 1.0, latency
+    assert b"c OK" in await command(b"DONE", b"c OK")
+    writer.close()
+
+
+async def test_deleting_in_a_task_folder_deletes_the_comment(imap: Imap) -> None:
+    await run(lambda: imap.deliver("sales@example.test", mail("keep")))
+    await run(lambda: imap.deliver("sales@example.test", mail("delete me")))
+
+    def go() -> list[bytes]:
+        client = imap.login()
+        _ok(client.select("Tasks/Mail/sales@example.test"))
+        _ok(client.store("2", "+FLAGS", "(\\Deleted)"))
+        expunged = _ok(client.expunge())
+        client.logout()
+        return expunged
+
+    assert await run(go) == [b"2"]
+    stored = imap.store()
+    try:
+        task = stored.resolve_task("Mail/sales@example.test")
+        comments = stored.list_comments(task.id, include_deleted=True)
+    finally:
+        stored.close()
+    assert [(c.subject, c.deleted_at is not None) for c in comments] == [("keep", False), ("delete me", True)]
+
+
+async def _raw_tls_session(imap: Imap) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imap"))
+    await reader.readline()
+    return reader, writer
+
+
+async def test_commands_pipelined_behind_starttls_are_dropped(imap: Imap) -> None:
+    reader, writer = await _raw_tls_session(imap)
+    writer.write(b"a STARTTLS\r\nb LOGIN ivanov ivanov-pw\r\n")  # the injection, in one packet
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"a OK")
+    await writer.start_tls(imap.context)
+    writer.write(b"c CAPABILITY\r\n")
+    await writer.drain()
+    lines = []
+    while not lines or not lines[-1].startswith(b"c "):
+        lines.append(await asyncio.wait_for(reader.readline(), 10))
+    assert not any(line.startswith(b"b ") for line in lines), lines  # LOGIN was never run
+    writer.write(b"d SELECT INBOX\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"d BAD")  # still not logged in
+    writer.close()
+
+
+async def test_pipelining_after_login_keeps_order(imap: Imap) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imaps"), ssl=imap.context)
+    await reader.readline()
+    writer.write(b"a LOGIN ivanov ivanov-pw\r\nb SELECT INBOX\r\nc NOOP\r\n")
+    await writer.drain()
+    tagged = []
+    while len(tagged) < 3:
+        line = await asyncio.wait_for(reader.readline(), 10)
+        if line[:1] in b"abc" and line[1:2] == b" ":
+            tagged.append(line.split(b" ", 2)[:2])
+    assert tagged == [[b"a", b"OK"], [b"b", b"OK"], [b"c", b"OK"]]
+    writer.close()
+
+
+async def test_a_misbehaving_client_is_cut_off_and_others_go_on(imap: Imap) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imaps"), ssl=imap.context)
+    await reader.readline()
+    writer.write(b"a LOGIN {100000000}\r\n")  # a 100 MB literal announced
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"* BYE")
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # closed
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imaps"), ssl=imap.context)
+    await reader.readline()
+    writer.write(b"x" * 70000 + b"\r\n")  # a line over the limit
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"* BYE")
+
+    def other() -> list[Any]:
+        client = imap.login()
+        data = _ok(client.select("INBOX"))
+        client.logout()
+        return data
+
+    assert await run(other) == [b"0"]
+
+
+class _From127002(imaplib.IMAP4):
+    """imaplib from another client address (127.0.0.2, also loopback)."""
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout, source_address=("127.0.0.2", 0))
+
+
+async def test_failed_logins_are_throttled_per_address(imap: Imap) -> None:
+    def attack() -> list[str]:
+        outcomes = []
+        client = _From127002("127.0.0.1", imap.port("imap"), timeout=30)
+        client.starttls(imap.context)
+        for _ in range(7):
+            try:
+                client.login("ivanov", "guess")
+                outcomes.append("ok")
+            except imaplib.IMAP4.abort:
+                outcomes.append("closed")
+                break
+            except imaplib.IMAP4.error as exc:
+                outcomes.append(str(exc))
+        return outcomes
+
+    outcomes = await run(attack)  # [auth] max_failures = 5
+    assert outcomes == ["b'LOGIN failed'"] * 4 + ["closed"], outcomes  # the 5th failure: BYE, disconnected
+
+    def from_elsewhere() -> list[Any]:  # the user is not locked out: only that address is refused
+        client = imaplib.IMAP4_SSL("localhost", imap.port("imaps"), ssl_context=imap.context, timeout=30)
+        client.login("ivanov", PASSWORDS["ivanov"])
+        data = _ok(client.select("INBOX"))
+        client.logout()
+        return data
+
+    assert await run(from_elsewhere) == [b"0"]
+
+
+async def test_mbsync_syncs_inbox_and_a_task_folder(imap: Imap, tmp_path: Path) -> None:
+    if shutil.which("mbsync") is None:
+        pytest.fail("mbsync is not installed (apt-get install isync)")
+    for i in range(5):
+        await run(lambda i=i: imap.deliver("ivan@example.test", mail(f"inbox {i}", f"text {i}")))
+        await run(lambda i=i: imap.deliver("sales@example.test", mail(f"sales {i}", f"text {i}")))
+    local = tmp_path / "maildir"
+    local.mkdir()
+    config = tmp_path / "mbsyncrc"
+    ca_file = imap.path / "ca.pem"
+    config.write_text(f"""
+IMAPAccount crm
+Host localhost
+Port {imap.port("imaps")}
+User ivanov
+Pass ivanov-pw
+SSLType IMAPS
+CertificateFile {ca_file}
+
+IMAPStore remote
+Account crm
+
+MaildirStore local
+Path {local}/
+Inbox {local}/INBOX
+SubFolders Verbatim
+
+Channel crm
+Far :remote:
+Near :local:
+Patterns INBOX "Tasks/Mail/sales@example.test"
+Create Near
+Expunge Near
+SyncState *
+""")
+
+    def sync() -> None:
+        done = subprocess.run(["mbsync", "-c", str(config), "-a"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def local_subjects(folder: str) -> list[str]:
+        found = []
+        for sub in ("cur", "new"):
+            for path in sorted((local / folder / sub).glob("*")):
+                match = re.search(rb"Subject: (.*)\r?\n", path.read_bytes())
+                found.append(match[1].decode() if match else "")
+        return sorted(found)
+
+    def on_server(folder: str) -> list[bytes]:
+        stored = imap.store()
+        try:
+            # as a Maildir keeps it: LF line ends
+            return sorted(stored.raw_message(i.message_db_id).replace(b"\r\n", b"\n")
+                          for i in stored.folder_items(folder))
+        finally:
+            stored.close()
+
+    def local_raw(folder: str) -> list[bytes]:  # without the X-TUID header mbsync adds while it works
+        return sorted(re.sub(rb"(?m)^X-TUID: .*\n", b"", p.read_bytes())
+                      for sub in ("cur", "new") for p in (local / folder / sub).glob("*"))
+
+    await run(sync)
+    assert local_subjects("INBOX") == [f"inbox {i}" for i in range(5)]
+    assert local_raw("INBOX") == on_server("mailbox:ivan")  # message by message, byte-exact
+    task_dir = "Tasks/Mail/sales@example.test"
+    assert local_subjects(task_dir) == [f"sales {i}" for i in range(5)]
+    stored = imap.store()
+    task_id = stored.resolve_task("Mail/sales@example.test").id
+    stored.close()
+    assert local_raw(task_dir) == on_server(f"task:{task_id}")
+
+    # new mail, and a deletion in the CRM: the next sync brings the one and removes the other
+    await run(lambda: imap.deliver("ivan@example.test", mail("inbox 5")))
+    stored = imap.store()
+    first = stored.list_comments(task_id)[0]
+    stored.close()
+    code = subprocess.run([str(Path(__import__("sys").executable).parent / "prostoy-mail"), "--config",
+                           str(imap.path / "prostoy-mail.toml"), "comment", "delete", str(first.id)],
+                          capture_output=True, text=True, timeout=60)
+    assert code.returncode == 0, code.stderr
+    await run(sync)
+    assert local_subjects("INBOX") == [f"inbox {i}" for i in range(6)]
+    assert local_subjects(task_dir) == [f"sales {i}" for i in range(1, 5)]
+    assert local_raw(task_dir) == on_server(f"task:{task_id}")
