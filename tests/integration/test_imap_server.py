@@ -428,3 +428,36 @@ SyncState *
     assert local_subjects("INBOX") == [f"inbox {i}" for i in range(6)]
     assert local_subjects(task_dir) == [f"sales {i}" for i in range(1, 5)]
     assert local_raw(task_dir) == on_server(f"task:{task_id}")
+
+
+async def test_a_flood_of_commands_is_slowed_for_that_client_only(imap: Imap) -> None:
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imaps"), ssl=imap.context)
+    await reader.readline()
+    started = loop.time()
+    writer.write(b"".join(b"n%d NOOP\r\n" % i for i in range(3500)))  # 1,000 commands a second
+    await writer.drain()
+
+    async def answers() -> float:
+        count = 0
+        while count < 3500:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            assert line, "disconnected"
+            count += line.startswith(b"n")
+        return loop.time() - started
+
+    flood = asyncio.create_task(answers())
+    await asyncio.sleep(0.3)
+    other_started = loop.time()
+
+    def other() -> None:
+        client = imap.login()
+        client.noop()
+        client.logout()
+
+    await run(other)
+    other_took = loop.time() - other_started
+    took = await flood
+    assert took >= 2.0, took  # 3,500 commands: at least three pauses, the last two of a whole second
+    assert other_took < took, (other_took, took)  # the other client was not held up by the flood
+    writer.close()

@@ -10,7 +10,8 @@ Fixed here, each tested in tests/integration/test_imap_server.py:
 - SELECT also sends UIDNEXT, PERMANENTFLAGS and UNSEEN (RFC 3501 6.3.1);
 - SEARCH runs in our own code (Twisted's fails on Python 3), partial FETCH `BODY[]<o.n>`
   sends only the range asked for, and 8-bit header values go out RFC 2047-encoded;
-- bounds: a line, a literal or a command rate over its limit ends that one connection.
+- bounds: a line or a literal over its limit ends that one connection; a client sending more
+  than MAX_COMMANDS_PER_SECOND is not read from until the next second.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024  # bytes of one command line
 MAX_LITERAL = 64 * 1024  # bytes of a literal (APPEND is not offered, so only strings come)
-MAX_COMMANDS_PER_SECOND = 200
+MAX_COMMANDS_PER_SECOND = 1000  # then reading from that client pauses until the next second
 MAX_CONNECTIONS_PER_IP = 20
 
 
@@ -119,16 +120,21 @@ class ImapSession(imap4.IMAP4Server):
     # --- bounds -------------------------------------------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
-        now = int(time.monotonic())
-        if now != self._second:
-            self._second, self._commands = now, 0
+        now = time.monotonic()
+        if int(now) != self._second:
+            self._second, self._commands = int(now), 0
         self._commands += 1
-        if self._commands > MAX_COMMANDS_PER_SECOND:
-            log.info("imap %s: more than %d commands a second; disconnected", self.address, MAX_COMMANDS_PER_SECOND)
-            self.sendLine(b"* BYE Too many commands")
-            self.transport.loseConnection()
-            return
         super().lineReceived(line)
+        if self._commands >= MAX_COMMANDS_PER_SECOND and not self.paused and self.transport is not None:
+            # Over the rate: stop reading this client until the next second (the rest of its
+            # pipelined commands wait in our buffer and the kernel's). Others are not slowed.
+            from twisted.internet import reactor
+            self.pauseProducing()
+            reactor.callLater(self._second + 1 - now, self._resume)
+
+    def _resume(self) -> None:
+        if self.transport is not None and self.transport.connected:
+            self.resumeProducing()
 
     def lineLengthExceeded(self, line: bytes) -> None:
         log.info("imap %s: a line over %d bytes; disconnected", self.address, MAX_LINE)
