@@ -12,6 +12,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -461,3 +462,49 @@ async def test_a_flood_of_commands_is_slowed_for_that_client_only(imap: Imap) ->
     assert took >= 2.0, took  # 3,500 commands: at least three pauses, the last two of a whole second
     assert other_took < took, (other_took, took)  # the other client was not held up by the flood
     writer.close()
+
+
+async def test_copy_into_a_task_files_the_mail_there(imap: Imap) -> None:
+    await run(lambda: imap.deliver("ivan@example.test", mail("file me")))
+    stored = imap.store()
+    stored.add_project("Deals")
+    stored.add_task("Deals", "Big one")
+    stored.close()
+
+    def go() -> tuple[list[Any], list[Any]]:
+        client = imap.login()
+        _ok(client.select("INBOX"))
+        _ok(client.copy("1", '"Tasks/Deals/Big one"'))
+        _ok(client.select('"Tasks/Deals/Big one"'))
+        fetched = _ok(client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+        client.logout()
+        return fetched, []
+
+    fetched, _ = await run(go)
+    assert b"Subject: file me" in fetched[0][1]
+    stored = imap.store()
+    try:
+        (comment,) = stored.list_comments(stored.resolve_task("Deals/Big one").id)
+    finally:
+        stored.close()
+    assert (comment.subject, comment.routed_by) == ("file me", ("copy",))
+
+
+async def test_authenticate_plain_on_imaps_and_fetch_without_nagle_stalls(imap: Imap) -> None:
+    for i in range(3):
+        await run(lambda i=i: imap.deliver("ivan@example.test", mail(f"n{i}", "z" * 3000)))
+
+    def go() -> float:
+        client = imaplib.IMAP4_SSL("localhost", imap.port("imaps"), ssl_context=imap.context, timeout=30)
+        assert "AUTH=PLAIN" in client.capabilities
+        _ok(client.authenticate("PLAIN", lambda _: b"\0ivanov\0" + PASSWORDS["ivanov"].encode()))
+        _ok(client.select("INBOX"))
+        started = time.perf_counter()
+        for _ in range(100):  # one FETCH with a body at a time: each would wait ~40 ms with Nagle on
+            _ok(client.uid("FETCH", "1:*", "(BODY.PEEK[])"))
+        took = time.perf_counter() - started
+        client.logout()
+        return took
+
+    took = await run(go)
+    assert took < 2.0, took  # with Nagle's delay and delayed ACKs: 100 x ~40 ms = 4 s and more

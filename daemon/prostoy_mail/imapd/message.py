@@ -76,9 +76,10 @@ class Part:
 class StoredMessage(Part):
     """A message of a folder; the raw bytes are read only when a command needs them."""
 
-    def __init__(self, uid: int, size: int, internal_date: str, flags: set[str],
+    def __init__(self, uid: int, message_db_id: int, size: int, internal_date: str, flags: set[str],
                  load: Callable[[], bytes]) -> None:
         self.uid = uid
+        self.message_db_id = message_db_id
         self.size = size
         self.internal_date = internal_date
         self.flags = flags

@@ -87,7 +87,9 @@ class ImapSession(imap4.IMAP4Server):
     MAX_LENGTH = MAX_LINE
 
     def __init__(self, service: ImapService, tls: Any, implicit_tls: bool) -> None:
-        super().__init__(contextFactory=None if implicit_tls else tls)
+        # AUTHENTICATE PLAIN/LOGIN: Twisted offers them only after STARTTLS; on IMAPS from the start
+        challengers = {b"LOGIN": imap4.LOGINCredentials, b"PLAIN": imap4.PLAINCredentials} if implicit_tls else {}
+        super().__init__(chal=challengers, contextFactory=None if implicit_tls else tls)
         self.service = service
         self.address = ""
         self._second = 0
@@ -158,7 +160,9 @@ class ImapSession(imap4.IMAP4Server):
     # --- fixes --------------------------------------------------------------------------------
 
     def sendContinuationRequest(self, msg: bytes | None = b"Ready for additional command text") -> None:
-        self.sendLine(b"+ " + (msg or b"idling"))  # RFC 3501 continue-req: "+" SP text (Twisted sends a bare "+")
+        # RFC 3501 continue-req is "+" SP text; Twisted sends a bare "+" for IDLE (msg None). An
+        # empty AUTHENTICATE challenge stays empty ("+ ").
+        self.sendLine(b"+ " + (b"idling" if msg is None else msg))
 
     def do_STARTTLS(self, tag: bytes) -> None:
         started = self.startedTLS

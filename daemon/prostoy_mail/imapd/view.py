@@ -10,6 +10,7 @@ told to the client (`* n EXISTS`, also during IDLE).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -21,6 +22,7 @@ from twisted.mail import imap4
 from zope.interface import implementer
 
 from ..store.imap_views import FolderItem
+from ..store.ports import CommentTarget
 from ..store.sqlite import SqliteStore
 from .message import StoredMessage
 from .search import SearchItem, matches
@@ -46,7 +48,7 @@ def _internal_date(received_at: str) -> str:
     return format_datetime(datetime.fromisoformat(received_at))
 
 
-@implementer(imap4.IMailbox, imap4.ISearchableMailbox, imap4.ICloseableMailbox)
+@implementer(imap4.IMailbox, imap4.ISearchableMailbox, imap4.ICloseableMailbox, imap4.IMessageCopier)
 class FolderView:
     def __init__(self, context: FolderContext, user_id: int, folder: str, writable: bool) -> None:
         self.context = context
@@ -56,6 +58,7 @@ class FolderView:
         self.items: list[FolderItem] = [] if folder.startswith("none:") else context.reader.folder_items(folder)
         self.flags = context.reader.user_flags(user_id, folder)
         self.listeners: list[Any] = []
+        self._uid_list: list[int] = []
 
     # --- IMailboxInfo / IMailbox -----------------------------------------------------------
 
@@ -115,20 +118,57 @@ class FolderView:
         return defer.fail(imap4.MailboxException("APPEND is not possible here: mail arrives by SMTP and from "
                                                  "gateways, and is sent by SMTP submission"))
 
+    def copy(self, message: StoredMessage) -> defer.Deferred[int]:
+        """COPY into this folder: into a task, the message becomes one of its comments (filing
+        mail into a task from a mail client); into a mailbox, it is added to that mailbox."""
+        if not self.writable or self.folder.startswith("none:"):
+            return defer.fail(imap4.ReadOnlyMailbox())
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._copy(message.message_db_id)))
+
+    async def _copy(self, message_db_id: int) -> int:
+        kind, key = self.folder.split(":", 1)
+
+        def job(store: SqliteStore) -> int:
+            if kind == "task":
+                ids = store.insert_comments(message_db_id, [CommentTarget(int(key), ("copy",))])
+                if ids:
+                    return ids[0]
+                row = store.db.execute("SELECT id FROM comments WHERE task_id = ? AND message_id = ?",
+                                       (int(key), message_db_id)).fetchone()
+                return int(row[0])  # already there (a task holds a message once)
+            store.add_to_mailbox(key, message_db_id)
+            return message_db_id
+
+        return int(await self.context.write(job))
+
     # --- messages ---------------------------------------------------------------------------
 
     def _selected(self, messages: imap4.MessageSet, uid: bool) -> list[tuple[int, FolderItem]]:
+        """(sequence number, item) of a message set, by binary search over its ranges: a client
+        fetching 5,000 messages one UID FETCH at a time must not cost 5,000 x 5,000 steps."""
         if not self.items:
             return []
-        if uid:
-            messages.last = self.items[-1].uid
-            return [(i, item) for i, item in enumerate(self.items, 1) if item.uid in messages]
-        messages.last = len(self.items)
-        return [(i, self.items[i - 1]) for i in messages if 0 < i <= len(self.items)]
+        messages.last = self.items[-1].uid if uid else len(self.items)
+        uids = self._uids() if uid else None
+        chosen: dict[int, FolderItem] = {}
+        for low, high in messages.ranges:
+            low, high = min(low, high), max(low, high)
+            if uids is not None:
+                start, stop = bisect.bisect_left(uids, low), bisect.bisect_right(uids, high)
+            else:
+                start, stop = max(low, 1) - 1, min(high, len(self.items))
+            for index in range(start, stop):
+                chosen[index + 1] = self.items[index]
+        return sorted(chosen.items())
+
+    def _uids(self) -> list[int]:
+        if not self._uid_list:  # emptied whenever items change (new mail, expunge)
+            self._uid_list = [item.uid for item in self.items]
+        return self._uid_list
 
     def _message(self, item: FolderItem) -> StoredMessage:
         reader = self.context.reader
-        return StoredMessage(item.uid, item.size, _internal_date(item.received_at),
+        return StoredMessage(item.uid, item.message_db_id, item.size, _internal_date(item.received_at),
                              self.flags.setdefault(item.uid, set()),
                              lambda: reader.raw_message(item.message_db_id))
 
@@ -179,6 +219,7 @@ class FolderView:
         """Drop these UIDs from the session; their sequence numbers, highest first (as EXPUNGE goes)."""
         sequence = [i for i, item in enumerate(self.items, 1) if item.uid in uids]
         self.items = [item for item in self.items if item.uid not in uids]
+        self._uid_list = []
         return sorted(sequence, reverse=True)
 
     def forget(self, uids: set[int]) -> None:
@@ -195,6 +236,7 @@ class FolderView:
         new = self.context.reader.folder_items(self.folder, above)
         if new:
             self.items.extend(new)
+            self._uid_list = []
             for listener in self.listeners:
                 listener.newMessages(len(self.items), None)
 
