@@ -1,0 +1,359 @@
+"""Killing the daemon at random moments under load, and counting: nothing lost, nothing twice.
+
+`prostoy-mail serve` runs as a child process and gets SIGKILL at random moments while
+(a) SMTP clients send to it, (b) it fetches from a Dovecot gateway with delete-after-commit,
+(c) its outbound spool delivers submitted mail to an SMTP peer. After each kill it is
+started again. Every message carries a unique Message-ID; afterwards the store (and the
+peer) are counted against what was acknowledged. Used by the quick tests in CI
+(tests/e2e/test_crash.py) and by the long run (bench/crash_suite.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import smtplib
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLI = str(Path(sys.executable).parent / "prostoy-mail")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@dataclass
+class Report:
+    what: str
+    kills: int = 0
+    acknowledged: int = 0
+    stored: int = 0  # distinct acknowledged messages found where they belong
+    lost: int = 0
+    duplicated: int = 0  # messages found more than once
+    half_stored: int = 0  # stored without their comment, or with other bytes than were sent
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        extra = "".join(f", {k} {v}" for k, v in self.extra.items())
+        return (f"{self.what}: kills survived {self.kills}, acknowledged {self.acknowledged}, stored {self.stored}, "
+                f"lost {self.lost}, duplicated {self.duplicated}, half-stored {self.half_stored}{extra}")
+
+
+class DaemonProcess:
+    def __init__(self, config: Path, port: int) -> None:
+        self.config = config
+        self.port = port  # the one to wait for after a start
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = config.parent / "daemon.log"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([CLI, "--config", str(self.config), "serve", "--log-level", "warning"],
+                                         stdout=log, stderr=log)
+        wait_port(self.port)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
+
+    def tracebacks(self) -> int:
+        return self.log.read_text(errors="replace").count("Traceback") if self.log.exists() else 0
+
+
+def message(marker: str, size: int = 2000) -> bytes:
+    head = (f"From: load@client.example\r\nTo: box@crash.test\r\nSubject: {marker}\r\n"
+            f"Message-ID: <{marker}@crash>\r\n\r\n").encode()
+    return head + (b"x" * 70 + b"\r\n") * max(1, size // 72)
+
+
+def kill_loop(daemon: DaemonProcess, kills: int, stop: threading.Event, low: float = 0.3, high: float = 1.2) -> int:
+    """SIGKILL and restart the daemon `kills` times at random moments; how many it survived."""
+    survived = 0
+    for _ in range(kills):
+        time.sleep(random.uniform(low, high))
+        daemon.kill()
+        daemon.start()
+        survived += 1
+    stop.set()
+    return survived
+
+
+def _store_counts(store: Path) -> tuple[Counter[str], dict[str, str], set[str]]:
+    """Per Message-ID: how many times stored, the sha256 of the raw bytes, and which have comments."""
+    db = sqlite3.connect(store)
+    try:
+        counts: Counter[str] = Counter()
+        hashes: dict[str, str] = {}
+        for message_id, sha in db.execute("SELECT message_id, sha256 FROM messages WHERE direction = 'in'"):
+            if message_id:
+                counts[message_id] += 1
+                hashes[message_id] = sha
+        commented = {row[0] for row in db.execute(
+            "SELECT DISTINCT m.message_id FROM messages m JOIN comments c ON c.message_id = m.id")}
+        return counts, hashes, commented
+    finally:
+        db.close()
+
+
+# --- (a) SMTP ---------------------------------------------------------------------------------
+
+def smtp_crash(work: Path, kills: int, senders: int = 4) -> Report:
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = work / "prostoy-mail.toml"
+    config.write_text(f'[daemon]\ndomain = "crash.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
+                      '[smtp]\nmax_connections_per_ip = 1000\n[[mailboxes]]\nlogin = "box"\n')
+    daemon = DaemonProcess(config, port)
+    daemon.start()
+    stop = threading.Event()
+    acked: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def send(thread: int) -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            marker = f"smtp-{thread}-{number}"
+            raw = message(marker)
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                    client.sendmail("load@client.example", ["box@crash.test"], raw)
+            except (OSError, smtplib.SMTPException):
+                continue  # no 250: not acknowledged (a real client would retry; this one moves on)
+            with lock:
+                acked[marker] = raw
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    survived = kill_loop(daemon, kills, stop)
+    for t in threads:
+        t.join()
+    daemon.stop()
+    counts, hashes, commented = _store_counts(work / "store.db")
+    report = Report("smtp", survived, len(acked))
+    for marker, raw in acked.items():
+        key = f"{marker}@crash"
+        if counts[key] == 0:
+            report.lost += 1
+            continue
+        report.stored += 1
+        if hashes[key] != hashlib.sha256(raw).hexdigest() or key not in commented:
+            report.half_stored += 1
+    report.duplicated = sum(1 for c in counts.values() if c > 1)
+    report.extra["stored but not acknowledged"] = sum(1 for k in counts if k.removesuffix("@crash") not in acked)
+    report.extra["tracebacks"] = daemon.tracebacks()
+    return report
+
+
+# --- (b) fetching from a gateway (Dovecot), deleting after the commit -------------------------
+
+def fetch_crash(work: Path, kills: int, messages: int = 200) -> Report:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.dovecot import Dovecot
+
+    work.mkdir(parents=True, exist_ok=True)
+    login = "box@gw.test"
+    dovecot = Dovecot({login: "box-pw"}).start()
+    try:
+        port = free_port()
+        config = work / "prostoy-mail.toml"
+        config.write_text(f"""[daemon]
+domain = "crash.test"
+store = "store.db"
+[listen]
+smtp = "127.0.0.1:{port}"
+[fetch]
+idle_renew = 2
+poll_interval = 1
+backoff_initial = 0.2
+backoff_max = 1
+[[servers]]
+name = "dovecot.test"
+imap = "127.0.0.1:{dovecot.ports['imap']}"
+fetch_security = "none"
+ssl = false
+[[gateways]]
+email = "{login}"
+server = "dovecot.test"
+login = "{login}"
+password = "box-pw"
+keep_on_server = false
+import_since = 2000-01-01
+""")
+        daemon = DaemonProcess(config, port)
+        daemon.start()
+        stop = threading.Event()
+        appended: dict[str, bytes] = {}
+
+        def append() -> None:
+            client = dovecot.client(login)
+            try:
+                for number in range(messages):
+                    marker = f"fetch-{number}"
+                    raw = message(marker)
+                    status, _ = client.append("INBOX", None, None, raw)
+                    assert status == "OK"
+                    appended[marker] = raw
+                    time.sleep(0.01)
+            finally:
+                client.logout()
+
+        appender = threading.Thread(target=append)
+        appender.start()
+        survived = kill_loop(daemon, kills, stop)
+        appender.join()
+        deadline = time.monotonic() + 60  # then let it finish: all fetched, all deleted on the server
+        while time.monotonic() < deadline:
+            counts, _, _ = _store_counts(work / "store.db")
+            if sum(1 for m in appended if counts[f"{m}@crash"]) == len(appended) and not dovecot.messages(login):
+                break
+            time.sleep(0.2)
+        daemon.stop()
+        counts, hashes, commented = _store_counts(work / "store.db")
+        report = Report("fetch", survived, len(appended))
+        for marker, raw in appended.items():
+            key = f"{marker}@crash"
+            if counts[key] == 0:
+                report.lost += 1
+                continue
+            report.stored += 1
+            if hashes[key] != hashlib.sha256(raw).hexdigest() or key not in commented:
+                report.half_stored += 1
+        report.duplicated = sum(1 for c in counts.values() if c > 1)
+        report.extra["left on the server"] = len(dovecot.messages(login))
+        report.extra["tracebacks"] = daemon.tracebacks()
+        return report
+    finally:
+        dovecot.stop()
+
+
+# --- (c) the outbound spool delivering to an SMTP peer -------------------------------------------
+
+def outbound_crash(work: Path, kills: int, senders: int = 2) -> Report:
+    import trustme
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import Envelope
+
+    work.mkdir(parents=True, exist_ok=True)
+    received: list[str] = []
+    lock = threading.Lock()
+
+    class Peer:  # the external SMTP server (a test peer; a Controller thread is fine here)
+        async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+            raw = envelope.original_content or b""
+            marker = raw.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()
+            with lock:
+                received.append(marker)
+            return "250 2.0.0 Ok"
+
+    peer_port = free_port()
+    peer = Controller(Peer(), hostname="127.0.0.1", port=peer_port)
+    peer.start()
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.private_key_pem.write_to_path(str(work / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    port = free_port()
+    config = work / "prostoy-mail.toml"
+    config.write_text(f"""[daemon]
+domain = "crash.test"
+store = "store.db"
+[listen]
+submission = "127.0.0.1:{port}"
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+[outbound]
+retry_initial = 0.2
+retry_max = 1
+poll_interval = 0.5
+[relay]
+host = "127.0.0.1"
+port = {peer_port}
+security = "none"
+[[mailboxes]]
+login = "box"
+""")
+    (work / "pw").write_text("pw\n")
+    subprocess.run([CLI, "--config", str(config), "user", "add", "u", "--password-file", str(work / "pw")],
+                   check=True, capture_output=True)
+    daemon = DaemonProcess(config, port)
+    daemon.start()
+    stop = threading.Event()
+    acked: set[str] = set()
+
+    def submit(thread: int) -> None:
+        number = 0
+        while not stop.is_set():
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                    client.starttls(context=client_context)
+                    client.login("u", "pw")
+                    for _ in range(5):  # a few messages per session, as a mail client does
+                        number += 1
+                        marker = f"out-{thread}-{number}"
+                        raw = message(marker).replace(b"From: load@client.example", b"From: box@crash.test")
+                        client.sendmail("box@crash.test", ["someone@far.example"], raw)
+                        acked.add(marker)
+            except (OSError, smtplib.SMTPException):
+                continue
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    survived = kill_loop(daemon, kills, stop, 0.5, 1.5)
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not acked <= set(received):
+        time.sleep(0.2)
+    daemon.stop()
+    peer.stop()
+    counts = Counter(m.removesuffix("@crash") for m in received)
+    report = Report("outbound", survived, len(acked))
+    report.stored = sum(1 for m in acked if counts[m])  # here: delivered to the peer
+    report.lost = len(acked) - report.stored
+    report.duplicated = sum(1 for c in counts.values() if c > 1)
+    report.extra["tracebacks"] = daemon.tracebacks()
+    return report
+
+
+if __name__ == "__main__":  # python tests/crash.py smtp|fetch|outbound KILLS
+    import tempfile
+    kind, count = sys.argv[1], int(sys.argv[2])
+    fn = {"smtp": smtp_crash, "fetch": fetch_crash, "outbound": outbound_crash}[kind]
+    print(fn(Path(tempfile.mkdtemp(prefix=f"pm-crash-{kind}-")), count).line())
+    os._exit(0)
