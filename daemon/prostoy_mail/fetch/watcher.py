@@ -28,7 +28,7 @@ from ..config.model import FetchSettings, Gateway, Server
 from ..intake import Accepted, Fetch, Inbound
 from ..metrics import Metrics
 from ..store.ports import FetchedKey
-from ..store.sqlite import SqliteStore
+from ..store.sqlite import SqliteStore, is_store_unavailable
 from ..store.writer import StoreWriter
 from .imap import FETCH_BATCH, FetchError, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
@@ -187,6 +187,8 @@ class Watcher:
         return results
 
     def _failed(self, key: FetchedKey, raw: bytes, exc: Exception) -> None:
+        if is_store_unavailable(exc):  # the disk is full or the store is failing: pause, quarantine nothing
+            raise FetchError("store", f"the store is not available ({exc}); pausing")
         attempts = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempts
         limit = self.context.settings.max_attempts

@@ -18,6 +18,7 @@ from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..metrics import Metrics
+from ..store.sqlite import is_disk_full
 from .server import BoundedSMTP, ConnectionLimiter
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,11 @@ class InboundHandler:
             queue_id = await self.deliver(delivery)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc):
+                log.error("%s: the store's disk is full; answering 452", peer)
+                self._count("disk_full")
+                return "452 4.3.1 Insufficient system storage, please try again later"
             log.exception("%s: could not store a message; answering 451", peer)
             self._count("store_failure")
             return "451 4.3.0 Temporary failure storing the message, please try again later"

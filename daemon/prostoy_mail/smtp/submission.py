@@ -26,6 +26,7 @@ from ..logins import LoginGuard, Outcome
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..metrics import Metrics
 from ..sending import SendingPolicy, Submission, header_addresses
+from ..store.sqlite import is_disk_full
 from .inbound import _peer
 from .server import BoundedSMTP, ConnectionLimiter
 
@@ -140,7 +141,10 @@ class SubmissionHandler:
             queue_id = await self.submit(submission)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc):
+                log.error("%s: the store's disk is full; answering 452", peer)
+                return "452 4.3.1 Insufficient system storage, please try again later"
             log.exception("%s: could not queue a message from %s; answering 451", peer, login)
             return "451 4.3.0 Temporary failure queueing the message, please try again later"
         return f"250 2.0.0 Ok: queued as {queue_id}"

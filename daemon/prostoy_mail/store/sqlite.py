@@ -39,6 +39,26 @@ class StoreError(ProstoyMailError):
     """The store cannot be opened or used."""
 
 
+_UNAVAILABLE = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+                sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM}
+
+
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF  # the primary code of an extended one
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The store's disk (or its size limit) is full: SMTP says 452 4.3.1."""
+    return isinstance(exc, sqlite3.Error) and _code(exc) == sqlite3.SQLITE_FULL
+
+
+def is_store_unavailable(exc: BaseException) -> bool:
+    """The store as a whole is failing (disk full, I/O, locked, read-only), not this one message:
+    wait and retry everything; never quarantine a message for it."""
+    return isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE
+
+
 class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

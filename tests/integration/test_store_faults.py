@@ -1,0 +1,132 @@
+"""The store's disk fills up, then frees again: SMTP says 452 and stores nothing it did not
+acknowledge, fetching pauses without quarantining anything, and both resume by themselves.
+
+The store lies on a small tmpfs mounted for the test (root is needed to mount one)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import smtplib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prostoy_mail.config.load import load_config
+from prostoy_mail.daemon import Daemon
+from prostoy_mail.store.sqlite import SqliteStore
+from tests.dovecot import Dovecot
+from tests.waiting import until
+
+LOGIN = "box@gw.test"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+    return filler
+
+
+def big(i: int) -> bytes:
+    return f"From: a@far.example\r\nSubject: big {i}\r\n\r\n".encode() + (b"y" * 998 + b"\r\n") * 300
+
+
+def send(port: int, raw: bytes) -> int:
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("a@far.example", ["box@faults.test"], raw)
+        return 250
+    except smtplib.SMTPDataError as exc:
+        assert exc.smtp_error.startswith(b"4.3.1 Insufficient system storage"), exc.smtp_error
+        return exc.smtp_code
+
+
+async def test_a_full_disk_gets_452_pauses_fetching_and_both_resume(small_disk: Path, tmp_path: Path) -> None:
+    dovecot = Dovecot({LOGIN: "pw"}).start()
+    try:
+        await _scenario(small_disk, tmp_path, dovecot)
+    finally:
+        dovecot.stop()
+
+
+async def _scenario(disk: Path, tmp_path: Path, dovecot: Dovecot) -> None:
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(f"""
+[daemon]
+domain = "faults.test"
+store = "disk/store.db"
+[listen]
+smtp = "127.0.0.1:0"
+[fetch]
+idle_renew = 1
+poll_interval = 1
+backoff_initial = 0.2
+backoff_max = 0.5
+max_attempts = 2
+[[servers]]
+name = "dovecot.test"
+imap = "127.0.0.1:{dovecot.ports['imap']}"
+fetch_security = "none"
+ssl = false
+[[mailboxes]]
+login = "box"
+[[gateways]]
+email = "{LOGIN}"
+server = "dovecot.test"
+login = "{LOGIN}"
+password = "pw"
+keep_on_server = false
+""")
+    daemon = Daemon(load_config(config))
+    await daemon.start()
+    port = daemon.bound_port("smtp")
+
+    def count(sql: str) -> int:
+        store = SqliteStore(disk / "store.db")
+        try:
+            return int(store.db.execute(sql).fetchone()[0])
+        finally:
+            store.close()
+
+    try:
+        await until(lambda: (s := SqliteStore(disk / "store.db")).gateway_state(LOGIN) and s.gateway_state(LOGIN))
+        assert await asyncio.to_thread(send, port, big(0)) == 250
+        filler = await asyncio.to_thread(fill, disk)
+        codes = [await asyncio.to_thread(send, port, big(i)) for i in range(1, 6)]
+        assert 452 in codes, codes
+        acknowledged = 1 + codes.count(250)
+        assert count("SELECT count(*) FROM messages WHERE source = 'smtp'") == acknowledged  # nothing unacknowledged
+
+        await asyncio.to_thread(dovecot.append, LOGIN, b"From: c@far.example\r\nSubject: fetched\r\n\r\nhi\r\n")
+        # (the gateway's state cannot be written to a full disk either: the metric and the log tell)
+        errors = daemon.metrics.fetch_errors.labels(LOGIN, "store")
+        await until(lambda: errors._value.get() >= 1)
+        await asyncio.sleep(2)  # several retries: still nothing quarantined, the message stays on the server
+        assert count("SELECT count(*) FROM quarantine") == 0
+        assert len(await asyncio.to_thread(dovecot.messages, LOGIN)) == 1
+
+        filler.unlink()  # the fault clears: both go on by themselves
+        assert await asyncio.to_thread(send, port, big(9)) == 250
+        await until(lambda: count("SELECT count(*) FROM messages WHERE source = ?".replace("?", f"'{LOGIN}'")) == 1)
+        await until(lambda: not dovecot.messages(LOGIN))
+        assert count("SELECT count(*) FROM quarantine") == 0
+    finally:
+        await daemon.stop()
