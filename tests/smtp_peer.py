@@ -38,6 +38,7 @@ class SmtpPeer:
     server: asyncio.Server | None = None
     port: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    misbehave: str = ""  # "stall": DATA never gets an answer; "drop": the connection closes in DATA
 
     async def start(self) -> SmtpPeer:
         cert = self.ca.issue_cert("localhost", "127.0.0.1")
@@ -101,6 +102,11 @@ class _Handler:
         return answer
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.peer.misbehave == "stall":
+            await asyncio.sleep(3600)
+        if self.peer.misbehave == "drop":
+            server.transport.close()
+            return "421 4.3.0 gone"
         login = session.auth_data if isinstance(session.auth_data, str) else None
         self.peer.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                            envelope.original_content, login))

@@ -42,6 +42,13 @@ class FakeImap:
                     count = len(self.messages)
                     writer.write(f"* {count} EXISTS\r\n* OK [UIDVALIDITY 7] v\r\n* OK [UIDNEXT {count + 1}] n\r\n"
                                  f"{tag} OK [READ-WRITE] selected\r\n".encode())
+                elif command == "UID" and "FETCH" in rest.upper() and self.fault == "stall":
+                    raw = self.messages[0]  # half a response, then nothing more: the client must time out
+                    writer.write(f"* 1 FETCH (UID 1 BODY[] {{{len(raw)}}}\r\n".encode() + raw[:len(raw) // 2])
+                    await writer.drain()
+                    await asyncio.sleep(3600)
+                elif command == "UID" and "FETCH" in rest.upper() and self.fault == "malformed":
+                    writer.write(b"* 1 FETCH (UID one BODY[] {not-a-number}\r\n)))\r\n" + tag.encode() + b" OK x\r\n")
                 elif command == "UID" and "FETCH" in rest.upper():
                     wanted = rest.split()[2]
                     for uid in (int(u) for u in wanted.split(",")):
@@ -97,12 +104,13 @@ async def fake_imap() -> AsyncIterator[Callable[[str], Any]]:
         server.close()
 
 
-def config(port: int, security: str) -> str:
+def config(port: int, security: str, extra: str = "") -> str:
     return f"""
 [fetch]
 idle_renew = 1
 backoff_initial = 0.2
 backoff_max = 0.5
+timeout = 1
 
 [[servers]]
 name = "fake.test"
@@ -114,7 +122,7 @@ ssl = false
 email = "victim@fake.test"
 server = "fake.test"
 password = "x"
-
+{extra}
 [[mailboxes]]
 login = "sales"
 """
@@ -127,12 +135,15 @@ login = "sales"
         ("garbage", "none", ""),
         ("bye", "none", "idle: the server said goodbye: * BYE shutting down"),
         ("huge", "none", ""),
+        ("stall", "none", "connection: timed out"),
+        ("malformed", "none", ""),
     ],
 )
 async def test_a_bad_server_backs_off_and_the_daemon_goes_on(mail_server: Any, fake_imap: Any, fault: str,
                                                              security: str, error: str) -> None:
     fake, port = await fake_imap(fault)
-    server = await mail_server(config(port, security))
+    fake.messages.append(b"From: a@b.ru\r\nSubject: waiting\r\n\r\n" + b"z" * 5000 + b"\r\n")
+    server = await mail_server(config(port, security, "import_since = 2000-01-01"))  # fetch the one there
     state = await until(lambda: (s := server.store().gateway_state("victim@fake.test")) and s.failures >= 2 and s,
                         timeout=30)
     assert state.last_error.startswith(error), state.last_error

@@ -577,3 +577,17 @@ async def test_the_spool_survives_a_restart(outbound: Any, tmp_path: Path) -> No
         assert len(setup.gateway_peer.received) == 1
     finally:
         await restarted.stop()
+
+
+@pytest.mark.parametrize("misbehave", ["stall", "drop"])
+async def test_a_peer_that_stalls_or_drops_in_data_is_retried(outbound: Any, misbehave: str) -> None:
+    setup: Setup = await outbound(outbound="timeout = 1")
+    setup.gateway_peer.misbehave = misbehave
+    reply = await setup.submit("support@peer.test", ["x@far.example"],
+                               message("support@peer.test", "x@far.example", f"peer {misbehave}s"))
+    entry = await until(lambda: (e := setup.entry(queue_id(reply))).attempts >= 1 and e)
+    assert entry.state == "queued" and (entry.recipients[0].reply or "")[:1] == "4", entry.recipients[0].reply
+    setup.gateway_peer.misbehave = ""
+    (got,) = await setup.gateway_peer.wait_for(1)
+    assert f"peer {misbehave}s".encode() in got.raw
+    assert (await until(lambda: (e := setup.entry(queue_id(reply))).state != "queued" and e)).state == "sent"

@@ -78,6 +78,7 @@ class FetchSettings:
     backoff_initial: float = 5.0  # seconds after a first failure; doubled each time
     backoff_max: float = 900.0
     max_attempts: int = 3  # tries to store a message before it is quarantined
+    timeout: float = 60.0  # seconds for any one response of the server (a stalled server is given up on)
 
 
 @dataclass(frozen=True, slots=True)

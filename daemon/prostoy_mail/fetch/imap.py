@@ -63,6 +63,7 @@ class TlsSettings:
     mode: str  # "ssl" (implicit), "starttls" or "none"
     verify: bool = True
     ca_file: str | None = None
+    timeout: float = TIMEOUT  # seconds for any one response of the server
 
     def context(self, host: str) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca_file)
@@ -83,6 +84,7 @@ class ImapConnection:
     def __init__(self, imap: imaplib.IMAP4) -> None:
         self.imap = imap
         self.capabilities = {c.upper() for c in imap.capabilities}
+        self.timeout = TIMEOUT
 
     @classmethod
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> ImapConnection:
@@ -90,9 +92,9 @@ class ImapConnection:
         with connect_errors(endpoint, imaplib.IMAP4.error):
             if tls.mode == "ssl":
                 imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(endpoint.host, endpoint.port,
-                                                        ssl_context=tls.context(endpoint.host), timeout=TIMEOUT)
+                                                        ssl_context=tls.context(endpoint.host), timeout=tls.timeout)
             else:
-                imap = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=TIMEOUT)
+                imap = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=tls.timeout)
         if tls.mode == "starttls":
             if "STARTTLS" not in {c.upper() for c in imap.capabilities}:
                 imap.shutdown()
@@ -108,7 +110,9 @@ class ImapConnection:
         except imaplib.IMAP4.error as exc:
             imap.shutdown()
             raise FetchError("login", _text(exc)) from None
-        return cls(imap)
+        connection = cls(imap)
+        connection.timeout = tls.timeout
+        return connection
 
     def close(self) -> None:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
@@ -185,7 +189,7 @@ class ImapConnection:
         except (BlockingIOError, ssl.SSLWantReadError):
             return False
         finally:
-            sock.settimeout(TIMEOUT)
+            sock.settimeout(self.timeout)
 
     @property
     def can_idle(self) -> bool:

@@ -13,7 +13,7 @@ import socket
 import ssl
 
 from ..config.model import Endpoint
-from .imap import TIMEOUT, FetchError, TlsSettings, connect_errors
+from .imap import FetchError, TlsSettings, connect_errors
 
 # poplib refuses lines over 2,048 bytes; real mail has longer ones (RFC 5322 allows 998, but
 # HTML mail often ignores that). It is a module-wide limit in poplib, so it is raised here.
@@ -29,9 +29,9 @@ class Pop3Connection:
         with connect_errors(endpoint, poplib.error_proto):
             if tls.mode == "ssl":
                 pop: poplib.POP3 = poplib.POP3_SSL(endpoint.host, endpoint.port, context=tls.context(endpoint.host),
-                                                   timeout=TIMEOUT)
+                                                   timeout=tls.timeout)
             else:
-                pop = poplib.POP3(endpoint.host, endpoint.port, timeout=TIMEOUT)
+                pop = poplib.POP3(endpoint.host, endpoint.port, timeout=tls.timeout)
         if tls.mode == "starttls":
             try:
                 offered = "STLS" in pop.capa()

@@ -30,7 +30,7 @@ from ..metrics import Metrics
 from ..store.ports import FetchedKey
 from ..store.sqlite import SqliteStore, is_store_unavailable
 from ..store.writer import StoreWriter
-from .imap import FETCH_BATCH, FetchError, ImapConnection, TlsSettings
+from .imap import FETCH_BATCH, TIMEOUT, FetchError, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
 from .secrets import gateway_password
 
@@ -49,9 +49,9 @@ class FetchContext:
     metrics: Metrics | None = None
 
 
-def tls_of(server: Server) -> TlsSettings:
+def tls_of(server: Server, timeout: float = TIMEOUT) -> TlsSettings:
     return TlsSettings(server.fetch_security, server.verify_certificate,
-                       str(server.ca_file) if server.ca_file else None)
+                       str(server.ca_file) if server.ca_file else None, timeout)
 
 
 class Watcher:
@@ -209,7 +209,8 @@ class ImapWatcher(Watcher):
         gateway, endpoint = self.gateway, self.server.imap
         assert endpoint is not None
         password = gateway_password(gateway)
-        connection = ImapConnection.open(endpoint, tls_of(self.server), gateway.login, password)
+        connection = ImapConnection.open(endpoint, tls_of(self.server, self.context.settings.timeout), gateway.login,
+                                         password)
         self.connection = connection
         try:
             if self.stopping.is_set():
@@ -325,7 +326,8 @@ class Pop3Watcher(Watcher):
     def _session(self) -> None:
         gateway, endpoint = self.gateway, self.server.pop3
         assert endpoint is not None
-        connection = Pop3Connection.open(endpoint, tls_of(self.server), gateway.login, gateway_password(gateway))
+        connection = Pop3Connection.open(endpoint, tls_of(self.server, self.context.settings.timeout), gateway.login,
+                                         gateway_password(gateway))
         self.connection = connection
         try:
             listing = connection.uidl()
