@@ -239,3 +239,52 @@ def test_a_huge_text_body_is_read_only_as_far_as_the_comment_shows(encoding: str
     fast = parse_module.parse_message(raw).text
     full, _ = parse_module._body(message_from_bytes(raw))
     assert len(fast) == parse_module.MAX_TEXT and fast == full
+
+
+_CHARSETS = st.sampled_from(["utf-8", "windows-1251", "koi8-r", "iso-8859-5", "x-unknown", "us-ascii", ""])
+_ENCODINGS = st.sampled_from(["7bit", "8bit", "base64", "quoted-printable", "x-garbage", ""])
+_TEXT = st.lists(st.sampled_from([*list("abcАБВёЁ=?_ \t\r\n\x00<>\"'@"), "=?utf-8?B?", "=?koi8-r?Q?", "?="]),
+                 max_size=30).map("".join)
+
+
+def _part(body: str, charset: str, encoding: str, name: str) -> bytes:
+    head = f"Content-Type: text/plain{f'; charset={charset}' if charset else ''}\r\n"
+    head += f"Content-Transfer-Encoding: {encoding}\r\n" if encoding else ""
+    head += f'Content-Disposition: attachment; filename="{name}"\r\n' if name else ""
+    data = body.encode(charset if charset in ("utf-8", "windows-1251", "koi8-r") else "utf-8", "replace")
+    return head.encode("utf-8", "surrogateescape") + b"\r\n" + data
+
+
+_PARTS = st.recursive(
+    st.builds(_part, _TEXT, _CHARSETS, _ENCODINGS, _TEXT),
+    lambda children: st.builds(
+        lambda kids, boundary: (f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n\r\n'.encode()
+                                + b"".join(f"--{boundary}\r\n".encode() + kid + b"\r\n" for kid in kids)
+                                + f"--{boundary}--\r\n".encode()),
+        st.lists(children, max_size=4), st.sampled_from(["a", "b", "=_x", "", "a b"])),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(subject=_TEXT, sender=_TEXT, body=_PARTS)
+def test_any_mime_structure_decodes_without_an_exception(subject: str, sender: str, body: bytes) -> None:
+    """The fuzzing target over MIME decoding: random trees of parts, charsets (real, unknown,
+    mislabelled), transfer encodings (also broken) and encoded words."""
+    raw = (f"From: {sender}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n".encode("utf-8", "surrogateescape")
+           + body)
+    parsed = parse_message(raw)
+    assert isinstance(parsed.subject, str) and "\n" not in parsed.subject
+    assert isinstance(parsed.text, str)
+    assert all(isinstance(a.filename, str) and a.size >= 0 for a in parsed.attachments)
+
+
+def test_a_parser_failure_still_yields_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unforeseen parser error is not an endless 451 or a quarantine: the message is kept raw."""
+    import prostoy_mail.mail.parse as parse_module
+
+    def broken(msg: object) -> None:
+        raise RuntimeError("a bug nobody foresaw")
+
+    monkeypatch.setattr(parse_module, "_body", broken)
+    parsed = parse_module.parse_message(b"Subject: x\r\n\r\nbody\r\n", "")
+    assert parsed.subject == "(a message that could not be read)" and parsed.bounce

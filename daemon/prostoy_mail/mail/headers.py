@@ -8,6 +8,7 @@ it is never written back into a raw header, so a decoded "\\r\\nBcc:" cannot bec
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import math
 import re
@@ -78,7 +79,7 @@ def decode_header_value(value: str, declared: str | None = None) -> str:
         parts: list[str] = []
         try:
             chunks = email.header.decode_header(value)
-        except (ValueError, AssertionError):  # hopelessly broken encoded words: show them as they are
+        except (ValueError, AssertionError, email.errors.HeaderParseError):  # hopelessly broken: shown as they are
             chunks = [(value, None)]
         for chunk, charset in chunks:
             if isinstance(chunk, str):

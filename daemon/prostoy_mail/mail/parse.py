@@ -8,6 +8,7 @@ and a message Python's parser cannot take apart still yields its headers.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
@@ -18,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from .headers import address_list, decode_bytes, decode_header_value, header_text, message_ids, sender
 from .html_text import html_to_text
 
+log = logging.getLogger(__name__)
 MAX_DEPTH = 20  # MIME levels we look into; deeper parts are not shown (the raw message keeps them)
 MAX_PARTS = 1000
 MAX_TEXT = 256 * 1024  # characters of body text kept for the comment
@@ -50,7 +52,21 @@ class ParsedMessage:
 
 
 def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
-    """Parse `raw`; `mail_from` is the SMTP envelope sender ("" for a null sender) when known."""
+    """Parse `raw`; `mail_from` is the SMTP envelope sender ("" for a null sender) when known.
+
+    Never raises: a message that trips the parser in a way not foreseen is still a message
+    (kept raw, routed by its envelope) rather than one refused forever."""
+    try:
+        return _parse_message(raw, mail_from)
+    except Exception as exc:  # a parser bug must not turn into an endless 451 or a quarantine
+        log.error("a message could not be parsed (%s: %s); it is kept raw, without its details",
+                  type(exc).__name__, exc)
+        return ParsedMessage(subject="(a message that could not be read)", from_name="", from_addr="", to=(), cc=(),
+                             message_id=None, in_reply_to=(), references=(), date=None, text="", attachments=(),
+                             bounce=mail_from == "", auto_reply=False)
+
+
+def _parse_message(raw: bytes, mail_from: str | None) -> ParsedMessage:
     msg = _parse(raw, MAX_BODY)
     text, attachments = _body(msg)
     if _TRUNCATED in msg and len(text) < MAX_TEXT:  # encoded densely (e.g. quoted-printable Cyrillic)
