@@ -591,3 +591,26 @@ async def test_a_peer_that_stalls_or_drops_in_data_is_retried(outbound: Any, mis
     (got,) = await setup.gateway_peer.wait_for(1)
     assert f"peer {misbehave}s".encode() in got.raw
     assert (await until(lambda: (e := setup.entry(queue_id(reply))).state != "queued" and e)).state == "sent"
+
+
+async def test_commands_pipelined_behind_starttls_are_dropped(outbound: Any) -> None:
+    setup: Setup = await outbound()
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.port("submission"))
+    await reader.readline()
+    writer.write(b"EHLO me\r\n")
+    await writer.drain()
+    while not (await reader.readline()).startswith(b"250 "):
+        pass
+    # the injection: commands sent in plain text in the same packet as STARTTLS
+    writer.write(b"STARTTLS\r\nAUTH PLAIN AGl2YW5vdgBpdmFub3YtcHc=\r\nMAIL FROM:<support@peer.test>\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"220")
+    await writer.start_tls(setup.client_context)
+    writer.write(b"NOOP\r\n")
+    await writer.drain()
+    first = await asyncio.wait_for(reader.readline(), 10)
+    assert first.startswith(b"250"), first  # the answer to NOOP: nothing injected was run
+    writer.write(b"MAIL FROM:<support@peer.test>\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"503")  # still needs EHLO, AUTH
+    writer.close()
