@@ -125,6 +125,21 @@ def _store_counts(store: Path) -> tuple[Counter[str], dict[str, str], set[str]]:
         db.close()
 
 
+def _count_store(report: Report, store: Path, expected: dict[str, bytes]) -> Counter[str]:
+    """Fill `report` from the store: each expected message lost, stored, half-stored; duplicates."""
+    counts, hashes, commented = _store_counts(store)
+    for marker, raw in expected.items():
+        key = f"{marker}@crash"
+        if counts[key] == 0:
+            report.lost += 1
+            continue
+        report.stored += 1
+        if hashes[key] != hashlib.sha256(raw).hexdigest() or key not in commented:
+            report.half_stored += 1
+    report.duplicated = sum(1 for c in counts.values() if c > 1)
+    return counts
+
+
 # --- (a) SMTP ---------------------------------------------------------------------------------
 
 def smtp_crash(work: Path, kills: int, senders: int = 4) -> Report:
@@ -160,17 +175,7 @@ def smtp_crash(work: Path, kills: int, senders: int = 4) -> Report:
     for t in threads:
         t.join()
     daemon.stop()
-    counts, hashes, commented = _store_counts(work / "store.db")
-    report = Report("smtp", survived, len(acked))
-    for marker, raw in acked.items():
-        key = f"{marker}@crash"
-        if counts[key] == 0:
-            report.lost += 1
-            continue
-        report.stored += 1
-        if hashes[key] != hashlib.sha256(raw).hexdigest() or key not in commented:
-            report.half_stored += 1
-    report.duplicated = sum(1 for c in counts.values() if c > 1)
+    counts = _count_store(report := Report("smtp", survived, len(acked)), work / "store.db", acked)
     report.extra["stored but not acknowledged"] = sum(1 for k in counts if k.removesuffix("@crash") not in acked)
     report.extra["tracebacks"] = daemon.tracebacks()
     return report
@@ -240,17 +245,7 @@ import_since = 2000-01-01
                 break
             time.sleep(0.2)
         daemon.stop()
-        counts, hashes, commented = _store_counts(work / "store.db")
-        report = Report("fetch", survived, len(appended))
-        for marker, raw in appended.items():
-            key = f"{marker}@crash"
-            if counts[key] == 0:
-                report.lost += 1
-                continue
-            report.stored += 1
-            if hashes[key] != hashlib.sha256(raw).hexdigest() or key not in commented:
-                report.half_stored += 1
-        report.duplicated = sum(1 for c in counts.values() if c > 1)
+        _count_store(report := Report("fetch", survived, len(appended)), work / "store.db", appended)
         report.extra["left on the server"] = len(dovecot.messages(login))
         report.extra["tracebacks"] = daemon.tracebacks()
         return report
