@@ -232,3 +232,16 @@ async def test_mail_of_a_personal_mailbox_goes_to_its_owner(mail_server: Any) ->
     [comment] = server.comments("Personal/Иван")
     assert comment.routed_by == ("fallback",)
     assert server.comments("Mail/ivan@example.test") == []
+
+
+async def test_talking_before_the_greeting_is_refused(mail_server: Any) -> None:
+    server = await mail_server('[smtp]\ngreeting_delay = 0.3\n[[mailboxes]]\nlogin = "sales"\n')
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"EHLO hasty.example\r\nMAIL FROM:<spam@x.example>\r\n")  # no waiting for 220
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"554 5.5.1")
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed
+    patient = await server.connect()  # waits for the greeting: served as usual
+    assert patient.greeting.startswith("220")
+    assert (await patient.cmd("EHLO patient.example")).startswith("250")
+    await patient.close()

@@ -123,6 +123,15 @@ class _Table:
             return default
         return float(value)
 
+    def seconds_or_zero(self, name: str, default: float) -> float:
+        value = self._get(name, (int, float), "a number of seconds")
+        if value is None:
+            return default
+        if value < 0 or value > 30:
+            self.problem(name, f"must be from 0 to 30 seconds, not {value}")
+            return default
+        return float(value)
+
     def choice(self, name: str, choices: tuple[T, ...], default: T) -> T:
         value = self.text(name)
         if value is None:
@@ -417,6 +426,7 @@ def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
         session_timeout=t.seconds("session_timeout", d.session_timeout),
         idle_timeout=t.seconds("idle_timeout", d.idle_timeout),
         max_errors=t.number("max_errors", d.max_errors, minimum=1),
+        greeting_delay=t.seconds_or_zero("greeting_delay", d.greeting_delay),
     )
     t.done()
     return limits

@@ -67,6 +67,7 @@ class SmtpLimits:
     session_timeout: float = 600.0  # whole session, seconds
     idle_timeout: float = 300.0  # between commands, seconds
     max_errors: int = 10  # rejected commands before 421
+    greeting_delay: float = 0.0  # seconds before the greeting; a client talking before it is refused (554)
 
 
 @dataclass(frozen=True, slots=True)

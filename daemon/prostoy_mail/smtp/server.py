@@ -190,6 +190,22 @@ class BoundedSMTP(SMTP):
         if first:  # not again after STARTTLS
             self._session_timer = self.loop.call_later(self.limits.session_timeout, self._session_over)
 
+    async def _handle_client(self) -> None:
+        """With [smtp] greeting_delay, a client that talks before the greeting is refused, as
+        Postfix's postscreen does (real mail servers wait for the greeting; spam engines often not)."""
+        delay = self.limits.greeting_delay
+        if delay:
+            await asyncio.sleep(delay)
+            if self._reader._buffer:  # type: ignore[attr-defined]
+                log.info("%s: talked before the greeting; refused", self._peer())
+                self._count("pregreet")
+                transport: Any = self.transport
+                if transport is not None:
+                    transport.write(b"554 5.5.1 Protocol error: talking before the greeting\r\n")
+                    transport.close()
+                return
+        await super()._handle_client()
+
     def connection_lost(self, error: Exception | None) -> None:
         if self._session_timer is not None:
             self._session_timer.cancel()
