@@ -151,7 +151,9 @@ class Daemon:
         self._roll_day()
         last = f", last to «{self.last_task_ref}»" if self.last_task_ref else ""
         gateways = self.fetchers.summary() if self.fetchers is not None else "no gateways fetching"
-        return f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}"
+        queued = self.outbound.queued if self.outbound is not None else 0
+        spool = f"; {queued} outbound queued" if queued else ""
+        return f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}{spool}"
 
     def _roll_day(self) -> None:
         if date.today() != self.today:

@@ -50,6 +50,8 @@ class QueueRunner:
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sent_retry_at: dict[int, float] = {}  # entry id -> when to try its Sent copy again
+        self.queued = 0  # messages waiting in the spool, as of the last pass
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbound-runner")
@@ -75,8 +77,9 @@ class QueueRunner:
             try:
                 await self.run_once()
                 next_due = await self.writer.run(SqliteStore.next_outbound_due)
+                self.queued = await self.writer.run(SqliteStore.queued_outbound)
                 if self.metrics is not None:
-                    self.metrics.spool.set(await self.writer.run(SqliteStore.queued_outbound))
+                    self.metrics.spool.set(self.queued)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -97,8 +100,10 @@ class QueueRunner:
             by_route[entry.route].append(entry)
         await asyncio.gather(*(self._deliver_route(route, entries) for route, entries in by_route.items()))
         if self.upload_sent is not None:
+            now = time.monotonic()
             for entry in await self.writer.run(lambda store: store.sent_folder_due()):
-                await self._file_sent_copy(entry)
+                if self._sent_retry_at.get(entry.id, 0.0) <= now:  # a failed copy waits, doubling
+                    await self._file_sent_copy(entry)
 
     async def _deliver_route(self, route: str, entries: list[OutboundEntry]) -> None:
         """Send one route's messages one after the other over its connection. A message's answers
@@ -242,11 +247,15 @@ class QueueRunner:
             raise
         except Exception as exc:
             error = str(exc)
+            settings = self.config.outbound
+            self._sent_retry_at[entry.id] = time.monotonic() + min(
+                settings.retry_initial * 2 ** entry.sent_folder_attempts, settings.retry_max)
             log.warning("outbound %d: copy to the Sent folder of %s failed: %s", entry.id, gateway, error)
             await self.writer.run(lambda store: store.record_sent_folder(entry.id, False, error,
                                                                          SENT_FOLDER_ATTEMPTS))
             return
         await self.writer.run(lambda store: store.record_sent_folder(entry.id, True, None, SENT_FOLDER_ATTEMPTS))
+        self._sent_retry_at.pop(entry.id, None)
         log.info("outbound %d: copied to the Sent folder of %s", entry.id, gateway)
 
 

@@ -140,4 +140,5 @@ class OutboundQueueMixin:
             submitted_by=row["submitted_by"], created_at=row["created_at"], expires_at=row["expires_at"],
             next_attempt=row["next_attempt"], attempts=row["attempts"], last_error=row["last_error"],
             state=row["state"], sent_folder=row["sent_folder"], recipients=recipients,
+            sent_folder_attempts=row["sent_folder_attempts"],
         )

@@ -177,6 +177,7 @@ class OutboundEntry:
     state: OutboundState
     sent_folder: SentFolderState
     recipients: tuple[OutboundRecipient, ...]
+    sent_folder_attempts: int = 0
 
     def pending(self) -> list[OutboundRecipient]:
         return [r for r in self.recipients if r.state == "pending"]
