@@ -10,6 +10,7 @@ peer) are counted against what was acknowledged. Used by the quick tests in CI
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import random
@@ -74,7 +75,13 @@ class DaemonProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([CLI, "--config", str(self.config), "serve", "--log-level", "warning"],
                                          stdout=log, stderr=log)
+        atexit.register(self._kill_if_running, self.proc)  # a failed run leaves no daemon behind
         wait_port(self.port)
+
+    @staticmethod
+    def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.kill()
 
     def kill(self) -> None:
         assert self.proc is not None
