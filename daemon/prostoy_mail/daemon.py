@@ -367,6 +367,8 @@ class Daemon:
             await asyncio.to_thread(self.metrics_server[1].shutdown)
             self.metrics_server[1].server_close()
         if self.imap is not None:
+            self.imap.close_all()
+            await asyncio.sleep(0.1)  # let the BYEs go out
             self.imap.context.reader.close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)

@@ -508,3 +508,15 @@ async def test_authenticate_plain_on_imaps_and_fetch_without_nagle_stalls(imap: 
 
     took = await run(go)
     assert took < 2.0, took  # with Nagle's delay and delayed ACKs: 100 x ~40 ms = 4 s and more
+
+
+async def test_a_clean_stop_says_bye_to_connected_clients(imap: Imap) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imaps"), ssl=imap.context)
+    await reader.readline()
+    writer.write(b"a LOGIN ivanov ivanov-pw\r\nb SELECT INBOX\r\n")
+    await writer.drain()
+    while not (await asyncio.wait_for(reader.readline(), 10)).startswith(b"b OK"):
+        pass
+    await imap.daemon.stop()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"* BYE")
+    writer.close()

@@ -103,11 +103,13 @@ class ImapSession(imap4.IMAP4Server):
             self.transport.loseConnection()
             self.address = ""
             return
+        self.service.sessions.add(self)
         self.portal = portal.Portal(Realm(self.service), [
             GuardChecker(self.service.guard, self.address, self._blocked, self.service.metrics)])
         super().connectionMade()
 
     def connectionLost(self, reason: Any) -> None:
+        self.service.sessions.discard(self)
         if self.address:
             self.service.closed(self.address)
         if self.mbox is not None:
@@ -257,6 +259,14 @@ class ImapService:
         self.context = context
         self.metrics = metrics
         self.per_ip: dict[str, int] = {}
+        self.sessions: set[ImapSession] = set()
+
+    def close_all(self) -> None:
+        """On stop: every client is told and disconnected."""
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.sendLine(b"* BYE prostoy-mail is shutting down")
+                session.transport.loseConnection()
 
     def open(self, address: str) -> bool:
         if self.per_ip.get(address, 0) >= MAX_CONNECTIONS_PER_IP:
