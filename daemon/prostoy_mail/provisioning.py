@@ -56,8 +56,12 @@ def check_references(config: Config, store: TaskStore, file: str) -> list[Proble
 
     for i, mailbox in enumerate(config.mailboxes, 1):
         user_exists(mailbox.owner, f"mailboxes[{i}].owner")
+        for login in mailbox.users:
+            user_exists(login, f"mailboxes[{i}].users")
     for i, gateway in enumerate(config.gateways, 1):
         user_exists(gateway.personal_for, f"gateways[{i}].personal_for")
+        for login in gateway.users:
+            user_exists(login, f"gateways[{i}].users")
     for i, rule in enumerate(config.rules, 1):
         user_exists(rule.assign_to, f"rules[{i}].assign_to")
         if rule.task is not None:

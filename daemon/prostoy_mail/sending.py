@@ -24,11 +24,14 @@ class Sender:
     address: str  # lower case
     scope: str  # "mailbox:<login>" or "gateway:<email>": the routing scope (and task) it belongs to
     route: str  # "relay", or "gateway:<email>"
-    owner: str | None  # the user it is personal to; None: corporate (every user may send as it)
+    owner: str | None  # the user it is personal to; None: corporate
     mailbox_login: str | None = None  # for domain mailboxes: the login (reply addresses are login+token@domain)
+    users: tuple[str, ...] = ()  # corporate: the users who may send as it (empty: every user)
 
     def allowed_for(self, login: str) -> bool:
-        return self.owner is None or self.owner == login
+        if self.owner is not None:
+            return self.owner == login
+        return not self.users or login in self.users
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +58,12 @@ class SendingPolicy:
         senders: dict[str, Sender] = {}
         for mailbox in config.mailboxes:
             address = mailbox.address(domain).lower()
-            senders[address] = Sender(address, f"mailbox:{mailbox.login}", RELAY_ROUTE, mailbox.owner, mailbox.login)
+            senders[address] = Sender(address, f"mailbox:{mailbox.login}", RELAY_ROUTE, mailbox.owner, mailbox.login,
+                                      mailbox.users)
         for gateway in config.gateways:
             address = gateway.email.lower()
             senders[address] = Sender(address, f"gateway:{gateway.email}", f"gateway:{gateway.email}",
-                                      gateway.personal_for)
+                                      gateway.personal_for, users=gateway.users)
         return cls(domain, senders, frozenset(m.login for m in config.mailboxes))
 
     def sender(self, address: str) -> Sender | None:

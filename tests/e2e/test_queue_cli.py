@@ -53,3 +53,14 @@ def test_task_send_errors_are_one_clear_line(cli: Cli, tmp_path: Path) -> None:
                   "--subject", "s", "--body-file", str(body), ok=False)
     assert no_task.code == 1 and 'no task "Deals/Other"' in no_task.err
     assert cli("queue", "retry", "7", ok=False).err.strip() == "prostoy-mail: no message 7 in the outbound queue"
+
+
+def test_a_corporate_mailbox_for_some_users_only(cli: Cli) -> None:
+    cli("user", "add", "petrov", input="")
+    assert "added" in cli("mailbox", "add", "buh", "--users", "petrov").out
+    (mailbox,) = cli("mailbox", "list", "--json").json()
+    assert mailbox["users"] == ["petrov"] and mailbox["kind"] == "corporate"
+    unknown = cli("mailbox", "add", "hr", "--users", "nobody", ok=False)
+    assert unknown.code == 2 and 'mailboxes[2].users: no user "nobody"' in unknown.err
+    both = cli("mailbox", "add", "x", "--owner", "petrov", "--users", "petrov", ok=False)
+    assert both.code == 1 and "--users is for corporate mailboxes" in both.err

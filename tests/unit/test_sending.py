@@ -97,3 +97,39 @@ def test_failures_slow_then_block_one_address_only() -> None:
 
     assert asyncio.run(scenario()) == [Outcome.FAILED, Outcome.FAILED, Outcome.FAILED, Outcome.BLOCKED,
                                        Outcome.BLOCKED, Outcome.OK, Outcome.FAILED, Outcome.OK]
+
+
+def test_a_corporate_mailbox_with_users_is_theirs_alone() -> None:
+    config = parse_config(CONFIG + '[[mailboxes]]\nlogin = "buh"\nusers = ["petrov"]\n'
+                          '[[gateways]]\nemail = "buh@mail.ru"\nserver = "mail.ru"\nlogin = "b"\npassword = "x"\n'
+                          'users = "petrov"\n', Path("/tmp/x.toml"))
+    policy = SendingPolicy.of(config)
+    assert policy.may_send_as("petrov", "buh@example.test") is not None
+    assert policy.may_send_as("sidorov", "buh@example.test") is None
+    assert policy.may_send_as("sidorov", "buh@mail.ru") is None and policy.may_send_as("petrov", "buh@mail.ru")
+    assert policy.may_send_as("sidorov", "sales@example.test") is not None  # no users list: everyone
+
+    from prostoy_mail.imapd.folders import folders_for
+    from prostoy_mail.store.ports import Task, User
+
+    tasks = [Task(1, "Mail", "buh@example.test", None, "mailbox", "mailbox:buh"),
+             Task(2, "Mail", "buh@mail.ru", None, "gateway", "gateway:buh@mail.ru"),
+             Task(3, "Mail", "sales@example.test", None, "mailbox", "mailbox:sales")]
+
+    def names(login: str, owner: bool = False) -> set[str]:
+        return {f.name for f in folders_for(User(1, login, login, owner, True, None), config, tasks)}
+
+    assert {"buh", "Tasks/Mail/buh@example.test", "Tasks/Mail/buh@mail.ru"} <= names("petrov")
+    assert not {"buh", "Tasks/Mail/buh@example.test", "Tasks/Mail/buh@mail.ru"} & names("sidorov")
+    assert {"sales", "Tasks/Mail/sales@example.test"} <= names("sidorov")
+    assert {"buh", "Tasks/Mail/buh@example.test"} <= names("boss", owner=True)
+
+
+def test_users_of_a_personal_mailbox_are_refused() -> None:
+    import pytest
+
+    from prostoy_mail.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config(CONFIG + '[[mailboxes]]\nlogin = "x"\nowner = "a"\nusers = ["b"]\n', Path("/tmp/x.toml"))
+    assert "mailboxes[3].users: a personal mailbox" in str(refused.value.problems[0])

@@ -250,6 +250,7 @@ def _register_mailboxes(sub: Sub) -> None:
     p = mailboxes.add_parser("add", help="add a domain mailbox (and its task)")
     p.add_argument("login", help="sales -> sales@<domain>")
     p.add_argument("--owner", metavar="LOGIN", help="a personal mailbox of that user (default: corporate)")
+    p.add_argument("--users", metavar="LOGIN,LOGIN", help="corporate: only these users may read it and send as it")
     p.set_defaults(handler=mailbox_add)
     p = mailboxes.add_parser("list", help="list domain mailboxes")
     p.add_argument("--json", action="store_true")
@@ -266,7 +267,10 @@ def mailbox_add(ctx: Context) -> int:
     if ctx.config().mailbox(login) is not None:
         raise ProstoyMailError(f'mailbox "{login}" already exists')
     doc = ctx.document()
-    doc.append("mailboxes", {"login": login, "owner": ctx.args.owner})
+    users = [u.strip() for u in (ctx.args.users or "").split(",") if u.strip()] or None
+    if users and ctx.args.owner:
+        raise ProstoyMailError("--users is for corporate mailboxes; a personal one (--owner) is its owner's alone")
+    doc.append("mailboxes", {"login": login, "owner": ctx.args.owner, "users": users})
     config = ctx.save(doc)
     mailbox = config.mailbox(login)
     assert mailbox is not None
@@ -283,7 +287,8 @@ def mailbox_list(ctx: Context) -> int:
     for m in config.mailboxes:
         task = store.task_for_source(f"mailbox:{m.login}")
         rows.append({"login": m.login, "address": m.address(config.daemon.domain), "owner": m.owner,
-                     "kind": "personal" if m.owner else "corporate", "task": task.id if task else None})
+                     "kind": "personal" if m.owner else "corporate", "task": task.id if task else None,
+                     "users": list(m.users)})
     if ctx.args.json:
         ctx.emit_json(rows)
     else:

@@ -505,7 +505,10 @@ def _read_mailboxes(tables: list[_Table]) -> list[Mailbox]:
                                "(lower-case letters, digits, '.', '_', '-')")
         if any(m.login == login for m in mailboxes):
             t.problem("login", f'mailbox "{login}" is defined twice')
-        mailboxes.append(Mailbox(login=login, owner=t.text("owner")))
+        mailbox = Mailbox(login=login, owner=t.text("owner"), users=t.word_list("users"))
+        if mailbox.owner and mailbox.users:
+            t.problem("users", "a personal mailbox (with owner) is its owner's alone; users is for corporate ones")
+        mailboxes.append(mailbox)
         t.done()
     return mailboxes
 
@@ -530,7 +533,7 @@ def _read_gateways(tables: list[_Table], servers: tuple[Server, ...], base: Path
             email=email, server=server_name, protocol=protocol,
             login=t.text("login") or email, password=password, password_file=password_file,
             smtp_login=t.text("smtp_login"), smtp_password=smtp_password,
-            smtp_password_file=smtp_password_file, personal_for=t.text("personal_for"),
+            smtp_password_file=smtp_password_file, personal_for=t.text("personal_for"), users=t.word_list("users"),
             forwarding=t.flag("forwarding", True), keep_on_server=t.flag("keep_on_server", True),
             upload_sent=t.flag("upload_sent", False), mark_read=t.flag("mark_read", False),
             delete_on_server_when_deleted=t.flag("delete_on_server_when_deleted", False),

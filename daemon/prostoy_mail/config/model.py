@@ -136,6 +136,7 @@ class Server:
 class Mailbox:
     login: str
     owner: str | None = None  # a user login: a personal mailbox; None: corporate
+    users: tuple[str, ...] = ()  # corporate: who may read it and send as it (empty: every user)
 
     def address(self, domain: str) -> str:
         return f"{self.login}@{domain}"
@@ -153,6 +154,7 @@ class Gateway:
     smtp_password: str | None = None
     smtp_password_file: Path | None = None
     personal_for: str | None = None
+    users: tuple[str, ...] = ()  # corporate: who may send as it and see its task (empty: every user)
     forwarding: bool = True
     keep_on_server: bool = True
     upload_sent: bool = False

@@ -1,10 +1,11 @@
 """Which folders a user sees, and their names. Pure: from the configuration and the tasks.
 
 - `INBOX`: the user's personal domain mailbox (further personal mailboxes by their login);
-- each corporate domain mailbox, by its login (`sales`);
+- each corporate domain mailbox the user may read (its `users`, or every user), by its login;
 - `Tasks/<Project>/<Task>`: every task the user may see: all of them for the organisation's
   owner; for everyone else all but the personal tasks of others and the tasks of mailboxes
-  and gateways personal to others. A "/" inside a title becomes "∕" (it would nest).
+  and gateways personal to others, or corporate with a `users` list that leaves them out.
+  A "/" inside a title becomes "∕" (it would nest).
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ def folders_for(user: User, config: Config, tasks: Sequence[Task]) -> list[Folde
         folders.append(Folder("INBOX" if i == 0 else mailbox.login, f"mailbox:{mailbox.login}"))
     if not personal:
         folders.append(Folder("INBOX", f"none:{user.login}", writable=False))
-    folders += [Folder(m.login, f"mailbox:{m.login}") for m in config.mailboxes if m.owner is None]
+    folders += [Folder(m.login, f"mailbox:{m.login}") for m in config.mailboxes
+                if m.owner is None and (user.is_owner or not m.users or user.login in m.users)]
     others_personal = {f"personal:{u}" for u in _other_users(config, tasks, user.login)}
-    private = {f"mailbox:{m.login}" for m in config.mailboxes if m.owner not in (None, user.login)}
-    private |= {f"gateway:{g.email}" for g in config.gateways if g.personal_for not in (None, user.login)}
+    private = {f"mailbox:{m.login}" for m in config.mailboxes if m.owner not in (None, user.login)
+               or (m.owner is None and m.users and user.login not in m.users)}
+    private |= {f"gateway:{g.email}" for g in config.gateways if g.personal_for not in (None, user.login)
+                or (g.personal_for is None and g.users and user.login not in g.users)}
     visible = [t for t in tasks if user.is_owner or (t.source_key not in private and
                                                       (t.kind != "personal" or t.source_key not in others_personal))]
     names = Counter((_part(t.project), _part(t.title)) for t in visible)
