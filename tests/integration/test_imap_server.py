@@ -75,6 +75,12 @@ store = "store.db"
 smtp = "127.0.0.1:0"
 imap = "127.0.0.1:0"
 imaps = "127.0.0.1:0"
+submission = "127.0.0.1:0"
+
+[relay]            # nobody listens there: sent mail stays queued, which is all these tests need
+host = "127.0.0.1"
+port = 9
+security = "none"
 
 [tls]
 cert = "cert.pem"
@@ -520,3 +526,50 @@ async def test_a_clean_stop_says_bye_to_connected_clients(imap: Imap) -> None:
     await imap.daemon.stop()
     assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"* BYE")
     writer.close()
+
+
+async def test_sent_shows_what_was_submitted_and_takes_the_clients_copy_once(imap: Imap) -> None:
+    sent = (b"From: Ivan <ivan@example.test>\r\nTo: client@far.example\r\nSubject: my offer\r\n"
+            b"Message-ID: <offer-1@ivanov.pc>\r\n\r\nprice: 100\r\n")
+
+    def submit() -> None:
+        with smtplib.SMTP("127.0.0.1", imap.port("submission"), timeout=30) as client:
+            client.starttls(context=imap.context)
+            client.login("ivanov", PASSWORDS["ivanov"])
+            client.sendmail("ivan@example.test", ["client@far.example"], sent)
+
+    await run(submit)
+
+    def go() -> dict[str, Any]:
+        client = imap.login()
+        out: dict[str, Any] = {"list": _ok(client.list('""', "Sent"))}
+        out["select"] = _ok(client.select("Sent"))
+        out["body"] = _ok(client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)])"))[0][1]
+        out["append_copy"] = client.append("Sent", "(\\Seen)", None, sent)  # what Thunderbird does after sending
+        out["after"] = _ok(client.select("Sent"))
+        out["flags"] = _ok(client.fetch("1", "(FLAGS)"))
+        out["append_other"] = client.append("Sent", None, None, b"Subject: not sent here\r\n\r\nx\r\n")
+        out["append_inbox"] = client.append("INBOX", None, None, sent)
+        _ok(client.store("1", "+FLAGS", "(\\Deleted)"))
+        _ok(client.expunge())
+        out["after_expunge"] = _ok(client.select("Sent"))
+        client.logout()
+        petrov = imap.login("petrov")
+        out["petrov"] = _ok(petrov.select("Sent"))
+        petrov.logout()
+        return out
+
+    out = await run(go)
+    assert b"\\Sent" in out["list"][0]  # RFC 6154: clients find it by itself
+    assert set(out["select"]) == {b"1"} and b"Subject: my offer" in out["body"]
+    assert out["append_copy"][0] == "OK" and set(out["after"]) == {b"1"}  # the copy is the same message: once
+    assert b"\\Seen" in out["flags"][0]
+    assert out["append_other"][0] == "NO" and out["append_inbox"][0] == "NO"
+    assert out["after_expunge"][-1] == b"0" and out["petrov"] == [b"0"]
+    stored = imap.store()
+    try:  # expunging from Sent hides it from this user's Sent only: the task keeps its comment
+        (comment,) = [c for c in stored.list_comments(stored.resolve_task("Personal/Ivanov").id)
+                      if c.direction == "out"]
+    finally:
+        stored.close()
+    assert comment.subject == "my offer"

@@ -54,7 +54,7 @@ class Account:
             parts = folder.name.split("/")
             for depth in range(1, len(parts)):  # "Tasks", "Tasks/Sales": there, but not selectable
                 names.setdefault("/".join(parts[:depth]), _Info(["\\Noselect", "\\HasChildren"]))
-            names[folder.name] = _Info(["\\HasNoChildren"])
+            names[folder.name] = _Info(["\\HasNoChildren", *([folder.special_use] if folder.special_use else [])])
         regexp = _wildcard(ref_text + pattern)
         return [(name, info) for name, info in names.items() if regexp.match(name)]
 
@@ -62,7 +62,8 @@ class Account:
         folder = self._find(name)
         if folder is None:
             return None
-        return FolderView(self.context, self.user.id, folder.key, bool(readwrite) and folder.writable)
+        return FolderView(self.context, self.user.id, folder.key, bool(readwrite) and folder.writable,
+                          self.user.login)
 
     def isSubscribed(self, name: str | bytes) -> bool:
         return self._find(name) is not None

@@ -1,6 +1,7 @@
 """Which folders a user sees, and their names. Pure: from the configuration and the tasks.
 
 - `INBOX`: the user's personal domain mailbox (further personal mailboxes by their login);
+- `Sent` (SPECIAL-USE \\Sent): what the user sent through SMTP submission;
 - each corporate domain mailbox the user may read (its `users`, or every user), by its login;
 - `Tasks/<Project>/<Task>`: every task the user may see: all of them for the organisation's
   owner; for everyone else all but the personal tasks of others and the tasks of mailboxes
@@ -18,13 +19,15 @@ from ..config.model import Config
 from ..store.ports import Task, User
 
 TASKS = "Tasks"
+SENT = "Sent"
 
 
 @dataclass(frozen=True, slots=True)
 class Folder:
     name: str  # as the client sees it (Unicode; encoded as modified UTF-7 on the wire)
-    key: str  # "mailbox:<login>" or "task:<id>"
+    key: str  # "mailbox:<login>", "task:<id>" or "sent:<login>"
     writable: bool = True
+    special_use: str = ""  # RFC 6154: "\\Sent" marks the folder clients file sent mail in
 
 
 def _part(text: str) -> str:
@@ -38,6 +41,7 @@ def folders_for(user: User, config: Config, tasks: Sequence[Task]) -> list[Folde
         folders.append(Folder("INBOX" if i == 0 else mailbox.login, f"mailbox:{mailbox.login}"))
     if not personal:
         folders.append(Folder("INBOX", f"none:{user.login}", writable=False))
+    folders.append(Folder(SENT, f"sent:{user.login}", special_use="\\Sent"))
     folders += [Folder(m.login, f"mailbox:{m.login}") for m in config.mailboxes
                 if m.owner is None and (user.is_owner or not m.users or user.login in m.users)]
     others_personal = {f"personal:{u}" for u in _other_users(config, tasks, user.login)}

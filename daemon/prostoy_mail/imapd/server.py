@@ -6,6 +6,8 @@ Fixed here, each tested in tests/integration/test_imap_server.py:
 - TCP_NODELAY: without it every FETCH with a body and every IDLE push waits ~40 ms;
 - pipelining after LOGIN (upstream #9282): commands sent right behind an asynchronous LOGIN
   wait for it instead of failing;
+- APPEND without a flag list (Twisted raised on `None` flags: a BAD "server error"), and a
+  refused APPEND answers NO (Twisted: BAD);
 - a continuation request is `+ text` as RFC 3501 has it (Twisted sends a bare `+` for IDLE);
 - SELECT also sends UIDNEXT, PERMANENTFLAGS and UNSEEN (RFC 3501 6.3.1);
 - SEARCH runs in our own code (Twisted's fails on Python 3), partial FETCH `BODY[]<o.n>`
@@ -37,7 +39,7 @@ from .view import FolderContext
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024  # bytes of one command line
-MAX_LITERAL = 64 * 1024  # bytes of a literal (APPEND is not offered, so only strings come)
+MAX_LITERAL = 64 * 1024  # bytes of a string literal (APPEND's message: up to [smtp] max_message_size)
 MAX_COMMANDS_PER_SECOND = 1000  # then reading from that client pauses until the next second
 MAX_CONNECTIONS_PER_IP = 20
 
@@ -152,7 +154,13 @@ class ImapSession(imap4.IMAP4Server):
         return super()._stringLiteral(size)
 
     def _fileLiteral(self, size: int) -> Any:
-        return self._stringLiteral(size)
+        """APPEND's message: as big as a message may be, once logged in (Twisted spools big ones
+        to a temporary file); before login no literal is more than MAX_LITERAL."""
+        limit = self.service.config.smtp.max_message_size if self.state != "unauth" else MAX_LITERAL
+        if size > limit:
+            self._too_big(size)
+            return defer.Deferred()
+        return super()._fileLiteral(size)
 
     def _too_big(self, size: int) -> None:
         log.info("imap %s: a literal of %d bytes; disconnected", self.address, size)
@@ -188,6 +196,18 @@ class ImapSession(imap4.IMAP4Server):
 
         d.addBoth(unblock)
         return d
+
+    def _cbAppendGotMailbox(self, mbox: Any, tag: bytes, flags: Any, date: Any, message: Any) -> None:
+        # Twisted iterates the flags list, which is None for `APPEND box {n}` without flags
+        super()._cbAppendGotMailbox(mbox, tag, flags or [], date, message)
+
+    def _IMAP4Server__ebAppend(self, failure: Any, tag: bytes) -> None:  # noqa: N802 (Twisted's private name)
+        # a refused APPEND is NO with the reason (RFC 3501), not BAD as Twisted answers
+        if failure.check(imap4.MailboxException):
+            self.sendNegativeResponse(tag, str(failure.value).encode("utf-8", "replace"))
+        else:
+            self.sendBadResponse(tag, b"APPEND failed: server error")
+            log.error("imap %s: APPEND failed: %s", self.address, failure.getErrorMessage())
 
     def _cbSelectWork(self, mbox: Any, cmdName: bytes, tag: bytes) -> None:
         if mbox is None:

@@ -14,6 +14,8 @@ import bisect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import format_datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from twisted.internet import defer
 from twisted.mail import imap4
 from zope.interface import implementer
 
+from ..mail.headers import header_text, message_ids
 from ..store.imap_views import FolderItem
 from ..store.ports import CommentTarget
 from ..store.sqlite import SqliteStore
@@ -50,8 +53,9 @@ def _internal_date(received_at: str) -> str:
 
 @implementer(imap4.IMailbox, imap4.ISearchableMailbox, imap4.ICloseableMailbox, imap4.IMessageCopier)
 class FolderView:
-    def __init__(self, context: FolderContext, user_id: int, folder: str, writable: bool) -> None:
+    def __init__(self, context: FolderContext, user_id: int, folder: str, writable: bool, login: str = "") -> None:
         self.context = context
+        self.login = login
         self.user_id = user_id
         self.folder = folder
         self.writable = writable
@@ -115,13 +119,32 @@ class FolderView:
             self.close()
 
     def addMessage(self, message: Any, flags: Any = (), date: Any = None) -> defer.Deferred[int]:
-        return defer.fail(imap4.MailboxException("APPEND is not possible here: mail arrives by SMTP and from "
-                                                 "gateways, and is sent by SMTP submission"))
+        """APPEND. Only to Sent, and only a message the user sent through us: a mail client files
+        its copy there after sending; that copy is the message we already have (same
+        Message-ID), so nothing is stored twice. Elsewhere mail arrives by SMTP and gateways."""
+        if not self.folder.startswith("sent:"):
+            return defer.fail(imap4.MailboxException(
+                "[CANNOT] APPEND is only for Sent: mail arrives here by SMTP and from gateways"))
+        raw = message.read() if hasattr(message, "read") else bytes(message)
+        ids = message_ids(header_text(BytesHeaderParser(policy=compat32).parsebytes(raw), "Message-ID"))
+        uid = self.context.reader.submitted_message(self.login, ids[0]) if ids else None
+        if uid is None:
+            return defer.fail(imap4.MailboxException(
+                "[CANNOT] only mail you sent through this server can be filed in Sent (send it by SMTP submission)"))
+        wanted = {f.decode() if isinstance(f, bytes) else str(f) for f in flags}
+        user, folder = self.user_id, self.folder
+
+        def record(store: SqliteStore) -> int:
+            current = store.user_flags(user, folder).get(uid, set())
+            store.set_user_flags(user, folder, {uid: (current | wanted) - {"$Expunged"}})
+            return uid
+
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self.context.write(record)))
 
     def copy(self, message: StoredMessage) -> defer.Deferred[int]:
         """COPY into this folder: into a task, the message becomes one of its comments (filing
         mail into a task from a mail client); into a mailbox, it is added to that mailbox."""
-        if not self.writable or self.folder.startswith("none:"):
+        if not self.writable or self.folder.startswith(("none:", "sent:")):
             return defer.fail(imap4.ReadOnlyMailbox())
         return defer.Deferred.fromFuture(asyncio.ensure_future(self._copy(message.message_db_id)))
 
@@ -206,6 +229,10 @@ class FolderView:
         if kind == "task":
             for item in gone:  # a comment: deleted as `comment delete` would (tombstone, gateway option)
                 await self.context.delete_comment(item.uid)
+        elif kind == "sent":  # the sent message stays in its task; it just leaves this user's Sent
+            user, folder = self.user_id, self.folder
+            marks = {item.uid: self.flags.get(item.uid, set()) | {"$Expunged"} for item in gone}
+            await self.context.write(lambda store: store.set_user_flags(user, folder, marks))
         else:
             ids = [item.message_db_id for item in gone]
             await self.context.write(lambda store: store.remove_from_mailbox(key, ids))

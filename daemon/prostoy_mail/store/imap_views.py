@@ -1,7 +1,8 @@
 """What the IMAP server reads and writes (SQLite), mixed into SqliteStore.
 
-A folder is a domain mailbox (`mailbox:<login>`: its UIDs are message ids) or a task
-(`task:<id>`: its UIDs are comment ids). Both only grow, so UIDs are stable and ascending
+A folder is a domain mailbox (`mailbox:<login>`: its UIDs are message ids), a task
+(`task:<id>`: its UIDs are comment ids) or a user's Sent folder (`sent:<login>`: the messages
+they submitted; UIDs are message ids). Both only grow, so UIDs are stable and ascending
 under one UIDVALIDITY per store. Flags are each user's own.
 """
 
@@ -46,9 +47,16 @@ class ImapViewsMixin:
 
     _ITEM = "m.id, m.size, m.received_at, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.date"
 
+    _SENT = ("FROM outbound o JOIN messages m ON m.id = o.message_id WHERE o.submitted_by = ? AND NOT EXISTS"
+             " (SELECT 1 FROM imap_flags f JOIN users u ON u.id = f.user_id WHERE u.login = o.submitted_by"
+             " AND f.folder = 'sent:' || o.submitted_by AND f.uid = m.id AND f.flags LIKE '%$Expunged%')")
+
     def folder_items(self, folder: str, above_uid: int = 0) -> list[FolderItem]:
         kind, key = _folder_parts(folder)
-        if kind == "mailbox":
+        if kind == "sent":  # what the user submitted; a message they expunged here stays out (their flag)
+            rows = self.db.execute(f"SELECT m.id AS uid, {self._ITEM} {self._SENT} AND m.id > ? ORDER BY m.id",
+                                   (key, above_uid))
+        elif kind == "mailbox":
             rows = self.db.execute(
                 f"SELECT mm.message_id AS uid, {self._ITEM} FROM mailbox_messages mm JOIN messages m"
                 " ON m.id = mm.message_id WHERE mm.mailbox = ? AND mm.deleted_at IS NULL AND mm.message_id > ?"
@@ -62,7 +70,9 @@ class ImapViewsMixin:
     def folder_uidnext(self, folder: str) -> int:
         """One more than the highest UID ever in the folder (expunged ones count)."""
         kind, key = _folder_parts(folder)
-        if kind == "mailbox":
+        if kind == "sent":
+            row = self.db.execute("SELECT max(message_id) FROM outbound WHERE submitted_by = ?", (key,)).fetchone()
+        elif kind == "mailbox":
             row = self.db.execute("SELECT max(message_id) FROM mailbox_messages WHERE mailbox = ?", (key,)).fetchone()
         else:
             row = self.db.execute("SELECT max(id) FROM comments WHERE task_id = ?", (int(key),)).fetchone()
@@ -70,6 +80,8 @@ class ImapViewsMixin:
 
     def folder_uids(self, folder: str) -> list[int]:
         kind, key = _folder_parts(folder)
+        if kind == "sent":
+            return [item.uid for item in self.folder_items(folder)]
         if kind == "mailbox":
             rows = self.db.execute("SELECT message_id FROM mailbox_messages WHERE mailbox = ? AND deleted_at IS NULL"
                                    " ORDER BY message_id", (key,))
@@ -87,6 +99,13 @@ class ImapViewsMixin:
             "INSERT INTO imap_flags (user_id, folder, uid, flags) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (user_id, folder, uid) DO UPDATE SET flags = excluded.flags",
             [(user_id, folder, uid, " ".join(sorted(f))) for uid, f in flags.items()])
+
+    def submitted_message(self, login: str, message_id: str) -> int | None:
+        """The message `login` submitted with this Message-ID (its UID in their Sent folder)."""
+        row = self.db.execute("SELECT m.id FROM outbound o JOIN messages m ON m.id = o.message_id"
+                              " WHERE o.submitted_by = ? AND m.message_id = ? ORDER BY m.id DESC LIMIT 1",
+                              (login, message_id)).fetchone()
+        return None if row is None else int(row[0])
 
     def latest_ids(self) -> tuple[int, int]:
         """The highest mailbox message id and comment id: when they change, folders got mail."""
