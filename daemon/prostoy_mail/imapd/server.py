@@ -201,7 +201,7 @@ class ImapSession(imap4.IMAP4Server):
         # Twisted iterates the flags list, which is None for `APPEND box {n}` without flags
         super()._cbAppendGotMailbox(mbox, tag, flags or [], date, message)
 
-    def _IMAP4Server__ebAppend(self, failure: Any, tag: bytes) -> None:  # noqa: N802 (Twisted's private name)
+    def _IMAP4Server__ebAppend(self, failure: Any, tag: bytes) -> None:
         # a refused APPEND is NO with the reason (RFC 3501), not BAD as Twisted answers
         if failure.check(imap4.MailboxException):
             self.sendNegativeResponse(tag, str(failure.value).encode("utf-8", "replace"))
