@@ -78,6 +78,7 @@ def setup_logging(level: str) -> None:
     aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
     # ... and a deprecation warning of its own attribute at every successful AUTH
     aiosmtpd_log.addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
+    logging.getLogger("twisted").setLevel(logging.WARNING)  # "Starting factory ..." and the like
 
 
 @dataclass

@@ -64,3 +64,18 @@ def test_a_corporate_mailbox_for_some_users_only(cli: Cli) -> None:
     assert unknown.code == 2 and 'mailboxes[2].users: no user "nobody"' in unknown.err
     both = cli("mailbox", "add", "x", "--owner", "petrov", "--users", "petrov", ok=False)
     assert both.code == 1 and "--users is for corporate mailboxes" in both.err
+
+
+def test_tls_self_signed_writes_a_usable_pair(cli: Cli, tmp_path: Path) -> None:
+    import ssl
+
+    missing = cli("tls", "self-signed", ok=False)
+    assert missing.code == 1 and "tls: set cert and key" in missing.err
+    with open(cli.config, "a") as f:
+        f.write('\n[tls]\ncert = "tls/cert.pem"\nkey = "tls/key.pem"\n')
+    assert "wrote a self-signed certificate for mx.example.test" in cli("tls", "self-signed").out
+    key = tmp_path / "tls" / "key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "tls" / "cert.pem", key)  # a matching pair
+    assert "nothing done" in cli("tls", "self-signed", "--if-missing").out

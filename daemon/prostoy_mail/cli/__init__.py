@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..config.load import default_config_path
 from ..errors import ConfigError, ProstoyMailError
-from . import config_cmds, outbound_cmds, quarantine_cmds, serve_cmd, store_cmds
+from . import config_cmds, outbound_cmds, quarantine_cmds, serve_cmd, store_cmds, tls_cmds
 from .common import Context
 
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_cmds.register(sub)
     quarantine_cmds.register(sub)
     outbound_cmds.register(sub)
+    tls_cmds.register(sub)
     return parser
 
 
