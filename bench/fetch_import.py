@@ -53,27 +53,28 @@ def fill_maildir(dovecot: Dovecot, login: str, count: int, size: int, tag: str) 
     return total
 
 
-def run_mbsync(dovecot: Dovecot, login: str, work: Path) -> float:
-    local = work / "mbsync-maildir"
+def mbsync_inbox(work: Path, name: str, *, host: str, port: int, user: str, password: str,
+                 tls: str = "SSLType None\nAuthMechs LOGIN") -> tuple[float, Path]:
+    """`mbsync` pulling INBOX into an empty local Maildir; (seconds, the Maildir)."""
+    local = work / f"maildir-{name}"
     shutil.rmtree(local, ignore_errors=True)
     local.mkdir(parents=True)
-    config = work / "mbsyncrc"
-    config.write_text(f"""IMAPAccount bench
-Host 127.0.0.1
-Port {dovecot.ports['imap']}
-User {login}
-Pass {dovecot.users[login]}
-SSLType None
-AuthMechs LOGIN
+    config = work / f"mbsyncrc-{name}"
+    config.write_text(f"""IMAPAccount a
+Host {host}
+Port {port}
+User {user}
+Pass {password}
+{tls}
 
 IMAPStore remote
-Account bench
+Account a
 
 MaildirStore local
 Path {local}/
 Inbox {local}/INBOX
 
-Channel bench
+Channel c
 Far :remote:
 Near :local:
 Patterns INBOX
@@ -82,8 +83,13 @@ Sync Pull
 SyncState *
 """)
     start = time.perf_counter()
-    subprocess.run(["mbsync", "-c", str(config), "-q", "bench"], check=True, timeout=900)
-    return time.perf_counter() - start
+    subprocess.run(["mbsync", "-c", str(config), "-q", "c"], check=True, timeout=1800)
+    return time.perf_counter() - start, local
+
+
+def run_mbsync(dovecot: Dovecot, login: str, work: Path) -> float:
+    return mbsync_inbox(work, "mbsync", host="127.0.0.1", port=dovecot.ports["imap"], user=login,
+                        password=dovecot.users[login])[0]
 
 
 def prostoy_config(dovecot: Dovecot, login: str, work: Path, smtp_port: int) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import smtplib
 import statistics
@@ -27,7 +26,7 @@ from pathlib import Path
 import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.fetch_import import fill_maildir
+from bench.fetch_import import fill_maildir, mbsync_inbox
 from bench.peers import free_port, wait_port
 from tests.dovecot import Dovecot
 
@@ -36,36 +35,8 @@ LOGIN = "box@bench.test"
 
 
 def mbsync(work: Path, name: str, port: int, user: str, password: str, ca_file: Path) -> tuple[float, Path]:
-    local = work / f"maildir-{name}"
-    shutil.rmtree(local, ignore_errors=True)
-    local.mkdir(parents=True)
-    config = work / f"mbsyncrc-{name}"
-    config.write_text(f"""IMAPAccount a
-Host localhost
-Port {port}
-User {user}
-Pass {password}
-SSLType IMAPS
-CertificateFile {ca_file}
-
-IMAPStore remote
-Account a
-
-MaildirStore local
-Path {local}/
-Inbox {local}/INBOX
-
-Channel c
-Far :remote:
-Near :local:
-Patterns INBOX
-Create Near
-Sync Pull
-SyncState *
-""")
-    started = time.perf_counter()
-    subprocess.run(["mbsync", "-c", str(config), "-q", "c"], check=True, timeout=1800)
-    return time.perf_counter() - started, local
+    return mbsync_inbox(work, name, host="localhost", port=port, user=user, password=password,
+                        tls=f"SSLType IMAPS\nCertificateFile {ca_file}")
 
 
 def local_messages(local: Path) -> list[bytes]:

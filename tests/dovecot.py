@@ -20,18 +20,14 @@ from pathlib import Path
 
 import trustme
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.ports import free_port
 
 
 @dataclass
 class Dovecot:
     users: dict[str, str]  # login -> password
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pm-dovecot-")))
-    ports: dict[str, int] = field(default_factory=lambda: {n: _free_port() for n in ("imap", "imaps", "pop3", "pop3s")})
+    ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in ("imap", "imaps", "pop3", "pop3s")})
     ca: trustme.CA = field(default_factory=trustme.CA)
     process: subprocess.Popen[bytes] | None = None
 

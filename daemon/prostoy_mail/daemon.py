@@ -248,9 +248,10 @@ class Daemon:
     async def submit(self, submission: Submission) -> int:
         """A message from a mail client (or `task send`) into the outbound spool; its queue id."""
         assert self.writer is not None and self.intake is not None and self.outbound is not None
-        intake, config = self.intake, self.config
+        assert self.submission_handler is not None
+        intake, config, policy = self.intake, self.config, self.submission_handler.policy
         queued = await self.writer.run(
-            lambda store: enqueue_now(store, intake.tokens, intake.table, config, submission))
+            lambda store: enqueue_now(store, intake.tokens, intake.table, config, policy, submission))
         self.outbound.wake()
         return queued.entry_id
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import console_script
-from tests.integration.conftest import free_port
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import smtplib
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +129,3 @@ async def mail_server(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
     for daemon in started:
         await daemon.stop()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -15,7 +15,7 @@ from prostoy_mail.intake import REPLY_TOKEN_SECRET
 from prostoy_mail.mail.tokens import TaskTokens
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.conftest import console_script
-from tests.integration.conftest import free_port
+from tests.ports import free_port
 
 RULES = """
 [[mailboxes]]

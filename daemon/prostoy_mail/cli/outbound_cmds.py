@@ -73,7 +73,7 @@ def task_send(ctx: Context) -> int:
     tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
     recipients = tuple(dict.fromkeys([*args.to, *args.cc, *args.bcc]))
     with store.transaction():
-        queued = enqueue_now(store, tokens, table, config,
+        queued = enqueue_now(store, tokens, table, config, policy,
                              Submission(raw, sender.address, recipients, user="", peer="command line", task_id=task.id))
     ctx.say(f"queued as {queued.entry_id}: <{queued.message_id}> from task {task.id} ({task.ref}) "
             f"to {len(recipients)} recipients; the daemon sends it within {config.outbound.poll_interval:g} s")

@@ -114,21 +114,13 @@ class _Table:
             return default
         return int(value)
 
-    def seconds(self, name: str, default: float) -> float:
+    def seconds(self, name: str, default: float, *, maximum: float | None = None, zero_is_off: bool = False) -> float:
         value = self._get(name, (int, float), "a number of seconds")
         if value is None:
             return default
-        if value <= 0:
-            self.problem(name, f"must be more than 0, not {value}")
-            return default
-        return float(value)
-
-    def seconds_or_zero(self, name: str, default: float) -> float:
-        value = self._get(name, (int, float), "a number of seconds")
-        if value is None:
-            return default
-        if value < 0 or value > 30:
-            self.problem(name, f"must be from 0 to 30 seconds, not {value}")
+        if value < 0 or (value == 0 and not zero_is_off) or (maximum is not None and value > maximum):
+            low = "from 0" if zero_is_off else "more than 0"
+            self.problem(name, f"must be {low}{f' to {maximum:g}' if maximum is not None else ''}, not {value}")
             return default
         return float(value)
 
@@ -426,7 +418,7 @@ def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
         session_timeout=t.seconds("session_timeout", d.session_timeout),
         idle_timeout=t.seconds("idle_timeout", d.idle_timeout),
         max_errors=t.number("max_errors", d.max_errors, minimum=1),
-        greeting_delay=t.seconds_or_zero("greeting_delay", d.greeting_delay),
+        greeting_delay=t.seconds("greeting_delay", d.greeting_delay, maximum=30, zero_is_off=True),
     )
     t.done()
     return limits

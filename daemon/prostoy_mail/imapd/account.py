@@ -12,7 +12,7 @@ from zope.interface import implementer
 from ..config.model import Config
 from ..store.ports import User
 from .folders import Folder, folders_for
-from .view import FLAGS, FolderContext, FolderView
+from .view import FolderContext, FolderView
 
 
 class _Info:
@@ -102,6 +102,3 @@ def _wildcard(pattern: str) -> re.Pattern[str]:
     """IMAP LIST wildcards: `*` anything, `%` anything but the delimiter."""
     out = "".join(".*" if c == "*" else "[^/]*" if c == "%" else re.escape(c) for c in pattern)
     return re.compile(f"^{out}$", re.IGNORECASE if pattern.upper().startswith("INBOX") else 0)
-
-
-__all__ = ["FLAGS", "Account"]

@@ -154,11 +154,9 @@ class FolderView:
         def job(store: SqliteStore) -> int:
             if kind == "task":
                 ids = store.insert_comments(message_db_id, [CommentTarget(int(key), ("copy",))])
-                if ids:
-                    return ids[0]
-                row = store.db.execute("SELECT id FROM comments WHERE task_id = ? AND message_id = ?",
-                                       (int(key), message_db_id)).fetchone()
-                return int(row[0])  # already there (a task holds a message once)
+                existing = ids[0] if ids else store.comment_of(int(key), message_db_id)  # a task holds it once
+                assert existing is not None
+                return existing
             store.add_to_mailbox(key, message_db_id)
             return message_db_id
 

@@ -56,7 +56,7 @@ def has_field(raw: bytes, name: str) -> bool:
 
 
 def new_message(*, sender: str, sender_name: str, to: Sequence[str], cc: Sequence[str], subject: str, body: str,
-                message_id: str | None = None, reply_to: str | None = None, in_reply_to: str | None = None,
+                message_id: str | None = None, in_reply_to: str | None = None,
                 references: Sequence[str] = ()) -> bytes:
     """A plain-text message, UTF-8, CRLF line ends."""
     msg = EmailMessage(policy=SMTP)
@@ -69,8 +69,6 @@ def new_message(*, sender: str, sender_name: str, to: Sequence[str], cc: Sequenc
     msg["Date"] = format_datetime(localtime())
     if message_id:
         msg["Message-ID"] = f"<{message_id}>"
-    if reply_to:
-        msg["Reply-To"] = reply_to
     if in_reply_to:
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references:

@@ -75,14 +75,13 @@ class RelayPool:
         self.timeout = timeout
         self._connections: dict[NextHop, _Connection] = {}
         self._locks: dict[NextHop, asyncio.Lock] = {}
-        self.connects = 0  # connections opened (for tests and benchmarks: reuse works)
 
     async def send(self, hop: NextHop, mail_from: str, recipients: Sequence[str], raw: bytes) -> dict[str, str]:
         """The answer for each recipient ("250 ...", "450 ...", "550 ..."); HopFailure if none could be had."""
         lock = self._locks.setdefault(hop, asyncio.Lock())
         async with lock:
             smtp = await self._connection(hop)
-            options = ["BODY=8BITMIME"] if _eight_bit(raw) and smtp.supports_extension("8bitmime") else []
+            options = ["BODY=8BITMIME"] if not raw.isascii() and smtp.supports_extension("8bitmime") else []
             try:
                 refused, answer = await smtp.sendmail(mail_from, list(recipients), raw, mail_options=options)
             except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -129,7 +128,6 @@ class RelayPool:
             tls_context=hop.tls_context() if hop.security != "none" else None,
             validate_certs=hop.verify,
         )
-        self.connects += 1
         try:
             await smtp.connect()
             if hop.login is not None:
@@ -178,6 +176,3 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
         await asyncio.wait_for(smtp.quit(), 5)
     smtp.close()
 
-
-def _eight_bit(raw: bytes) -> bool:
-    return not raw.isascii()

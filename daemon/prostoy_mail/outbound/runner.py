@@ -124,11 +124,6 @@ class QueueRunner:
             if isinstance(outcome, BaseException):
                 log.error("outbound: recording a delivery failed: %s", outcome)
 
-    async def deliver(self, entry: OutboundEntry) -> OutboundEntry:
-        """Deliver one message now; its new state once recorded."""
-        raw = await self.writer.run(lambda store: store.raw_message(entry.message_db_id))
-        return await (await self._deliver(entry, raw))
-
     async def _deliver(self, entry: OutboundEntry, raw: bytes) -> asyncio.Future[OutboundEntry]:
         """Send to the pending recipients; returns the (running) recording of the answers."""
         if any(r.local for r in entry.pending()):
@@ -200,8 +195,7 @@ class QueueRunner:
     def _bounce(self, store: SqliteStore, entry: OutboundEntry, raw: bytes, failed: list[FailedRecipient]) -> None:
         """A DSN to the sender, through the intake: it lands in the message's task as a reply."""
         message_id = self.intake.tokens.message_id(entry.task_id or 0, self.config.daemon.hostname)
-        original_id = store.db.execute("SELECT message_id FROM messages WHERE id = ?",
-                                       (entry.message_db_id,)).fetchone()[0]
+        original_id = store.message_header_id(entry.message_db_id)
         dsn = delivery_status_notification(
             reporting_host=self.config.daemon.hostname, postmaster=f"MAILER-DAEMON@{self.config.daemon.domain}",
             recipient=entry.sender, original=raw, original_message_id=original_id, failed=failed,
@@ -238,9 +232,8 @@ class QueueRunner:
     async def _file_sent_copy(self, entry: OutboundEntry) -> None:
         assert self.upload_sent is not None
         gateway = entry.route.split(":", 1)[1]
-        raw = await self.writer.run(lambda store: store.raw_message(entry.message_db_id))
-        message_id = await self.writer.run(lambda store: store.db.execute(
-            "SELECT message_id FROM messages WHERE id = ?", (entry.message_db_id,)).fetchone()[0])
+        raw, message_id = await self.writer.run(
+            lambda store: (store.raw_message(entry.message_db_id), store.message_header_id(entry.message_db_id)))
         try:
             await self.upload_sent(gateway, raw, message_id)
         except asyncio.CancelledError:

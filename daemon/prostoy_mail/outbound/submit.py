@@ -40,10 +40,9 @@ class Queued:
     message_id: str
 
 
-def enqueue_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, config: Config,
+def enqueue_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, config: Config, policy: SendingPolicy,
                 submission: Submission) -> Queued:
     """Store and queue one submitted message, in the caller's transaction."""
-    policy = SendingPolicy.of(config)
     sender = policy.sender(submission.mail_from)
     if sender is None:
         raise ProstoyMailError(f"{submission.mail_from}: not an address of a mailbox or gateway here")

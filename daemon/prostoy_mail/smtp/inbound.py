@@ -18,8 +18,7 @@ from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..metrics import Metrics
-from ..store.sqlite import is_disk_full
-from .server import BoundedSMTP, ConnectionLimiter
+from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class InboundHandler:
         try:
             recipient = classify_recipient(address, policy.domain, policy.mailboxes)
         except Refused as refused:
-            log.info("%s: refused recipient %r: %s", _peer(session), address, refused.reply)
+            log.info("%s: refused recipient %r: %s", peer_of(session), address, refused.reply)
             self._count(_REFUSAL_REASONS.get(refused.reply[:9], "refused_recipient"))
             return refused.reply
         recipients.append(recipient)
@@ -88,13 +87,13 @@ class InboundHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        peer = _peer(session)
+        peer = peer_of(session)
         try:
             raw = normalise_line_ends(envelope.original_content or b"")
         except SmuggledMessage:
             log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
             self._count("smuggling")
-            return "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
+            return SMUGGLING_REPLY
         mail_from = "" if envelope.mail_from in ("<>", None) else envelope.mail_from
         delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer)
         try:
@@ -102,24 +101,15 @@ class InboundHandler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_disk_full(exc):
-                log.error("%s: the store's disk is full; answering 452", peer)
-                self._count("disk_full")
-                return "452 4.3.1 Insufficient system storage, please try again later"
-            log.exception("%s: could not store a message; answering 451", peer)
-            self._count("store_failure")
-            return "451 4.3.0 Temporary failure storing the message, please try again later"
+            reply, reason = store_failure_reply(exc, peer, "storing")
+            self._count(reason)
+            return reply
         return f"250 2.0.0 Ok: stored as {queue_id}"
 
 
     def _count(self, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.rejected.labels(reason).inc()
-
-
-def _peer(session: Any) -> str:
-    peer = getattr(session, "peer", None)
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
 
 
 def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimiter:

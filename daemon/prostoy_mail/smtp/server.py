@@ -20,6 +20,7 @@ from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
 from ..metrics import Metrics
+from ..store.sqlite import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,24 @@ _ENHANCED = {
     "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
 }
+
+
+SMUGGLING_REPLY = "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
+
+
+def store_failure_reply(exc: Exception, peer: str, doing: str) -> tuple[str, str]:
+    """The reply (and its metric reason) when the store could not take a message: 452 when its
+    disk is full, else 451; either way the client keeps the message and tries again."""
+    if is_disk_full(exc):
+        log.error("%s: the store's disk is full; answering 452", peer)
+        return "452 4.3.1 Insufficient system storage, please try again later", "disk_full"
+    log.error("%s: failed %s a message; answering 451", peer, doing, exc_info=exc)
+    return f"451 4.3.0 Temporary failure {doing} the message, please try again later", "store_failure"
+
+
+def peer_of(session: Any) -> str:
+    peer = getattr(session, "peer", None)
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
 
 
 class Refuse(asyncio.Protocol):

@@ -26,9 +26,7 @@ from ..logins import LoginGuard, Outcome
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..metrics import Metrics
 from ..sending import SendingPolicy, Submission, header_addresses
-from ..store.sqlite import is_disk_full
-from .inbound import _peer
-from .server import BoundedSMTP, ConnectionLimiter
+from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
 
 log = logging.getLogger(__name__)
 Submit = Callable[[Submission], Awaitable[int]]  # returns the queue id for the 250 reply
@@ -88,7 +86,7 @@ class SubmissionHandler:
         if self.metrics is not None:
             self.metrics.logins.labels("smtp", outcome.value).inc()
         if outcome is Outcome.OK:
-            log.info("%s: logged in as %s", _peer(server.session), login)
+            log.info("%s: logged in as %s", peer_of(server.session), login)
             return AuthResult(success=True, handled=False, auth_data=login)
         if outcome is Outcome.BLOCKED:
             await server.push(BLOCKED)
@@ -103,7 +101,7 @@ class SubmissionHandler:
                           mail_options: list[str]) -> str:
         login = str(session.auth_data or "")
         if address in ("<>", "") or self.policy.may_send_as(login, address) is None:
-            log.info("%s: %s may not send as %r", _peer(session), login, address)
+            log.info("%s: %s may not send as %r", peer_of(session), login, address)
             return f"553 5.7.1 <{address}>: you ({login}) may not send as this address"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -123,11 +121,11 @@ class SubmissionHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        peer, login = _peer(session), str(session.auth_data or "")
+        peer, login = peer_of(session), str(session.auth_data or "")
         try:
             raw = normalise_line_ends(envelope.original_content or b"")
         except SmuggledMessage:
-            return "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
+            return SMUGGLING_REPLY
         header = BytesHeaderParser(policy=compat32).parsebytes(raw)
         senders = header_addresses(header.get_all("From", []))
         if not senders:
@@ -142,11 +140,7 @@ class SubmissionHandler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_disk_full(exc):
-                log.error("%s: the store's disk is full; answering 452", peer)
-                return "452 4.3.1 Insufficient system storage, please try again later"
-            log.exception("%s: could not queue a message from %s; answering 451", peer, login)
-            return "451 4.3.0 Temporary failure queueing the message, please try again later"
+            return store_failure_reply(exc, f"{peer} ({login})", "queueing")[0]
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 

@@ -335,6 +335,19 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
                                 (self._user_id(target.assign_to), target.task_id))
         return tuple(ids)
 
+    def message_header_id(self, message_db_id: int) -> str | None:
+        """The Message-ID (without brackets) of a stored message."""
+        row = self.db.execute("SELECT message_id FROM messages WHERE id = ?", (message_db_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no message {message_db_id}")
+        return None if row[0] is None else str(row[0])
+
+    def comment_of(self, task_id: int, message_db_id: int) -> int | None:
+        """The id of the comment that holds this message in this task (deleted or not)."""
+        row = self.db.execute("SELECT id FROM comments WHERE task_id = ? AND message_id = ?",
+                              (task_id, message_db_id)).fetchone()
+        return None if row is None else int(row[0])
+
     def raw_message(self, message_db_id: int) -> bytes:
         row = self.db.execute("SELECT raw FROM messages WHERE id = ?", (message_db_id,)).fetchone()
         if row is None:
