@@ -104,7 +104,9 @@ class Intake:
 
 
 def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound) -> Accepted:
-    """Store and route one message in the caller's transaction (the daemon's writer, or the CLI)."""
+    """Store and route one message in the caller's transaction (the daemon's writer, or the CLI),
+    which rolls back everything of it if this raises."""
+    assert store.db.in_transaction
     fetch = inbound.fetch
     if fetch is not None:
         if store.is_fetched(fetch.key):  # fetched before (a restart after the commit): once only
@@ -119,21 +121,22 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     parsed = parse_message(inbound.raw, inbound.mail_from)
     reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
     decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
-    stored = store.store_message(record_of(parsed, inbound), [
-        CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
+    message_db_id = store.insert_message(record_of(parsed, inbound))
+    comment_ids = store.insert_comments(
+        message_db_id, [CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
     for scope in inbound.scopes:  # mail for a domain mailbox is also in that mailbox (its IMAP folder)
         if scope.startswith("mailbox:"):
-            store.add_to_mailbox(scope.split(":", 1)[1], stored.id)
+            store.add_to_mailbox(scope.split(":", 1)[1], message_db_id)
     action: ServerAction = ""
     if fetch is not None:
         action = _server_action(fetch, decision.delete_after)
-        store.record_fetched(fetch.key, stored.id, action)
+        store.record_fetched(fetch.key, message_db_id, action)
         _advance(store, fetch)
     log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
              inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
              ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
              " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
-    return Accepted(stored.id, stored.comment_ids, decision, parsed, action)
+    return Accepted(message_db_id, comment_ids, decision, parsed, action)
 
 
 def _advance(store: SqliteStore, fetch: Fetch) -> None:

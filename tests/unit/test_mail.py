@@ -288,3 +288,38 @@ def test_a_parser_failure_still_yields_a_message(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(parse_module, "_body", broken)
     parsed = parse_module.parse_message(b"Subject: x\r\n\r\nbody\r\n", "")
     assert parsed.subject == "(a message that could not be read)" and parsed.bounce
+
+
+# --- the fast path for plain address headers agrees with email.utils --------------------------
+
+_ATOM = st.text(alphabet="abcXYZ019.!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=6)
+_NAME_WORD = st.text(alphabet=st.sampled_from(list("abЯж1.\"',;:()<>@[]\\ \t")), min_size=1, max_size=6)
+_ADDRESS_ITEM = st.one_of(
+    st.builds(lambda local, domain: f"{local}@{domain}", _ATOM, _ATOM),
+    st.builds(lambda sp, local, domain, sp2: f"{sp}<{local}@{domain}>{sp2}", st.sampled_from(["", " ", "\t "]),
+              _ATOM, _ATOM, st.sampled_from(["", " "])),
+    st.builds(lambda words, local, domain: f"{' '.join(words)} <{local}@{domain}>",
+              st.lists(_NAME_WORD, min_size=1, max_size=3), _ATOM, _ATOM),
+    _NAME_WORD,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.lists(_ADDRESS_ITEM, min_size=1, max_size=3).map(", ".join), min_size=1, max_size=2))
+def test_plain_address_fast_path_agrees_with_email_utils(values: list[str]) -> None:
+    from email.utils import getaddresses, parseaddr
+
+    from prostoy_mail.mail.headers import parse_address, parse_addresses
+
+    expected = [(d.strip(), a.strip().lower()) for d, a in getaddresses(values) if a and "@" in a]
+    assert parse_addresses(values) == expected
+    display, addr = parseaddr(values[0])
+    assert parse_address(values[0]) == (display.strip(), addr.strip().lower())
+
+
+def test_plain_address_shapes_take_the_fast_path() -> None:
+    from prostoy_mail.mail.headers import _plain_addresses
+
+    assert _plain_addresses(["Иван  Петров <Ivan@Client.ru>, b@x.ru", "<c@x.ru>"]) == [
+        ("Иван Петров", "Ivan@Client.ru"), ("", "b@x.ru"), ("", "c@x.ru")]
+    assert _plain_addresses(['"Petrov, Ivan" <i@x.ru>']) is None  # quotes: email.utils decides

@@ -16,7 +16,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
-from .headers import address_list, decode_bytes, decode_header_value, header_text, message_ids, sender
+from .headers import Headers, decode_bytes, decode_header_value, header_text, message_ids
 from .html_text import html_to_text
 
 log = logging.getLogger(__name__)
@@ -72,22 +72,22 @@ def _parse_message(raw: bytes, mail_from: str | None) -> ParsedMessage:
     if _TRUNCATED in msg and len(text) < MAX_TEXT:  # encoded densely (e.g. quoted-printable Cyrillic)
         msg = _parse(raw)
         text, attachments = _body(msg)
-    _, from_addr = sender(msg)
-    from_name = sender(msg)[0]
+    headers = Headers(msg)
+    from_name, from_addr = headers.sender()
     return ParsedMessage(
-        subject=header_text(msg, "Subject"),
+        subject=headers.text("subject"),
         from_name=from_name,
         from_addr=from_addr,
-        to=tuple(a for _, a in address_list(msg, "To")),
-        cc=tuple(a for _, a in address_list(msg, "Cc")),
-        message_id=next(iter(message_ids(header_text(msg, "Message-ID"))), None),
-        in_reply_to=tuple(message_ids(header_text(msg, "In-Reply-To"))),
-        references=tuple(message_ids(header_text(msg, "References"))),
-        date=_date(header_text(msg, "Date")),
+        to=tuple(a for _, a in headers.addresses("to")),
+        cc=tuple(a for _, a in headers.addresses("cc")),
+        message_id=next(iter(message_ids(headers.text("message-id"))), None),
+        in_reply_to=tuple(message_ids(headers.text("in-reply-to"))),
+        references=tuple(message_ids(headers.text("references"))),
+        date=_date(headers.text("date")),
         text=text,
         attachments=tuple(attachments),
-        bounce=_is_bounce(msg, mail_from),
-        auto_reply=_is_auto_reply(msg),
+        bounce=_is_bounce(msg, headers, from_addr, mail_from),
+        auto_reply=_is_auto_reply(headers),
     )
 
 
@@ -124,23 +124,22 @@ def _date(value: str) -> str | None:
         return None
 
 
-def _is_bounce(msg: Message, mail_from: str | None) -> bool:
+def _is_bounce(msg: Message, headers: Headers, from_addr: str, mail_from: str | None) -> bool:
     if mail_from == "":
         return True
     content_type = msg.get_content_type()
     if content_type == "multipart/report" and str(msg.get_param("report-type", "")).lower() == "delivery-status":
         return True
-    sender_addr = sender(msg)[1]
-    return sender_addr.startswith(("mailer-daemon@", "postmaster@")) and content_type.startswith("multipart/")
+    return from_addr.startswith(("mailer-daemon@", "postmaster@")) and content_type.startswith("multipart/")
 
 
-def _is_auto_reply(msg: Message) -> bool:
-    auto_submitted = header_text(msg, "Auto-Submitted").lower()
+def _is_auto_reply(headers: Headers) -> bool:
+    auto_submitted = headers.text("auto-submitted").lower()
     if auto_submitted and auto_submitted.split(";")[0].strip() != "no":
         return True
-    if header_text(msg, "Precedence").lower() in ("bulk", "junk", "list", "auto_reply"):
+    if headers.text("precedence").lower() in ("bulk", "junk", "list", "auto_reply"):
         return True
-    return any(header_text(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"))
+    return any(headers.text(h) for h in ("x-autoreply", "x-autorespond", "x-auto-response-suppress"))
 
 
 def _walk(msg: Message) -> list[tuple[Message, int]]:

@@ -102,6 +102,8 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A transaction; inside another one (e.g. a group commit), a savepoint of it."""
         if self.db.in_transaction:
+            # Named by depth, not uniquely: the same few statements stay in sqlite3's cache of
+            # prepared statements instead of being compiled for every message.
             self._savepoints += 1
             name = f"sp{self._savepoints}"
             self.db.execute(f"SAVEPOINT {name}")
@@ -111,6 +113,8 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
                 self.db.execute(f"ROLLBACK TO {name}")
                 self.db.execute(f"RELEASE {name}")
                 raise
+            finally:
+                self._savepoints -= 1
             self.db.execute(f"RELEASE {name}")
             return
         self.db.execute("BEGIN IMMEDIATE")

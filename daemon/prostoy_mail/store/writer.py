@@ -10,6 +10,7 @@ A job that fails rolls back its own savepoint and fails alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -129,14 +130,21 @@ class StoreWriter:
         self.jobs_done += len(batch)
         if self.metrics is not None:
             self.metrics.store_batches.inc()
+        # One wake-up of each loop for the whole batch (each wake-up is a write to the loop's
+        # self-pipe and a pass of the loop), not one per job.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, (ok, value) in zip(batch, outcomes, strict=True):
-            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits for these any more
+                loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller gave up (e.g. the SMTP client went away)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():  # the caller gave up (e.g. the SMTP client went away)
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
