@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import systemd_notify
 from .config.load import load_config
@@ -26,11 +26,6 @@ from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
-from .imapd import hub as imap_hub
-from .imapd import reactor as imap_reactor
-from .imapd.server import ImapService
-from .imapd.tls import tls_options as imap_tls_options
-from .imapd.view import FolderContext
 from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake
 from .logins import LoginGuard
 from .mail.tokens import TaskTokens
@@ -46,6 +41,9 @@ from .smtp.submission import SubmissionHandler, submission_protocol_factory
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 from .tls_context import server_context
+
+if TYPE_CHECKING:
+    from .imapd.server import ImapService
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30.0
@@ -201,6 +199,14 @@ class Daemon:
 
     def _listen_imap(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
         """IMAP through Twisted, whose reactor runs on this same event loop."""
+        # Imported here: Twisted and pyOpenSSL take a quarter of a second to import, which a
+        # daemon without an IMAP listener need not spend at every start.
+        from .imapd import hub as imap_hub
+        from .imapd import reactor as imap_reactor
+        from .imapd.server import ImapService
+        from .imapd.tls import tls_options as imap_tls_options
+        from .imapd.view import FolderContext
+
         reactor = imap_reactor.install(asyncio.get_running_loop())
         if self.imap is None:
             assert self.writer is not None and self.guard is not None

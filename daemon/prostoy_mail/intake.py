@@ -37,6 +37,9 @@ class Inbound:
     peer: str = ""  # the SMTP client, or the external server
     address_tokens: tuple[tuple[str, str], ...] = ()  # (login, token) of login+token@domain recipients
     fetch: Fetch | None = None  # for a message fetched from a gateway
+    # Parsed already, off the store's writer thread (a fetcher parses while the writer commits);
+    # must be parse_message(raw, mail_from).
+    parsed: ParsedMessage | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
                 store.record_fetched(fetch.key, existing, kept_action)
                 _advance(store, fetch)
                 return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
-    parsed = parse_message(inbound.raw, inbound.mail_from)
+    parsed = inbound.parsed or parse_message(inbound.raw, inbound.mail_from)
     reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
     decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
     message_db_id = store.insert_message(record_of(parsed, inbound))

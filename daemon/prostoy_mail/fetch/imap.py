@@ -27,7 +27,10 @@ from typing import Any
 from ..config.model import Endpoint
 
 _UID = re.compile(rb"UID (\d+)")
-FETCH_BATCH = 50  # messages per UID FETCH; bounded memory per round trip
+_UID_AND_SIZE = re.compile(rb"\((?=.*\bUID (\d+))(?=.*\bRFC822\.SIZE (\d+))")
+FETCH_BATCH = 50  # messages per UID FETCH at most; bounded memory per round trip
+FETCH_BATCH_BYTES = 4 * 1024 * 1024  # and about this many bytes (a bigger message comes alone)
+SIZES_BATCH = 500  # UIDs per size listing
 TIMEOUT = 60.0  # seconds for any one response
 
 
@@ -152,15 +155,45 @@ class ImapConnection:
         return sorted(_numbers(self._ok("search", self.imap.uid("SEARCH", "ALL"))))
 
     def fetch(self, uids: Sequence[int]) -> Iterator[tuple[int, bytes]]:
-        """(UID, raw bytes) of each message, fetched with BODY.PEEK[] (nothing is marked read)."""
-        for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start:start + FETCH_BATCH]
+        """(UID, raw bytes) of each message, fetched with BODY.PEEK[] (nothing is marked read).
+
+        Batches are bounded in count and in bytes (the sizes are asked for first): fifty 5 MB
+        messages are not one 250 MB response held in memory, and the first big message can be
+        stored while the next is downloaded."""
+        for batch in self._batches(uids):
             data = self._ok("fetch", self.imap.uid("FETCH", ",".join(map(str, batch)), "(UID BODY.PEEK[])"))
             for item in data:
                 if isinstance(item, tuple) and len(item) == 2:
                     match = _UID.search(item[0])
                     if match is not None:
                         yield int(match[1]), bytes(item[1])
+
+    def _batches(self, uids: Sequence[int]) -> Iterator[list[int]]:
+        for start in range(0, len(uids), SIZES_BATCH):
+            chunk = uids[start:start + SIZES_BATCH]
+            sizes = self.sizes(chunk)
+            batch: list[int] = []
+            total = 0
+            for uid in chunk:
+                size = sizes.get(uid, 0)  # (expunged meanwhile: the FETCH will say nothing of it)
+                if batch and (len(batch) >= FETCH_BATCH or total + size > FETCH_BATCH_BYTES):
+                    yield batch
+                    batch, total = [], 0
+                batch.append(uid)
+                total += size
+            if batch:
+                yield batch
+
+    def sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        """RFC822.SIZE of each of these messages, by UID."""
+        data = self._ok("fetch", self.imap.uid("FETCH", _uid_set(uids), "(UID RFC822.SIZE)"))
+        sizes: dict[int, int] = {}
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            match = _UID_AND_SIZE.search(line) if isinstance(line, bytes) else None
+            if match is not None:
+                sizes[int(match[1])] = int(match[2])
+        return sizes
 
     def mark_seen(self, uids: Sequence[int]) -> None:
         if uids:

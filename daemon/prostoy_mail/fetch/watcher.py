@@ -26,11 +26,12 @@ from typing import Any, TypeVar
 
 from ..config.model import FetchSettings, Gateway, Server
 from ..intake import Accepted, Fetch, Inbound
+from ..mail.parse import parse_message
 from ..metrics import Metrics
 from ..store.ports import FetchedKey
 from ..store.sqlite import SqliteStore, is_store_unavailable
 from ..store.writer import StoreWriter
-from .imap import FETCH_BATCH, TIMEOUT, FetchError, ImapConnection, TlsSettings
+from .imap import FETCH_BATCH, FETCH_BATCH_BYTES, TIMEOUT, FetchError, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
 from .secrets import gateway_password
 
@@ -142,8 +143,11 @@ class Watcher:
 
     def _submit(self, items: Sequence[tuple[FetchedKey, bytes, int | None]], dedupe: bool = False) -> _InFlight:
         gateway = self.gateway
+        # Parsed here, in the fetching thread, while the store's writer is busy committing the
+        # previous batch: parsing was a third of the writer's time per fetched message.
         inbounds = [Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
-                            fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe))
+                            fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe),
+                            parsed=parse_message(raw))
                     for key, raw, position in items]
         future = asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)
         return _InFlight(list(items), future, time.monotonic())
@@ -266,7 +270,7 @@ class ImapWatcher(Watcher):
             if self.stopping.is_set():
                 break
             batch.append((FetchedKey(gateway.email, folder, str(uid)), raw, uid))
-            if len(batch) < FETCH_BATCH and sum(len(r) for _, r, _ in batch) < 16 * 1024 * 1024:
+            if len(batch) < FETCH_BATCH and sum(len(r) for _, r, _ in batch) < FETCH_BATCH_BYTES:
                 continue
             next_batch = self._submit(batch, dedupe)
             if in_flight is not None:
