@@ -115,6 +115,9 @@ class Daemon:
         if "://" in location:
             raise ProstoyMailError(f"{self.config.path}: daemon.store: only SQLite stores are supported so far")
         self.writer = StoreWriter(await asyncio.to_thread(SqliteStore, location), metrics=self.metrics)
+        swept = await self.writer.run(lambda store: store.sweep_raw_files())
+        if swept:
+            log.info("store: removed %d message files that no message refers to (left by a crash)", swept)
         table = await self.writer.run(lambda store: build_routing_table(self.config, store))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key))

@@ -40,6 +40,7 @@ class Inbound:
     # Parsed already, off the store's writer thread (a fetcher parses while the writer commits);
     # must be parse_message(raw, mail_from).
     parsed: ParsedMessage | None = field(default=None, repr=False, compare=False)
+    raw_file: str | None = None  # `raw`, already written durably to this file of the store's RawFiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,5 +194,5 @@ def record_of(parsed: ParsedMessage, inbound: Inbound) -> MessageRecord:
         cc=parsed.cc, date=parsed.date, text=parsed.text,
         attachments=parsed.attachments,
         bounce=parsed.bounce, auto_reply=parsed.auto_reply, mail_from=inbound.mail_from or "",
-        rcpt_tos=inbound.rcpt_tos, peer=inbound.peer,
+        rcpt_tos=inbound.rcpt_tos, peer=inbound.peer, raw_file=inbound.raw_file,
     )

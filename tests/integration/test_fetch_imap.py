@@ -349,3 +349,46 @@ async def test_pop3_first_import_takes_only_mail_since_import_since(mail_server:
     await until(lambda: subjects(server, mailbox) == ["from 2026"])
     await asyncio.sleep(1.5)  # another poll: the old one stays out
     assert subjects(server, mailbox) == ["from 2026"] and len(dovecot.messages(mailbox)) == 2
+
+
+async def test_a_big_message_is_kept_as_a_file_byte_for_byte(mail_server: Any, dovecot: Dovecot,
+                                                            mailbox: str) -> None:
+    """Above EXTERNAL_AT the raw message is a file beside the store (written once, not twice
+    through the WAL); what is read back is the same bytes, and a small one stays in the database."""
+    from prostoy_mail.store.raw_files import EXTERNAL_AT
+
+    line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n"
+    big = message("big one", (line * (EXTERNAL_AT // len(line) + 100)).decode())
+    small = message("small one")
+    await append(dovecot, mailbox, big)
+    await append(dovecot, mailbox, small)
+    server = await mail_server(gateway_config(dovecot, mailbox, options='import_since = "2000-01-01"'))
+    await until(lambda: len(subjects(server, mailbox)) == 2)
+    store = server.store()
+    rows = {subject: (raw_file, length) for subject, raw_file, length in store.db.execute(
+        "SELECT subject, raw_file, length(raw) FROM messages")}
+    assert rows["big one"][0] is not None and rows["big one"][1] == 0
+    assert rows["small one"] == (None, len(small))
+    stored = {c.subject: store.raw_message(c.message_db_id) for c in server.comments(f"Mail/{mailbox}")}
+    assert stored == {"big one": big, "small one": small}  # (Dovecot keeps CRLF as given)
+    assert [p.name for p in store.files.folder.iterdir()] == [rows["big one"][0]]
+
+
+async def test_a_message_file_that_cannot_be_written_pauses_fetching_and_quarantines_nothing(
+        mail_server: Any, dovecot: Dovecot, mailbox: str) -> None:
+    from prostoy_mail.store.raw_files import EXTERNAL_AT
+
+    server = await mail_server(gateway_config(dovecot, mailbox))
+    await until(lambda: (s := server.store().gateway_state(mailbox)) and s.last_success)
+    folder = server.store().files.folder
+    folder.parent.joinpath(folder.name).write_text("not a folder")  # every file write now fails
+    big = message("big one", ("x" * 70 + "\r\n") * (EXTERNAL_AT // 70))
+    await append(dovecot, mailbox, big)
+    state = await until(lambda: (s := server.store().gateway_state(mailbox)) and s.failures >= 2 and s)
+    assert state.last_error.startswith("store"), state.last_error
+    assert subjects(server, mailbox) == [] and server.store().list_quarantine() == []
+    folder.unlink()  # the disk is back
+    await until(lambda: subjects(server, mailbox) == ["big one"])
+    [comment] = server.comments(f"Mail/{mailbox}")
+    assert server.store().raw_message(comment.message_db_id) == big
+    assert server.store().list_quarantine() == []

@@ -39,8 +39,8 @@ def _send(port: int, raw: bytes) -> str:
 def _stored(server: Any, source: str) -> list[tuple[bytes, str]]:
     store = server.store()
     try:
-        rows = store.db.execute("SELECT raw, subject FROM messages WHERE source = ? ORDER BY id", (source,))
-        return [(bytes(raw), subject) for raw, subject in rows]
+        rows = store.db.execute("SELECT id, subject FROM messages WHERE source = ? ORDER BY id", (source,)).fetchall()
+        return [(store.raw_message(message_db_id), subject) for message_db_id, subject in rows]
     finally:
         store.close()
 

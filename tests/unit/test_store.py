@@ -154,3 +154,28 @@ def test_an_older_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     store.register_sent("m1@x", task.id)  # the table migration 2 added
     assert store.task_of_sent(["other@x", "m1@x"]) == task.id
     store.close()
+
+
+def test_message_files_that_no_row_names_are_swept_once_old(store: SqliteStore) -> None:
+    """A crash between writing a big message's file and committing its row leaves a file that
+    nothing names; the sweep at start removes it once old, and never a file a row names."""
+    import os
+    import time
+
+    raw = b"Subject: big\r\n\r\n" + b"x" * 100 + b"\r\n"
+    named = store.files.write(raw)
+    with store.transaction():
+        message_db_id = store.insert_message(MessageRecord(raw=raw, direction="in", source="smtp", raw_file=named))
+    orphan_old, orphan_young = store.files.write(b"old"), store.files.write(b"young")
+    hour_ago = time.time() - 3600
+    for name in (named, orphan_old):
+        os.utime(store.files.folder / name, (hour_ago, hour_ago))
+    assert store.sweep_raw_files(older_than=600) == 1
+    assert sorted(p.name for p in store.files.folder.iterdir()) == sorted([named, orphan_young])
+    assert store.raw_message(message_db_id) == raw
+    assert store.db.execute("SELECT length(raw) FROM messages WHERE id = ?", (message_db_id,)).fetchone()[0] == 0
+
+
+def test_only_names_the_store_made_are_read(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="not a message file name"):
+        store.files.read("../store.db")

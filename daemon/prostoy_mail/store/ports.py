@@ -70,6 +70,7 @@ class MessageRecord:
     mail_from: str = ""  # SMTP envelope sender
     rcpt_tos: tuple[str, ...] = ()  # SMTP envelope recipients
     peer: str = ""  # SMTP client address, or the external server
+    raw_file: str | None = None  # `raw` is also in this file of the store's RawFiles: keep it there
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,6 +195,10 @@ MIGRATIONS: tuple[str, ...] = (
               FROM messages m, json_each(m.rcpt_tos) j
               WHERE m.direction = 'in' AND m.source = 'smtp' AND instr(j.value, '@') > 0) r;
     """,
+    # 6: big raw messages as files beside the store (raw_files.py); `raw` is then empty
+    """
+    ALTER TABLE messages ADD COLUMN raw_file TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

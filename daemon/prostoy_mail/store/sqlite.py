@@ -6,6 +6,7 @@ event loop never waits on the disk; the command line uses it directly.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import secrets
@@ -32,6 +33,7 @@ from .ports import (
     TaskKind,
     User,
 )
+from .raw_files import RawFiles
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -50,18 +52,22 @@ def _code(exc: BaseException) -> int | None:
 
 def is_disk_full(exc: BaseException) -> bool:
     """The store's disk (or its size limit) is full: SMTP says 452 4.3.1."""
+    if isinstance(exc, OSError):  # writing a message file (raw_files.py)
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     return isinstance(exc, sqlite3.Error) and _code(exc) == sqlite3.SQLITE_FULL
 
 
 def is_store_unavailable(exc: BaseException) -> bool:
     """The store as a whole is failing (disk full, I/O, locked, read-only), not this one message:
-    wait and retry everything; never quarantine a message for it."""
-    return isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE
+    wait and retry everything; never quarantine a message for it. A message file that cannot
+    be written or read is the store's disk failing too."""
+    return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE)
 
 
 class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.files = RawFiles.beside(self.path)
         self._savepoints = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,16 +313,17 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
         cur = self.db.execute(
             "INSERT INTO messages (direction, source, received_at, sha256, size, raw, message_id,"
             " subject, from_addr, from_name, to_addrs, cc_addrs, date, text, attachments, bounce,"
-            " auto_reply, mail_from, rcpt_tos, peer)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " auto_reply, mail_from, rcpt_tos, peer, raw_file)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.direction, record.source, now(), hashlib.sha256(record.raw).hexdigest(),
-                len(record.raw), record.raw, record.message_id, record.subject, record.from_addr,
+                len(record.raw), b"" if record.raw_file else record.raw, record.message_id, record.subject,
+                record.from_addr,
                 record.from_name, json.dumps(list(record.to)), json.dumps(list(record.cc)),
                 record.date, record.text,
                 json.dumps([[a.filename, a.content_type, a.size] for a in record.attachments]),
                 int(record.bounce), int(record.auto_reply), record.mail_from,
-                json.dumps(list(record.rcpt_tos)), record.peer,
+                json.dumps(list(record.rcpt_tos)), record.peer, record.raw_file,
             ),
         )
         assert cur.lastrowid is not None
@@ -353,10 +360,15 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
         return None if row is None else int(row[0])
 
     def raw_message(self, message_db_id: int) -> bytes:
-        row = self.db.execute("SELECT raw FROM messages WHERE id = ?", (message_db_id,)).fetchone()
+        row = self.db.execute("SELECT raw, raw_file FROM messages WHERE id = ?", (message_db_id,)).fetchone()
         if row is None:
             raise NotFound(f"no message {message_db_id}")
-        return bytes(row[0])
+        return self.files.read(row[1]) if row[1] else bytes(row[0])
+
+    def sweep_raw_files(self, older_than: float = 24 * 3600) -> int:
+        """Remove message files no row names (left by a crash before their commit)."""
+        referenced = (name for (name,) in self.db.execute("SELECT raw_file FROM messages WHERE raw_file IS NOT NULL"))
+        return self.files.sweep(referenced, older_than)
 
     _COMMENT_SELECT = """
         SELECT c.id, c.task_id, c.message_id AS message_db_id, m.direction, m.message_id, m.subject,

@@ -1,0 +1,74 @@
+"""Raw messages too big for the database, kept as files beside it, each written once.
+
+A 5 MB message stored in SQLite is written twice (into the WAL, then into the database at the
+checkpoint) and synced twice; as a file it is written and synced once, and by the thread that
+received it, while the store's writer commits other messages. The file is durable (fsync of
+the file, then of its folder) before the row that names it is committed, so a crash leaves at
+worst a file that no row names: `sweep()` removes those once they are old enough that no
+transaction can still be about to name them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+EXTERNAL_AT = 1024 * 1024  # bytes from which a fetched raw message is kept as a file
+_SUFFIX = ".eml"
+
+
+class RawFiles:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @classmethod
+    def beside(cls, store_path: Path) -> RawFiles:
+        """The folder of a store's message files: `store.db.messages` next to `store.db`."""
+        return cls(store_path.with_name(store_path.name + ".messages"))
+
+    def write(self, raw: bytes) -> str:
+        """Write `raw` to a new file, durably; its name, for the row that will refer to it."""
+        if not self.folder.is_dir():
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _sync_folder(self.folder.parent)
+        name = secrets.token_hex(16) + _SUFFIX
+        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with memoryview(raw) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _sync_folder(self.folder)  # the file's name is durable too
+        return name
+
+    def read(self, name: str) -> bytes:
+        if os.sep in name or not name.endswith(_SUFFIX):  # only ever a name this class made
+            raise ValueError(f"not a message file name: {name!r}")
+        return (self.folder / name).read_bytes()
+
+    def sweep(self, referenced: Iterable[str], older_than: float) -> int:
+        """Remove files no row refers to and older than `older_than` seconds; how many."""
+        if not self.folder.is_dir():
+            return 0
+        keep = set(referenced)
+        limit = time.time() - older_than
+        removed = 0
+        for path in self.folder.glob("*" + _SUFFIX):
+            if path.name not in keep and path.stat().st_mtime < limit:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
