@@ -136,10 +136,11 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
         action = _server_action(fetch, decision.delete_after)
         store.record_fetched(fetch.key, message_db_id, action)
         _advance(store, fetch)
-    log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
-             inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
-             ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
-             " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
+    if log.isEnabledFor(logging.INFO):  # (the arguments cost more than the call when it is off)
+        log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
+                 inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
+                 ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
+                 " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
     return Accepted(message_db_id, comment_ids, decision, parsed, action)
 
 

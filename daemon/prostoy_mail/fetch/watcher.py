@@ -11,6 +11,7 @@ exponentially with jitter and are recorded for `gateway list`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import imaplib
@@ -38,6 +39,9 @@ from .secrets import gateway_password
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+PIPELINE_DEPTH = 3  # batches between download and commit: downloading, parsing, storing
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +159,19 @@ class Watcher:
         return _InFlight(batch, self._preparer.submit(self._prepare_and_accept, batch, dedupe), time.monotonic())
 
     def _prepare_and_accept(self, items: list[tuple[FetchedKey, bytes, int | None]], dedupe: bool
-                            ) -> list[Accepted | Exception]:
+                            ) -> concurrent.futures.Future[list[Accepted | Exception]]:
         """Parse here, not on the store's writer thread (parsing was a third of its time per
         fetched message), and write a big message to its file here: once, instead of twice
         through SQLite's WAL. A file that cannot be written fails the batch with the OSError,
-        which pauses fetching like any store failure."""
+        which pauses fetching like any store failure. Returns without waiting for the commit,
+        so the next batch is parsed while the store writes this one."""
         gateway = self.gateway
         inbounds = [Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
                             fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe),
                             parsed=parse_message(raw),
                             raw_file=self.context.writer.store.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
                     for key, raw, position in items]
-        return self._call(_awaited(self.context.accept(inbounds)))
+        return asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)
 
     def _collect(self, batch: _InFlight, *after: _InFlight) -> list[Accepted | None]:
         """Wait for a submitted batch. On a failure that asks to back off, wait for the batches
@@ -176,7 +181,7 @@ class Watcher:
         failure: FetchError | None = None
         retry_from: FetchedKey | None = None
         try:
-            outcomes: list[Accepted | Exception] = batch.future.result()
+            outcomes: list[Accepted | Exception] = batch.outcomes()
         except Exception as job_failure:  # the whole job failed (e.g. the commit): every message failed
             outcomes = [job_failure] * len(batch.items)
         for (key, raw, position), outcome in zip(batch.items, outcomes, strict=True):
@@ -199,7 +204,7 @@ class Watcher:
         if failure is not None:
             for later in after:
                 with contextlib.suppress(Exception):  # committed or not, it is retried from the position
-                    later.future.result()
+                    later.outcomes()
             if retry_from is not None:  # later messages may have moved the position past this one: back
                 start = int(retry_from.uid) - 1
                 self._store(lambda s: s.set_position(retry_from.gateway, retry_from.folder, start))
@@ -278,25 +283,25 @@ class ImapWatcher(Watcher):
         self._store(lambda s: s.set_position(email, folder, last))
 
     def _import(self, connection: ImapConnection, folder: str, uids: Sequence[int], dedupe: bool = False) -> None:
-        """Fetch and store in a pipeline: while one batch is being stored, the next is downloaded."""
+        """Fetch and store in a pipeline: while batches are parsed and stored, the next ones are
+        downloaded (at most PIPELINE_DEPTH batches held in memory at once)."""
         gateway = self.gateway
         batch: list[tuple[FetchedKey, bytes, int | None]] = []
-        in_flight: _InFlight | None = None
+        in_flight: collections.deque[_InFlight] = collections.deque()
         for uid, raw in connection.fetch(uids):
             if self.stopping.is_set():
                 break
             batch.append((FetchedKey(gateway.email, folder, str(uid)), raw, uid))
             if len(batch) < FETCH_BATCH and sum(len(r) for _, r, _ in batch) < FETCH_BATCH_BYTES:
                 continue
-            next_batch = self._submit(batch, dedupe)
-            if in_flight is not None:
-                self._finish(connection, in_flight, next_batch)
-            in_flight, batch = next_batch, []
-        last = self._submit(batch, dedupe) if batch else None
-        if in_flight is not None:
-            self._finish(connection, in_flight, *([last] if last else []))
-        if last is not None:
-            self._finish(connection, last)
+            in_flight.append(self._submit(batch, dedupe))
+            batch = []
+            while len(in_flight) >= PIPELINE_DEPTH:
+                self._finish(connection, in_flight.popleft(), *in_flight)
+        if batch:
+            in_flight.append(self._submit(batch, dedupe))
+        while in_flight:
+            self._finish(connection, in_flight.popleft(), *in_flight)
 
     def _finish(self, connection: ImapConnection, batch: _InFlight, *after: _InFlight) -> None:
         """Once a batch is committed, the server changes its messages call for."""
@@ -410,8 +415,13 @@ class _InFlight:
     """A batch handed to the intake, not yet known to be committed."""
 
     items: list[tuple[FetchedKey, bytes, int | None]]
-    future: concurrent.futures.Future[list[Accepted | Exception]]
+    # prepared (parsed, files written) -> handed to the intake -> committed
+    future: concurrent.futures.Future[concurrent.futures.Future[list[Accepted | Exception]]]
     started: float
+
+    def outcomes(self) -> list[Accepted | Exception]:
+        """Wait until the batch is committed; each message's Accepted or why it failed."""
+        return self.future.result().result()
 
 
 def _quarantine(store: SqliteStore, key: FetchedKey, raw: bytes, reason: str, attempts: int, uid: int | None) -> None:
