@@ -122,7 +122,8 @@ class Daemon:
         table = await self.writer.run(lambda store: build_routing_table(self.config, store))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key))
-        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics)
+        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics,
+                                           spool=self.writer.store.files)
         self.guard = guard = LoginGuard(self._password_hash, self.config.auth)
         self.submission_handler = SubmissionHandler(SendingPolicy.of(self.config), self.config.smtp, guard,
                                                     self.submit, self.metrics)
@@ -254,6 +255,7 @@ class Daemon:
             rcpt_tos=tuple(r.address for r in delivery.recipients), mail_from=delivery.mail_from,
             peer=delivery.peer,
             address_tokens=tuple((r.login, r.token) for r in delivery.recipients if r.token),
+            raw_file=delivery.spooled.name if delivery.spooled else None, spooled=delivery.spooled,
         )
         accepted = await self.intake.accept(inbound)
         self._count_routed(inbound.source, accepted.decision)

@@ -13,11 +13,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .mail.parse import ParsedMessage, parse_message
+from .mail.parse import ParsedMessage, parse_message, parse_prefix
 from .mail.tokens import TaskTokens
 from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
 from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
+from .store.raw_files import SpooledRaw
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 
@@ -41,6 +42,7 @@ class Inbound:
     # must be parse_message(raw, mail_from).
     parsed: ParsedMessage | None = field(default=None, repr=False, compare=False)
     raw_file: str | None = None  # `raw`, already written durably to this file of the store's RawFiles
+    spooled: SpooledRaw | None = None  # written to `raw_file` as it arrived: `raw` is only its start
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,7 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
                 store.record_fetched(fetch.key, existing, kept_action)
                 _advance(store, fetch)
                 return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
-    parsed = inbound.parsed or parse_message(inbound.raw, inbound.mail_from)
+    parsed = inbound.parsed or _parse(store, inbound)
     reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
     decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
     message_db_id = store.insert_message(record_of(parsed, inbound))
@@ -142,6 +144,15 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
                  ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
                  " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
     return Accepted(message_db_id, comment_ids, decision, parsed, action)
+
+
+def _parse(store: SqliteStore, inbound: Inbound) -> ParsedMessage:
+    if inbound.spooled is None:
+        return parse_message(inbound.raw, inbound.mail_from)
+    # A big message spooled to its file: its start is enough for a single-part text message;
+    # anything else is read whole (the memory a big multipart message costs is here, not in DATA).
+    parsed = parse_prefix(inbound.raw, inbound.mail_from)
+    return parsed or parse_message(store.files.read(inbound.spooled.name), inbound.mail_from)
 
 
 def _advance(store: SqliteStore, fetch: Fetch) -> None:
@@ -196,4 +207,6 @@ def record_of(parsed: ParsedMessage, inbound: Inbound) -> MessageRecord:
         attachments=parsed.attachments,
         bounce=parsed.bounce, auto_reply=parsed.auto_reply, mail_from=inbound.mail_from or "",
         rcpt_tos=inbound.rcpt_tos, peer=inbound.peer, raw_file=inbound.raw_file,
+        sha256=inbound.spooled.sha256 if inbound.spooled else None,
+        size=inbound.spooled.size if inbound.spooled else None,
     )

@@ -57,7 +57,9 @@ def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
     Never raises: a message that trips the parser in a way not foreseen is still a message
     (kept raw, routed by its envelope) rather than one refused forever."""
     try:
-        return _parse_message(raw, mail_from)
+        parsed = _parse_message(raw, mail_from)
+        assert parsed is not None
+        return parsed
     except Exception as exc:  # a parser bug must not turn into an endless 451 or a quarantine
         log.error("a message could not be parsed (%s: %s); it is kept raw, without its details",
                   type(exc).__name__, exc)
@@ -66,10 +68,27 @@ def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
                              bounce=mail_from == "", auto_reply=False)
 
 
-def _parse_message(raw: bytes, mail_from: str | None) -> ParsedMessage:
+def parse_prefix(prefix: bytes, mail_from: str | None = None) -> ParsedMessage | None:
+    """What parse_message() says of a whole message, from its first bytes when they suffice: a
+    single-part text message whose body goes on past what the comment shows. None when the
+    whole message is needed (multipart, other types, densely encoded text)."""
+    head_end = prefix.find(b"\r\n\r\n")
+    if head_end < 0 or len(prefix) - head_end - 4 <= MAX_BODY:
+        return None
+    try:
+        if BytesHeaderParser(policy=compat32).parsebytes(prefix[: head_end + 4]).get_content_maintype() != "text":
+            return None  # (a single part of another type is an attachment: its size needs all of it)
+        return _parse_message(prefix, mail_from, whole=False)
+    except Exception:
+        return None
+
+
+def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True) -> ParsedMessage | None:
     msg = _parse(raw, MAX_BODY)
     text, attachments = _body(msg)
     if _TRUNCATED in msg and len(text) < MAX_TEXT:  # encoded densely (e.g. quoted-printable Cyrillic)
+        if not whole:
+            return None
         msg = _parse(raw)
         text, attachments = _body(msg)
     headers = Headers(msg)
@@ -215,4 +234,4 @@ def _unnamed(content_type: str) -> str:
     return "message.eml" if content_type == "message/rfc822" else "unnamed"
 
 
-__all__ = ["AttachmentInfo", "ParsedMessage", "header_text", "parse_message"]
+__all__ = ["AttachmentInfo", "ParsedMessage", "header_text", "parse_message", "parse_prefix"]

@@ -18,6 +18,7 @@ from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..metrics import Metrics
+from ..store.raw_files import RawFiles, SpooledRaw
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,11 @@ log = logging.getLogger(__name__)
 class Delivery:
     """What the SMTP side hands to the intake."""
 
-    raw: bytes
+    raw: bytes  # the message; when spooled, only its start
     mail_from: str
     recipients: tuple[Recipient, ...]
     peer: str
+    spooled: SpooledRaw | None = None  # a big message, written to its file as it arrived
 
 
 Deliver = Callable[[Delivery], Awaitable[str]]  # returns a queue id for the 250 reply
@@ -54,10 +56,12 @@ _REFUSAL_REASONS = {"550 5.1.1": "unknown_recipient", "554 5.7.1": "relay_denied
 
 
 class InboundHandler:
-    def __init__(self, policy: Policy, deliver: Deliver, metrics: Metrics | None = None) -> None:
+    def __init__(self, policy: Policy, deliver: Deliver, metrics: Metrics | None = None,
+                 spool: RawFiles | None = None) -> None:
         self.policy = policy
         self.deliver = deliver
         self.metrics = metrics
+        self.spool = spool  # the store's files: big messages are written there as they arrive
         self.in_data = 0  # sessions between DATA and its reply (a clean stop lets them finish)
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
@@ -88,14 +92,21 @@ class InboundHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         peer = peer_of(session)
+        spooled: SpooledRaw | None = getattr(envelope, "spooled", None)
         try:
-            raw = normalise_line_ends(envelope.original_content or b"")
+            if spooled is not None and not envelope.spooled_clean:
+                spooled = await asyncio.to_thread(_normalise_spooled, self.spool, spooled)
+            raw = spooled.head if spooled is not None else normalise_line_ends(envelope.original_content or b"")
         except SmuggledMessage:
             log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
             self._count("smuggling")
             return SMUGGLING_REPLY
+        except OSError as exc:
+            reply, reason = store_failure_reply(exc, peer, "storing")
+            self._count(reason)
+            return reply
         mail_from = "" if envelope.mail_from in ("<>", None) else envelope.mail_from
-        delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer)
+        delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer, spooled)
         try:
             queue_id = await self.deliver(delivery)
         except asyncio.CancelledError:
@@ -112,6 +123,23 @@ class InboundHandler:
             self.metrics.rejected.labels(reason).inc()
 
 
+def _normalise_spooled(files: RawFiles | None, spooled: SpooledRaw) -> SpooledRaw:
+    """A spooled message with bare CR or LF: read whole, made CRLF only (or refused, see
+    line_ends.py) and written again. Only broken senders do this, so only they cost memory."""
+    assert files is not None
+    try:
+        raw = normalise_line_ends(files.read(spooled.name))
+    finally:
+        files.remove(spooled.name)
+    writer = files.spool(len(spooled.head))
+    try:
+        writer.write(raw)
+        return writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+
+
 def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimiter:
     """The listener's protocol factory, bounded by the policy's limits at the time of binding."""
     limits = handler.policy.limits
@@ -122,7 +150,7 @@ def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimite
     def make(on_close: Callable[[], None]) -> asyncio.BaseProtocol:
         protocol: asyncio.BaseProtocol = session_class(
             handler, handler.policy.limits, on_close, hostname=hostname, enable_SMTPUTF8=True,
-            ident="prostoy-mail ESMTP", metrics=handler.metrics,
+            ident="prostoy-mail ESMTP", metrics=handler.metrics, spool=handler.spool,
         )
         return protocol
 

@@ -20,7 +20,9 @@ from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
 from ..metrics import Metrics
+from ..store.raw_files import RawFiles, SpooledRaw
 from ..store.sqlite import is_disk_full
+from .spool import SPOOL_AT, DataSpool
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +159,7 @@ class BoundedSMTP(SMTP):
                  ident: str | None = None, enable_SMTPUTF8: bool = True, tls_context: ssl.SSLContext | None = None,
                  require_starttls: bool = False, auth_required: bool = False, auth_require_tls: bool = True,
                  authenticator: Any = None, loop: asyncio.AbstractEventLoop | None = None,
-                 implicit_tls: bool = False) -> None:
+                 implicit_tls: bool = False, spool: RawFiles | None = None) -> None:
         # aiosmtpd's SMTP.__init__ rebuilds its command, hook and AUTH tables by reflection
         # (inspect.getmembers, dir) for every connection: ~210 µs, a fifth of a core at 1,000
         # connections/s. This sets the same attributes, with the reflection done once per class.
@@ -203,6 +205,7 @@ class BoundedSMTP(SMTP):
 
         self.limits = limits
         self.metrics = metrics
+        self.spool = spool  # where DATA past SPOOL_AT goes as it arrives; None: all in memory
         self.errors = 0
         self._on_close = on_close
         self._session_timer: asyncio.TimerHandle | None = None
@@ -276,6 +279,10 @@ class BoundedSMTP(SMTP):
                 await self.push(problem)
                 self._set_post_data_state()  # type: ignore[no-untyped-call]
                 return
+            if isinstance(content, tuple):  # spooled: (the file, whether its line ends are all CRLF)
+                envelope: Any = self.envelope
+                envelope.spooled, envelope.spooled_clean = content
+                content = b""
             self.envelope.content = content
             self.envelope.original_content = content
             status = await self._call_handler_hook("DATA")
@@ -285,8 +292,9 @@ class BoundedSMTP(SMTP):
             if counted:
                 handler.in_data -= 1
 
-    async def _read_data(self) -> tuple[bytes, str | None]:
-        """The data up to `<CRLF>.<CRLF>`, dot-unstuffed, or the reply for what was wrong."""
+    async def _read_data(self) -> tuple[bytes | tuple[SpooledRaw, bool], str | None]:
+        """The data up to `<CRLF>.<CRLF>`, dot-unstuffed, or the reply for what was wrong; past
+        SPOOL_AT bytes (with a spool), the file it was written to instead."""
         reader = self._reader
         limit = self.data_size_limit or 0
         # Enough of an oversized message to tell which limit it broke first, as aiosmtpd does.
@@ -308,6 +316,8 @@ class BoundedSMTP(SMTP):
                     rest = bytes(data[end + len(_END_OF_DATA):])
                     del data[end + 2:]
                     break
+                if self.spool is not None and len(data) > SPOOL_AT:
+                    return await self._spool_rest(data)
                 if keep and len(data) > keep:
                     overflow, tail = True, bytes(data[-4:])
                 continue
@@ -328,6 +338,30 @@ class BoundedSMTP(SMTP):
         if not stuffed:  # nothing dot-stuffed (the usual case): no copy to unstuff
             return raw, None
         return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:], None
+
+    async def _spool_rest(self, data: bytearray) -> tuple[tuple[SpooledRaw, bool] | bytes, str | None]:
+        """The rest of a big message's data, streamed into its file (see spool.py)."""
+        assert self.spool is not None
+        spool = DataSpool(self.spool, self.data_size_limit or 0, self.line_length_limit)
+        try:
+            spool.feed(bytes(data[2:]))  # (after the CRLF put before the first line)
+            del data[:]
+            while not spool.ended:
+                chunk = await self._reader.read(_CHUNK)
+                if not chunk:
+                    raise asyncio.CancelledError
+                self._reset_timeout()
+                spool.feed(chunk)
+            if spool.rest:
+                self._reader._buffer[0:0] = spool.rest  # type: ignore[attr-defined]
+            if spool.problem is not None:
+                return b"", spool.problem
+            spooled = await spool.finish()
+            assert spooled is not None
+            return (spooled, spool.clean), None
+        except BaseException:
+            spool.discard()
+            raise
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """MAIL/RCPT address: plain `<local@domain>` parsed directly, anything else as aiosmtpd does.

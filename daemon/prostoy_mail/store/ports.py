@@ -70,7 +70,10 @@ class MessageRecord:
     mail_from: str = ""  # SMTP envelope sender
     rcpt_tos: tuple[str, ...] = ()  # SMTP envelope recipients
     peer: str = ""  # SMTP client address, or the external server
-    raw_file: str | None = None  # `raw` is also in this file of the store's RawFiles: keep it there
+    raw_file: str | None = None  # the message is in this file of the store's RawFiles: keep it there
+    # of the whole message, when `raw` holds only its start (a message spooled to its file as it arrived)
+    sha256: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

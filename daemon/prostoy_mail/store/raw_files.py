@@ -10,14 +10,68 @@ transaction can still be about to name them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-EXTERNAL_AT = 1024 * 1024  # bytes from which a fetched raw message is kept as a file
+EXTERNAL_AT = 1024 * 1024  # bytes from which a raw message is kept as a file
 _SUFFIX = ".eml"
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledRaw:
+    """A message written to its file while it arrived, never whole in memory."""
+
+    name: str  # the file's name in the store's RawFiles
+    size: int
+    sha256: str
+    head: bytes  # its first bytes: the headers and enough of the body for the comment's text
+
+
+class SpoolWriter:
+    """One file being written as a message arrives; `finish()` makes it durable."""
+
+    def __init__(self, files: RawFiles, head_size: int) -> None:
+        files.ensure_folder()
+        self.files = files
+        self.name = secrets.token_hex(16) + _SUFFIX
+        self._fd: int | None = os.open(files.folder / self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._hash = hashlib.sha256()
+        self._head = bytearray()
+        self._head_size = head_size
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None
+        if len(self._head) < self._head_size:
+            self._head += data[: self._head_size - len(self._head)]
+        self._hash.update(data)
+        self.size += len(data)
+        with memoryview(data) as view:
+            written = 0
+            while written < len(view):
+                written += os.write(self._fd, view[written:])
+
+    def finish(self) -> SpooledRaw:
+        """Sync the file and its name (blocking: call it off the event loop)."""
+        assert self._fd is not None
+        try:
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+        _sync_folder(self.files.folder)
+        return SpooledRaw(self.name, self.size, self._hash.hexdigest(), bytes(self._head))
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        (self.files.folder / self.name).unlink(missing_ok=True)
 
 
 class RawFiles:
@@ -29,11 +83,18 @@ class RawFiles:
         """The folder of a store's message files: `store.db.messages` next to `store.db`."""
         return cls(store_path.with_name(store_path.name + ".messages"))
 
-    def write(self, raw: bytes) -> str:
-        """Write `raw` to a new file, durably; its name, for the row that will refer to it."""
+    def ensure_folder(self) -> None:
         if not self.folder.is_dir():
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             _sync_folder(self.folder.parent)
+
+    def spool(self, head_size: int) -> SpoolWriter:
+        """A new file to write a message into as it arrives."""
+        return SpoolWriter(self, head_size)
+
+    def write(self, raw: bytes) -> str:
+        """Write `raw` to a new file, durably; its name, for the row that will refer to it."""
+        self.ensure_folder()
         name = secrets.token_hex(16) + _SUFFIX
         fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -51,6 +112,12 @@ class RawFiles:
         if os.sep in name or not name.endswith(_SUFFIX):  # only ever a name this class made
             raise ValueError(f"not a message file name: {name!r}")
         return (self.folder / name).read_bytes()
+
+    def remove(self, name: str) -> None:
+        """A file no row names (a refused or rewritten message)."""
+        if os.sep in name or not name.endswith(_SUFFIX):
+            raise ValueError(f"not a message file name: {name!r}")
+        (self.folder / name).unlink(missing_ok=True)
 
     def sweep(self, referenced: Iterable[str], older_than: float) -> int:
         """Remove files no row refers to and older than `older_than` seconds; how many."""

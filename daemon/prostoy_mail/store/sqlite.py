@@ -316,8 +316,9 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
             " auto_reply, mail_from, rcpt_tos, peer, raw_file)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                record.direction, record.source, now(), hashlib.sha256(record.raw).hexdigest(),
-                len(record.raw), b"" if record.raw_file else record.raw, record.message_id, record.subject,
+                record.direction, record.source, now(), record.sha256 or hashlib.sha256(record.raw).hexdigest(),
+                len(record.raw) if record.size is None else record.size, b"" if record.raw_file else record.raw,
+                record.message_id, record.subject,
                 record.from_addr,
                 record.from_name, json.dumps(list(record.to)), json.dumps(list(record.cc)),
                 record.date, record.text,
