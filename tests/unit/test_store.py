@@ -179,3 +179,25 @@ def test_message_files_that_no_row_names_are_swept_once_old(store: SqliteStore) 
 def test_only_names_the_store_made_are_read(store: SqliteStore) -> None:
     with pytest.raises(ValueError, match="not a message file name"):
         store.files.read("../store.db")
+
+
+def test_a_long_comment_text_is_parsed_from_the_raw_message_not_stored_twice(store: SqliteStore) -> None:
+    from prostoy_mail.mail.parse import parse_message
+    from prostoy_mail.store.sqlite import TEXT_INLINE
+
+    store.add_project("P")
+    task = store.add_task("P", "T")
+    texts = {}
+    for name, lines in (("short", 3), ("long", TEXT_INLINE // 10)):
+        raw = f"Subject: {name}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n".encode() + \
+            "".join(f"строка {i}\r\n" for i in range(lines)).encode()
+        parsed = parse_message(raw)
+        with store.transaction():
+            message_db_id = store.insert_message(MessageRecord(raw=raw, direction="in", source="smtp",
+                                                               subject=name, text=parsed.text))
+            store.insert_comments(message_db_id, [CommentTarget(task.id, ("fallback",))])
+        texts[name] = parsed.text
+    stored = dict(store.db.execute("SELECT subject, length(text) FROM messages"))
+    assert stored == {"short": len(texts["short"]), "long": 0}
+    assert len(texts["long"]) > TEXT_INLINE
+    assert {c.subject: c.text for c in store.list_comments(task.id)} == texts

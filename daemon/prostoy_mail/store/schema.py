@@ -199,6 +199,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN raw_file TEXT;
     """,
+    # 7: a long comment text is not kept twice (in `raw` and in `text`): it is parsed from the
+    # raw message when read (parsing is a pure function of the bytes)
+    """
+    ALTER TABLE messages ADD COLUMN text_from_raw INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
