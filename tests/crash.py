@@ -100,15 +100,20 @@ def kill_loop(daemon: DaemonProcess, kills: int, stop: threading.Event, low: flo
 
 
 def _store_counts(store: Path) -> tuple[Counter[str], dict[str, str], set[str]]:
-    """Per Message-ID: how many times stored, the sha256 of the raw bytes, and which have comments."""
+    """Per Message-ID: how many times stored, the sha256 of the raw bytes as they can be read back
+    (from the database, or from the message's file), and which have comments."""
     db = sqlite3.connect(store)
     try:
         counts: Counter[str] = Counter()
         hashes: dict[str, str] = {}
-        for message_id, sha in db.execute("SELECT message_id, sha256 FROM messages WHERE direction = 'in'"):
+        for message_id, raw, raw_file in db.execute(
+                "SELECT message_id, raw, raw_file FROM messages WHERE direction = 'in'"):
             if message_id:
                 counts[message_id] += 1
-                hashes[message_id] = sha
+                if raw_file:
+                    path = Path(f"{store}.messages") / raw_file
+                    raw = path.read_bytes() if path.exists() else b"(its file is missing)"
+                hashes[message_id] = hashlib.sha256(raw).hexdigest()
         commented = {row[0] for row in db.execute(
             "SELECT DISTINCT m.message_id FROM messages m JOIN comments c ON c.message_id = m.id")}
         return counts, hashes, commented
@@ -133,12 +138,14 @@ def _count_store(report: Report, store: Path, expected: dict[str, bytes]) -> Cou
 
 # --- (a) SMTP ---------------------------------------------------------------------------------
 
-def smtp_crash(work: Path, kills: int, senders: int = 4) -> Report:
+def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000) -> Report:
+    """Senders send messages of `size` bytes (above 1 MiB they are spooled to files as they arrive)."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = work / "prostoy-mail.toml"
     config.write_text(f'[daemon]\ndomain = "crash.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
-                      '[smtp]\nmax_connections_per_ip = 1000\n[[mailboxes]]\nlogin = "box"\n')
+                      f'[smtp]\nmax_connections_per_ip = 1000\nmax_message_size = {max(size * 2, 10 << 20)}\n'
+                      '[[mailboxes]]\nlogin = "box"\n')
     daemon = DaemonProcess(config, port)
     daemon.start()
     stop = threading.Event()
@@ -150,7 +157,7 @@ def smtp_crash(work: Path, kills: int, senders: int = 4) -> Report:
         while not stop.is_set():
             number += 1
             marker = f"smtp-{thread}-{number}"
-            raw = message(marker)
+            raw = message(marker, size)
             try:
                 with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
                     client.sendmail("load@client.example", ["box@crash.test"], raw)

@@ -32,3 +32,13 @@ def test_the_spool_delivers_everything_despite_kills(tmp_path: Path) -> None:
     # A duplicate is possible only for a message whose peer's 250 was not yet recorded when
     # the kill came: at most the one being sent and the one being recorded, per kill.
     assert report.duplicated <= 2 * report.kills, report.line()
+
+
+def test_big_smtp_messages_spooled_to_files_under_kills(tmp_path: Path) -> None:
+    """3 MiB messages go to their files while DATA arrives: a kill at any point leaves each
+    acknowledged one stored once with its file complete (read back and hashed)."""
+    report = smtp_crash(tmp_path, kills=3, senders=2, size=3 << 20)
+    print(report.line())
+    assert report.kills == 3 and report.acknowledged >= 5, report.line()
+    assert (report.lost, report.duplicated, report.half_stored) == (0, 0, 0), report.line()
+    assert report.stored == report.acknowledged and report.extra["tracebacks"] == 0, report.line()
