@@ -29,6 +29,20 @@ class FetchStateMixin:
         return self.db.execute("SELECT 1 FROM fetched WHERE gateway = ? AND folder = ? AND uid = ?",
                                (key.gateway, key.folder, key.uid)).fetchone() is not None
 
+    def fetched_among(self, keys: Sequence[FetchedKey]) -> set[FetchedKey]:
+        """Which of these were fetched (and stored, or deliberately skipped) before."""
+        found: set[FetchedKey] = set()
+        by_folder: dict[tuple[str, str], list[str]] = {}
+        for key in keys:
+            by_folder.setdefault((key.gateway, key.folder), []).append(key.uid)
+        for (gateway, folder), uids in by_folder.items():
+            for start in range(0, len(uids), 500):  # (SQLite's limit on parameters)
+                chunk = uids[start:start + 500]
+                rows = self.db.execute(f"SELECT uid FROM fetched WHERE gateway = ? AND folder = ? AND uid IN"
+                                       f" ({', '.join('?' * len(chunk))})", (gateway, folder, *chunk))
+                found.update(FetchedKey(gateway, folder, uid) for (uid,) in rows)
+        return found
+
     def record_fetched(self, key: FetchedKey, message_db_id: int | None, action: ServerAction) -> None:
         """Within the transaction that stores the message."""
         self.db.execute(
