@@ -1,6 +1,6 @@
 """Memory of the SMTP listener: idle sessions and one big message, against bare aiosmtpd.
 
-    .venv/bin/python bench/smtp_memory.py [--sessions 1000] [--big-mib 30]
+    .venv/bin/python bench/smtp_memory.py [--sessions 1000] [--big-mib 30] [--multipart]
 
 For prostoy-mail (`serve`, durable store) and for a bare aiosmtpd server in the same run:
 RSS after start, with N idle sessions (connected, greeted, EHLO'd), and the growth of the
@@ -42,8 +42,15 @@ def idle_sessions(port: int, count: int) -> list[socket.socket]:
     return sessions
 
 
-def big_message(port: int, mib: int) -> None:
+def big_message(port: int, mib: int, multipart: bool = False) -> None:
+    """A `mib` MiB message: lines of text, or (multipart) a short text and a base64 attachment."""
     line = b"x" * 998 + b"\r\n"
+    head = b"Subject: big\r\n\r\n"
+    if multipart:
+        line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3\r\n"
+        head = (b"Subject: scan\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+                b"--b1\r\nContent-Type: text/plain\r\n\r\nsee the scan\r\n--b1\r\n"
+                b"Content-Type: application/pdf; name=scan.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n")
     with socket.create_connection(("127.0.0.1", port)) as s:
         f = s.makefile("rwb")
         f.readline()
@@ -54,16 +61,16 @@ def big_message(port: int, mib: int) -> None:
                 reply = f.readline()
                 if reply[3:4] != b"-":
                     break
-        f.write(b"Subject: big\r\n\r\n")
+        f.write(head)
         for _ in range(mib * 1024 * 1024 // len(line)):
             f.write(line)
-        f.write(b".\r\n")
+        f.write(b"--b1--\r\n.\r\n" if multipart else b".\r\n")
         f.flush()
         reply = f.readline()
         assert reply.startswith(b"250"), reply
 
 
-def measure(name: str, pid: int, port: int, sessions: int, mib: int) -> dict[str, int]:
+def measure(name: str, pid: int, port: int, sessions: int, mib: int, multipart: bool) -> dict[str, int]:
     time.sleep(0.5)
     start = status(pid)["VmRSS"]
     open_sessions = idle_sessions(port, sessions)
@@ -73,13 +80,13 @@ def measure(name: str, pid: int, port: int, sessions: int, mib: int) -> dict[str
         s.close()
     time.sleep(0.5)
     before = status(pid)
-    big_message(port, mib)
+    big_message(port, mib, multipart)
     after = status(pid)
     result = {"start": start, "sessions": with_sessions - start,
               "big_peak_growth": after["VmHWM"] - before["VmHWM"], "rss_after_big": after["VmRSS"]}
     print(f"{name:8} RSS at start {start} MiB; +{result['sessions']} MiB with {sessions} idle sessions "
           f"({result['sessions'] * 1024 / sessions:.1f} KiB each); peak grew {result['big_peak_growth']} MiB "
-          f"for a {mib} MiB message", flush=True)
+          f"for a {mib} MiB {'multipart message (base64 attachment)' if multipart else 'message'}", flush=True)
     return result
 
 
@@ -87,6 +94,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--big-mib", type=int, default=30)
+    parser.add_argument("--multipart", action="store_true",
+                        help="the big message is multipart with a base64 attachment (parsed whole to list it)")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sessions)), hard))
@@ -100,8 +109,8 @@ def main() -> int:
     null.start()
     try:
         assert prostoy.proc is not None and null.proc is not None
-        ours = measure("prostoy", prostoy.proc.pid, prostoy.port, args.sessions, args.big_mib)
-        base = measure("null", null.proc.pid, null.port, args.sessions, args.big_mib)
+        ours = measure("prostoy", prostoy.proc.pid, prostoy.port, args.sessions, args.big_mib, args.multipart)
+        base = measure("null", null.proc.pid, null.port, args.sessions, args.big_mib, args.multipart)
     finally:
         prostoy.stop()
         null.stop()
