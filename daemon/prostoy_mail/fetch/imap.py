@@ -28,7 +28,7 @@ from ..config.model import Endpoint
 
 _UID = re.compile(rb"UID (\d+)")
 _UID_AND_SIZE = re.compile(rb"\((?=.*\bUID (\d+))(?=.*\bRFC822\.SIZE (\d+))")
-FETCH_BATCH = 50  # messages per UID FETCH at most; bounded memory per round trip
+FETCH_BATCH = 100  # messages per UID FETCH at most; bounded memory per round trip
 FETCH_BATCH_BYTES = 4 * 1024 * 1024  # and about this many bytes (a bigger message comes alone)
 SIZES_BATCH = 500  # UIDs per size listing
 TIMEOUT = 60.0  # seconds for any one response
