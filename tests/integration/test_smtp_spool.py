@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prostoy_mail.smtp.spool import SPOOL_AT
+from tests.waiting import until
 
 MAILBOXES = '[[mailboxes]]\nlogin = "sales"\n'
 
@@ -24,12 +25,17 @@ def stuffed(raw: bytes) -> bytes:
     return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n..")[2:]
 
 
-async def send_raw(server: Any, data: bytes) -> str:
+async def in_data(server: Any) -> Any:
+    """A session that has just been told 354."""
     session = await server.connect()
-    await session.cmd("EHLO c")
-    await session.cmd("MAIL FROM:<client@example.org>")
-    await session.cmd("RCPT TO:<sales@example.test>")
+    for command in ("EHLO c", "MAIL FROM:<client@example.org>", "RCPT TO:<sales@example.test>"):
+        assert (await session.cmd(command)).startswith("250")
     assert (await session.cmd("DATA")).startswith("354")
+    return session
+
+
+async def send_raw(server: Any, data: bytes) -> str:
+    session = await in_data(server)
     await session.send(data)
     reply = await session.reply()
     assert (await session.cmd("NOOP")).startswith("250")  # the session goes on
@@ -110,13 +116,8 @@ async def test_limits_in_a_big_message_keep_nothing(mail_server: Any) -> None:
 
 async def test_a_client_gone_mid_data_leaves_no_file(mail_server: Any) -> None:
     server = await mail_server(MAILBOXES)
-    session = await server.connect()
-    await session.cmd("EHLO c")
-    await session.cmd("MAIL FROM:<client@example.org>")
-    await session.cmd("RCPT TO:<sales@example.test>")
-    await session.cmd("DATA")
+    session = await in_data(server)
     await session.send(stuffed(big_text(SPOOL_AT // 20)))
     await session.close()  # no end of data
-    from tests.waiting import until
     await until(lambda: files(server) == [])
     assert server.count("messages") == 0

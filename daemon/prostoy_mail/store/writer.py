@@ -113,16 +113,8 @@ class StoreWriter:
             first = self._jobs.get()
             if first is _STOP:
                 break
-            batch: list[_Job[Any]] = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is _STOP:
-                    stopping = True
-                    break
-                batch.append(job)
+            more, stopping = _take_waiting(self._jobs, MAX_BATCH - 1)
+            batch: list[_Job[Any]] = [first, *more]
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
@@ -158,16 +150,8 @@ class StoreWriter:
             first = self._to_sync.get()
             if first is _STOP:
                 break
-            answers: list[tuple[_Job[Any], tuple[bool, Any]]] = list(first)
-            while True:
-                try:
-                    more = self._to_sync.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stopping = True
-                    break
-                answers.extend(more)
+            more, stopping = _take_waiting(self._to_sync)
+            answers: list[tuple[_Job[Any], tuple[bool, Any]]] = [*first, *(a for batch in more for a in batch)]
             try:
                 fd = os.open(self._wal, os.O_RDONLY)
                 try:
@@ -178,6 +162,20 @@ class StoreWriter:
                 log.error("store: syncing %s failed: %s", self._wal, exc)
                 answers = [(job, (False, exc)) for job, _ in answers]
             _answer(answers)
+
+
+def _take_waiting(waiting: queue.SimpleQueue[Any], limit: int | None = None) -> tuple[list[Any], bool]:
+    """What is waiting now (at most `limit` items), and whether the stop mark was among it."""
+    items: list[Any] = []
+    while limit is None or len(items) < limit:
+        try:
+            item = waiting.get_nowait()
+        except queue.Empty:
+            break
+        if item is _STOP:
+            return items, True
+        items.append(item)
+    return items, False
 
 
 def _answer(answers: list[tuple[_Job[Any], tuple[bool, Any]]]) -> None:
