@@ -27,7 +27,7 @@ from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
-from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake
+from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake, parse_spooled
 from .logins import LoginGuard
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
@@ -98,6 +98,7 @@ class Daemon:
         self.listeners: dict[str, _Listener] = {}
         self.metrics_server: tuple[Endpoint, Any] | None = None
         self.stopping = asyncio.Event()
+        self.big_parses = asyncio.Semaphore(1)
         self.routed_today = 0
         self.today = date.today()
         self.last_task_id: int | None = None
@@ -248,7 +249,15 @@ class Daemon:
             self.metrics_server = (wanted, serve_metrics(wanted.host, wanted.port, self.metrics))
 
     async def deliver(self, delivery: Delivery) -> str:
-        assert self.intake is not None
+        assert self.intake is not None and self.writer is not None
+        parsed = None
+        if delivery.spooled is not None:
+            # Parsed here, not in the store's writer (a big multipart message takes a while, and
+            # every other message would wait for its commit meanwhile), one at a time (it is
+            # parsed whole: several times its size in memory).
+            async with self.big_parses:
+                parsed = await asyncio.to_thread(parse_spooled, self.writer.store.files, delivery.spooled,
+                                                 delivery.mail_from)
         inbound = Inbound(
             raw=delivery.raw, source="smtp",
             scopes=tuple(dict.fromkeys(mailbox_source_key(r.login) for r in delivery.recipients)),
@@ -256,6 +265,7 @@ class Daemon:
             peer=delivery.peer,
             address_tokens=tuple((r.login, r.token) for r in delivery.recipients if r.token),
             raw_file=delivery.spooled.name if delivery.spooled else None, spooled=delivery.spooled,
+            parsed=parsed,
         )
         accepted = await self.intake.accept(inbound)
         self._count_routed(inbound.source, accepted.decision)

@@ -18,7 +18,7 @@ from .mail.tokens import TaskTokens
 from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
 from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
-from .store.raw_files import SpooledRaw
+from .store.raw_files import RawFiles, SpooledRaw
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 
@@ -168,10 +168,14 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
 def _parse(store: SqliteStore, inbound: Inbound) -> ParsedMessage:
     if inbound.spooled is None:
         return parse_message(inbound.raw, inbound.mail_from)
-    # A big message spooled to its file: its start is enough for a single-part text message;
-    # anything else is read whole (the memory a big multipart message costs is here, not in DATA).
-    parsed = parse_prefix(inbound.raw, inbound.mail_from)
-    return parsed or parse_message(store.files.read(inbound.spooled.name), inbound.mail_from)
+    return parse_spooled(store.files, inbound.spooled, inbound.mail_from)
+
+
+def parse_spooled(files: RawFiles, spooled: SpooledRaw, mail_from: str | None) -> ParsedMessage:
+    """A big message spooled to its file: its start is enough for a single-part text message;
+    anything else is read whole (the memory a big multipart message costs is here, not in DATA)."""
+    parsed = parse_prefix(spooled.head, mail_from)
+    return parsed or parse_message(files.read(spooled.name), mail_from)
 
 
 def _advance(store: SqliteStore, fetch: Fetch) -> None:
