@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .mail.mime_scan import scan_multipart
 from .mail.parse import ParsedMessage, parse_message, parse_prefix
 from .mail.tokens import TaskTokens
 from .routing.router import Decision, RoutingTable, route
@@ -172,9 +173,12 @@ def _parse(store: SqliteStore, inbound: Inbound) -> ParsedMessage:
 
 
 def parse_spooled(files: RawFiles, spooled: SpooledRaw, mail_from: str | None) -> ParsedMessage:
-    """A big message spooled to its file: its start is enough for a single-part text message;
-    anything else is read whole (the memory a big multipart message costs is here, not in DATA)."""
+    """A big message spooled to its file: its start is enough for a single-part text message,
+    a multipart one is scanned from the file; anything else (rare) is parsed whole."""
     parsed = parse_prefix(spooled.head, mail_from)
+    if parsed is None:
+        with files.open(spooled.name) as lines:  # multipart: read a line at a time (mime_scan.py)
+            parsed = scan_multipart(lines, mail_from)
     return parsed or parse_message(files.read(spooled.name), mail_from)
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from ..config.model import FetchSettings, Gateway, Server
 from ..intake import Accepted, Fetch, Inbound
-from ..mail.parse import parse_message
+from ..mail.mime_scan import parse_big
 from ..metrics import Metrics
 from ..store.ports import FetchedKey
 from ..store.raw_files import EXTERNAL_AT
@@ -168,7 +168,7 @@ class Watcher:
         gateway = self.gateway
         inbounds = [Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
                             fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe),
-                            parsed=parse_message(raw),
+                            parsed=parse_big(raw),
                             raw_file=self.context.writer.store.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
                     for key, raw, position in items]
         return asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)

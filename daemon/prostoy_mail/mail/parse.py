@@ -83,14 +83,29 @@ def parse_prefix(prefix: bytes, mail_from: str | None = None) -> ParsedMessage |
         return None
 
 
-def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True) -> ParsedMessage | None:
-    msg = _parse(raw, MAX_BODY)
-    text, attachments = _body(msg)
+def parse_skeleton(skeleton: bytes, sizes: dict[int, int], leaves: int, mail_from: str | None = None
+                   ) -> ParsedMessage | None:
+    """What parse_message() says of a multipart message, from its skeleton (mime_scan.py): the
+    message with the bodies of some leaf parts left out, whose decoded sizes are `sizes` (by the
+    leaf's place in document order). None when the skeleton does not have `leaves` leaf parts."""
+    try:
+        msg = message_from_bytes(skeleton, policy=compat32)
+        if not msg.is_multipart() or len(_walk(msg)) != leaves:
+            return None
+        return _parse_message(skeleton, mail_from, parsed=msg, sizes=sizes)
+    except Exception:
+        return None
+
+
+def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed: Message | None = None,
+                   sizes: dict[int, int] | None = None) -> ParsedMessage | None:
+    msg = parsed or _parse(raw, MAX_BODY)
+    text, attachments = _body(msg, sizes or {})
     if _TRUNCATED in msg and len(text) < MAX_TEXT:  # encoded densely (e.g. quoted-printable Cyrillic)
         if not whole:
             return None
         msg = _parse(raw)
-        text, attachments = _body(msg)
+        text, attachments = _body(msg, {})
     headers = Headers(msg)
     from_name, from_addr = headers.sender()
     return ParsedMessage(
@@ -205,11 +220,13 @@ def _text_of(part: Message) -> str:
     return decode_bytes(_payload(part), part.get_content_charset())
 
 
-def _body(msg: Message) -> tuple[str, list[AttachmentInfo]]:
+def _body(msg: Message, sizes: dict[int, int] | None = None) -> tuple[str, list[AttachmentInfo]]:
+    """The comment's text and the attachments; `sizes`: decoded sizes of leaf parts (by their
+    place) whose bodies are not in `msg` (a skeleton of a big message)."""
     plain: str | None = None
     html: str | None = None
     attachments: list[AttachmentInfo] = []
-    for part, _depth in _walk(msg):
+    for leaf, (part, _depth) in enumerate(_walk(msg)):
         content_type = part.get_content_type()
         disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
         filename = _filename(part)
@@ -217,7 +234,8 @@ def _body(msg: Message) -> tuple[str, list[AttachmentInfo]]:
         if filename is not None or disposition == "attachment" or not (is_text or part is msg):
             if content_type.startswith("multipart/"):
                 continue
-            attachments.append(AttachmentInfo(filename or _unnamed(content_type), content_type, len(_payload(part))))
+            size = sizes[leaf] if sizes and leaf in sizes else len(_payload(part))
+            attachments.append(AttachmentInfo(filename or _unnamed(content_type), content_type, size))
             continue
         if content_type == "text/plain" and plain is None:
             plain = _text_of(part)
@@ -234,4 +252,4 @@ def _unnamed(content_type: str) -> str:
     return "message.eml" if content_type == "message/rfc822" else "unnamed"
 
 
-__all__ = ["AttachmentInfo", "ParsedMessage", "header_text", "parse_message", "parse_prefix"]
+__all__ = ["AttachmentInfo", "ParsedMessage", "header_text", "parse_message", "parse_prefix", "parse_skeleton"]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 EXTERNAL_AT = 1024 * 1024  # bytes from which a raw message is kept as a file
 _SUFFIX = ".eml"
@@ -112,6 +113,12 @@ class RawFiles:
         if os.sep in name or not name.endswith(_SUFFIX):  # only ever a name this class made
             raise ValueError(f"not a message file name: {name!r}")
         return (self.folder / name).read_bytes()
+
+    def open(self, name: str) -> BinaryIO:
+        """The file, to read a line at a time."""
+        if os.sep in name or not name.endswith(_SUFFIX):
+            raise ValueError(f"not a message file name: {name!r}")
+        return (self.folder / name).open("rb")
 
     def remove(self, name: str) -> None:
         """A file no row names (a refused or rewritten message)."""
