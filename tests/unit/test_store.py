@@ -201,3 +201,13 @@ def test_a_long_comment_text_is_parsed_from_the_raw_message_not_stored_twice(sto
     assert stored == {"short": len(texts["short"]), "long": 0}
     assert len(texts["long"]) > TEXT_INLINE
     assert {c.subject: c.text for c in store.list_comments(task.id)} == texts
+
+
+def test_a_missing_message_file_is_a_clear_store_error(store: SqliteStore) -> None:
+    raw = b"Subject: big\r\n\r\nbody\r\n"
+    name = store.files.write(raw)
+    with store.transaction():
+        message_db_id = store.insert_message(MessageRecord(raw=raw, direction="in", source="smtp", raw_file=name))
+    (store.files.folder / name).unlink()
+    with pytest.raises(StoreError, match=f"message {message_db_id}: its file .*{name} cannot be read: No such file"):
+        store.raw_message(message_db_id)

@@ -369,7 +369,13 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
         row = self.db.execute("SELECT raw, raw_file FROM messages WHERE id = ?", (message_db_id,)).fetchone()
         if row is None:
             raise NotFound(f"no message {message_db_id}")
-        return self.files.read(row[1]) if row[1] else bytes(row[0])
+        if not row[1]:
+            return bytes(row[0])
+        try:
+            return self.files.read(row[1])
+        except OSError as exc:
+            raise StoreError(f"message {message_db_id}: its file {self.files.folder / row[1]} cannot be read:"
+                             f" {exc.strerror or exc}") from None
 
     def sweep_raw_files(self, older_than: float = 24 * 3600) -> int:
         """Remove message files no row names (left by a crash before their commit)."""
