@@ -110,21 +110,20 @@ class RawFiles:
         return name
 
     def read(self, name: str) -> bytes:
-        if os.sep in name or not name.endswith(_SUFFIX):  # only ever a name this class made
-            raise ValueError(f"not a message file name: {name!r}")
-        return (self.folder / name).read_bytes()
+        return self._path(name).read_bytes()
 
     def open(self, name: str) -> BinaryIO:
         """The file, to read a line at a time."""
-        if os.sep in name or not name.endswith(_SUFFIX):
-            raise ValueError(f"not a message file name: {name!r}")
-        return (self.folder / name).open("rb")
+        return self._path(name).open("rb")
 
     def remove(self, name: str) -> None:
         """A file no row names (a refused or rewritten message)."""
-        if os.sep in name or not name.endswith(_SUFFIX):
+        self._path(name).unlink(missing_ok=True)
+
+    def _path(self, name: str) -> Path:
+        if os.sep in name or not name.endswith(_SUFFIX):  # only ever a name this class made
             raise ValueError(f"not a message file name: {name!r}")
-        (self.folder / name).unlink(missing_ok=True)
+        return self.folder / name
 
     def sweep(self, referenced: Iterable[str], older_than: float) -> int:
         """Remove files no row refers to and older than `older_than` seconds; how many."""
