@@ -107,18 +107,7 @@ smtp = "127.0.0.1:{smtp_port}"
 [fetch]
 idle_renew = 60
 
-[[servers]]
-name = "dovecot.bench"
-imap = "127.0.0.1:{dovecot.ports['imap']}"
-fetch_security = "none"
-ssl = false
-
-[[gateways]]
-email = "{login}"
-server = "dovecot.bench"
-password = "{dovecot.users[login]}"
-import_since = "2000-01-01"
-""")
+""" + dovecot.gateway_toml(login, server="dovecot.bench", options='import_since = "2000-01-01"'))
     return config
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.fetch_import import fill_maildir, mbsync_inbox
 from bench.peers import free_port, wait_port
 from tests.dovecot import Dovecot
+from tests.tls_files import write_server_pair
 
 CLI = str(Path(sys.executable).parent / "prostoy-mail")
 LOGIN = "box@bench.test"
@@ -59,9 +60,7 @@ def main() -> int:
     raws = [p.read_bytes() for p in sorted(maildir.iterdir())]
 
     ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1", common_name="localhost")
-    cert.private_key_pem.write_to_path(str(work / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    write_server_pair(ca, work, "localhost", "127.0.0.1", common_name="localhost")
     ca.cert_pem.write_to_path(str(work / "ca.pem"))
     smtp_port, imaps_port = free_port(), free_port()
     config = work / "prostoy-mail.toml"

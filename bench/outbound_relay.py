@@ -33,7 +33,10 @@ import aiosmtplib
 import trustme
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from peers import NullAiosmtpd, free_port, wait_port
+
+from tests.tls_files import write_server_pair
 
 DOMAIN = "bench.test"
 
@@ -55,9 +58,7 @@ class ProstoyMail:
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
-        cert = self.ca.issue_cert("127.0.0.1")
-        cert.private_key_pem.write_to_path(str(self.base / "key.pem"))
-        cert.cert_chain_pems[0].write_to_path(str(self.base / "cert.pem"))
+        write_server_pair(self.ca, self.base, "127.0.0.1")
         config = self.base / "prostoy-mail.toml"
         config.write_text(f"""
 [daemon]

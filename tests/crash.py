@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.ports import free_port, wait_port
+from tests.tls_files import write_server_pair
 
 CLI = str(Path(sys.executable).parent / "prostoy-mail")
 
@@ -201,19 +202,7 @@ idle_renew = 2
 poll_interval = 1
 backoff_initial = 0.2
 backoff_max = 1
-[[servers]]
-name = "dovecot.test"
-imap = "127.0.0.1:{dovecot.ports['imap']}"
-fetch_security = "none"
-ssl = false
-[[gateways]]
-email = "{login}"
-server = "dovecot.test"
-login = "{login}"
-password = "box-pw"
-keep_on_server = false
-import_since = 2000-01-01
-""")
+""" + dovecot.gateway_toml(login, options="keep_on_server = false\nimport_since = 2000-01-01"))
         daemon = DaemonProcess(config, port)
         daemon.start()
         stop = threading.Event()
@@ -274,9 +263,7 @@ def outbound_crash(work: Path, kills: int, senders: int = 2) -> Report:
     peer = Controller(Peer(), hostname="127.0.0.1", port=peer_port)
     peer.start()
     ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    cert.private_key_pem.write_to_path(str(work / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    write_server_pair(ca, work, "localhost", "127.0.0.1")
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     port = free_port()

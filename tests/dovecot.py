@@ -35,6 +35,22 @@ class Dovecot:
     def ca_file(self) -> Path:
         return self.base / "ca.pem"
 
+    def gateway_toml(self, login: str, *, server: str = "dovecot.test", options: str = "") -> str:
+        """[[servers]] and [[gateways]] entries fetching `login`'s mail over plain IMAP
+        (`options`: more gateway keys, one per line)."""
+        return f"""[[servers]]
+name = "{server}"
+imap = "127.0.0.1:{self.ports['imap']}"
+fetch_security = "none"
+ssl = false
+[[gateways]]
+email = "{login}"
+server = "{server}"
+login = "{login}"
+password = "{self.users[login]}"
+{options}
+"""
+
     def start(self) -> Dovecot:
         if shutil.which("dovecot") is None:
             raise RuntimeError("dovecot is not installed: apt-get install dovecot-imapd dovecot-pop3d")

@@ -264,8 +264,7 @@ class Daemon:
             rcpt_tos=tuple(r.address for r in delivery.recipients), mail_from=delivery.mail_from,
             peer=delivery.peer,
             address_tokens=tuple((r.login, r.token) for r in delivery.recipients if r.token),
-            raw_file=delivery.spooled.name if delivery.spooled else None, spooled=delivery.spooled,
-            parsed=parsed,
+            spooled=delivery.spooled, parsed=parsed,
         )
         accepted = await self.intake.accept(inbound)
         self._count_routed(inbound.source, accepted.decision)

@@ -42,8 +42,9 @@ class Inbound:
     # Parsed already, off the store's writer thread (a fetcher parses while the writer commits);
     # must be parse_message(raw, mail_from).
     parsed: ParsedMessage | None = field(default=None, repr=False, compare=False)
-    raw_file: str | None = None  # `raw`, already written durably to this file of the store's RawFiles
-    spooled: SpooledRaw | None = None  # written to `raw_file` as it arrived: `raw` is only its start
+    # A big message, already written durably to its file of the store's RawFiles (as it arrived
+    # over SMTP: then `raw` is only its start; or by a fetcher, with `raw` whole).
+    spooled: SpooledRaw | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +87,13 @@ class Intake:
 
     async def accept(self, inbound: Inbound) -> Accepted:
         table = self.table
-        return await self.writer.run(lambda store: self.accept_now(store, inbound, table))
+        return await self.writer.run(lambda store: accept_now(store, self.tokens, table, inbound))
 
     async def accept_many(self, inbounds: Sequence[Inbound]) -> list[Accepted | Exception]:
         """Several messages as one store job: each in its own savepoint (one failing does not
-        spoil the others), one commit for all. Each result is the Accepted or the exception."""
+        spoil the others), one commit for all. Each result is the Accepted or the exception.
+        The way in for fetched messages: one fetched before is not stored again (a restart after
+        the commit), and the gateway's position moves past the ones stored."""
         table = self.table
 
         def job(store: SqliteStore) -> list[Accepted | Exception]:
@@ -107,7 +110,7 @@ class Intake:
                     continue
                 try:
                     with store.transaction():
-                        results.append(accept_now(store, self.tokens, table, inbound, known_new=True, advance=False))
+                        results.append(accept_now(store, self.tokens, table, inbound))
                 except Exception as exc:
                     results.append(exc)
                     continue
@@ -120,29 +123,19 @@ class Intake:
 
         return await self.writer.run(job)
 
-    def accept_now(self, store: SqliteStore, inbound: Inbound, table: RoutingTable) -> Accepted:
-        """On the writer thread, inside its transaction."""
-        return accept_now(store, self.tokens, table, inbound)
 
-
-def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound, *,
-               known_new: bool = False, advance: bool = True) -> Accepted:
+def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound) -> Accepted:
     """Store and route one message in the caller's transaction (the daemon's writer, or the CLI),
-    which rolls back everything of it if this raises. For a fetched message, `known_new`: the
-    caller checked it was not fetched before; not `advance`: the caller moves the position."""
+    which rolls back everything of it if this raises. A fetched message comes through
+    Intake.accept_many, which has checked it is new and moves the gateway's position."""
     assert store.db.in_transaction
     fetch = inbound.fetch
-    if fetch is not None:
-        if not known_new and store.is_fetched(fetch.key):  # fetched before (a restart after the commit)
-            return Accepted(None, (), Decision(()), duplicate=True)
-        if fetch.dedupe_by_hash:
-            existing = store.message_with_hash(inbound.source, hashlib.sha256(inbound.raw).hexdigest())
-            if existing is not None:
-                kept_action = _server_action(fetch, delete_after=False)
-                store.record_fetched(fetch.key, existing, kept_action)
-                if advance:
-                    _advance(store, fetch)
-                return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
+    if fetch is not None and fetch.dedupe_by_hash:
+        existing = store.message_with_hash(inbound.source, hashlib.sha256(inbound.raw).hexdigest())
+        if existing is not None:
+            kept_action = _server_action(fetch, delete_after=False)
+            store.record_fetched(fetch.key, existing, kept_action)
+            return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
     parsed = inbound.parsed or _parse(store, inbound)
     reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
     decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
@@ -156,8 +149,6 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     if fetch is not None:
         action = _server_action(fetch, decision.delete_after)
         store.record_fetched(fetch.key, message_db_id, action)
-        if advance:
-            _advance(store, fetch)
     if log.isEnabledFor(logging.INFO):  # (the arguments cost more than the call when it is off)
         log.info("accepted %s from %s via %s: tasks %s (%s)%s", parsed.message_id or "(no Message-ID)",
                  inbound.peer or "-", inbound.source, [t.task_id for t in decision.targets] or "none",
@@ -180,11 +171,6 @@ def parse_spooled(files: RawFiles, spooled: SpooledRaw, mail_from: str | None) -
         with files.open(spooled.name) as lines:  # multipart: read a line at a time (mime_scan.py)
             parsed = scan_multipart(lines, mail_from)
     return parsed or parse_message(files.read(spooled.name), mail_from)
-
-
-def _advance(store: SqliteStore, fetch: Fetch) -> None:
-    if fetch.position is not None:
-        store.advance_position(fetch.key.gateway, fetch.key.folder, fetch.position)
 
 
 def _server_action(fetch: Fetch, delete_after: bool) -> ServerAction:
@@ -227,13 +213,14 @@ def find_reply_task(store: SqliteStore, tokens: TaskTokens, parsed: ParsedMessag
 
 
 def record_of(parsed: ParsedMessage, inbound: Inbound) -> MessageRecord:
+    spooled = inbound.spooled
     return MessageRecord(
         raw=inbound.raw, direction="in", source=inbound.source, message_id=parsed.message_id,
         subject=parsed.subject, from_addr=parsed.from_addr, from_name=parsed.from_name, to=parsed.to,
         cc=parsed.cc, date=parsed.date, text=parsed.text,
         attachments=parsed.attachments,
         bounce=parsed.bounce, auto_reply=parsed.auto_reply, mail_from=inbound.mail_from or "",
-        rcpt_tos=inbound.rcpt_tos, peer=inbound.peer, raw_file=inbound.raw_file,
-        sha256=inbound.spooled.sha256 if inbound.spooled else None,
-        size=inbound.spooled.size if inbound.spooled else None,
+        rcpt_tos=inbound.rcpt_tos, peer=inbound.peer,
+        raw_file=spooled.name if spooled else None,
+        sha256=spooled.sha256 if spooled else None, size=spooled.size if spooled else None,
     )

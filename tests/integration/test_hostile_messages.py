@@ -71,21 +71,8 @@ async def test_hostile_messages_through_a_gateway(mail_server: Any, dovecot: Dov
         except AssertionError:  # Dovecot itself refused it (e.g. NUL bytes without the BINARY extension)
             pass
     assert len(accepted) >= len(CASES) - 1, [c.name for c in accepted]
-    server = await mail_server(f"""
-[fetch]
-idle_renew = 1
-[[servers]]
-name = "dovecot.test"
-imap = "127.0.0.1:{dovecot.ports['imap']}"
-fetch_security = "none"
-ssl = false
-[[gateways]]
-email = "{GATEWAY}"
-server = "dovecot.test"
-login = "{GATEWAY}"
-password = "pw"
-import_since = 2000-01-01
-""")
+    gateway = dovecot.gateway_toml(GATEWAY, options="import_since = 2000-01-01")
+    server = await mail_server("[fetch]\nidle_renew = 1\n" + gateway)
     stored = await until(lambda: len(s := _stored(server, GATEWAY)) == len(accepted) and s, timeout=120)
     served = [raw for _, _, raw in await asyncio.to_thread(dovecot.messages, GATEWAY)]
     assert sorted(raw for raw, _ in stored) == sorted(served)  # byte-exact as the server handed them out

@@ -24,6 +24,7 @@ import trustme
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.tls_files import write_server_pair
 from tests.users import HASHES, PASSWORDS
 
 
@@ -61,9 +62,7 @@ def mail(subject: str, body: str = "body", extra: str = "") -> bytes:
 @pytest.fixture
 async def imap(tmp_path: Path) -> AsyncIterator[Imap]:
     ca = trustme.CA()
-    cert = ca.issue_cert("localhost", "127.0.0.1", common_name="localhost")  # isync 1.4 wants a CN
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    write_server_pair(ca, tmp_path, "localhost", "127.0.0.1", common_name="localhost")
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     (tmp_path / "prostoy-mail.toml").write_text("""
 [daemon]

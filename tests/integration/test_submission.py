@@ -23,6 +23,7 @@ from prostoy_mail.store.sqlite import SqliteStore
 from tests.conftest import Cli
 from tests.dovecot import Dovecot
 from tests.smtp_peer import SmtpPeer
+from tests.tls_files import write_server_pair
 from tests.users import HASHES, PASSWORDS
 from tests.waiting import until
 
@@ -94,9 +95,7 @@ async def outbound(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         if extra_ca is not None:  # one bundle for a server whose IMAP and SMTP have different CAs
             with open(tmp_path / "ca.pem", "ab") as bundle:
                 bundle.write(extra_ca.read_bytes())
-        ours = ca.issue_cert("localhost", "127.0.0.1")
-        ours.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
-        ours.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+        write_server_pair(ca, tmp_path, "localhost", "127.0.0.1")
         gateway_peer = await SmtpPeer(ca, "starttls", {"support@peer.test": "gw-pw",
                                                         "ivanov@peer.test": "iv-pw"}).start()
         relay_peer = await SmtpPeer(ca, peer_security or relay_security, {"relay-user": "relay-pw"}).start()

@@ -163,10 +163,10 @@ def test_message_files_that_no_row_names_are_swept_once_old(store: SqliteStore) 
     import time
 
     raw = b"Subject: big\r\n\r\n" + b"x" * 100 + b"\r\n"
-    named = store.files.write(raw)
+    named = store.files.write(raw).name
     with store.transaction():
         message_db_id = store.insert_message(MessageRecord(raw=raw, direction="in", source="smtp", raw_file=named))
-    orphan_old, orphan_young = store.files.write(b"old"), store.files.write(b"young")
+    orphan_old, orphan_young = store.files.write(b"old").name, store.files.write(b"young").name
     hour_ago = time.time() - 3600
     for name in (named, orphan_old):
         os.utime(store.files.folder / name, (hour_ago, hour_ago))
@@ -205,7 +205,7 @@ def test_a_long_comment_text_is_parsed_from_the_raw_message_not_stored_twice(sto
 
 def test_a_missing_message_file_is_a_clear_store_error(store: SqliteStore) -> None:
     raw = b"Subject: big\r\n\r\nbody\r\n"
-    name = store.files.write(raw)
+    name = store.files.write(raw).name
     with store.transaction():
         message_db_id = store.insert_message(MessageRecord(raw=raw, direction="in", source="smtp", raw_file=name))
     (store.files.folder / name).unlink()

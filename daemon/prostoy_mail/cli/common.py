@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.edit import ConfigDocument
 from ..config.load import config_warnings, load_config
@@ -19,6 +19,8 @@ from ..provisioning import check_references
 from ..store.sqlite import SqliteStore
 
 Handler = Callable[["Context"], int]
+if TYPE_CHECKING:
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]  # what each module's register() extends
 
 
 @dataclass

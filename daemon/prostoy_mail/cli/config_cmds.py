@@ -35,7 +35,7 @@ from ..store.sqlite import SqliteStore
 from .common import Context
 
 if TYPE_CHECKING:
-    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+    from .common import Sub
 BOOL = argparse.BooleanOptionalAction
 
 

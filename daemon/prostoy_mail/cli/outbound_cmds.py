@@ -6,7 +6,6 @@ The command line writes to the store; the running daemon looks at the spool ever
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..store.ports import OutboundEntry
 from .common import Context
 
 if TYPE_CHECKING:
-    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+    from .common import Sub
 
 
 def register_task_send(task: Sub) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from ..errors import ProstoyMailError
@@ -12,7 +11,7 @@ from ..provisioning import build_routing_table, gateway_source_key
 from .common import Context
 
 if TYPE_CHECKING:
-    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+    from .common import Sub
 
 
 def register(sub: Sub) -> None:

@@ -3,7 +3,6 @@ mail clients will warn; use your CA's or Let's Encrypt's there)."""
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import ipaddress
 import os
@@ -14,7 +13,7 @@ from ..errors import ProstoyMailError
 from .common import Context
 
 if TYPE_CHECKING:
-    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+    from .common import Sub
 
 
 def register(sub: Sub) -> None:

@@ -169,7 +169,7 @@ class Watcher:
         inbounds = [Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
                             fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe),
                             parsed=parse_big(raw),
-                            raw_file=self.context.writer.store.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
+                            spooled=self.context.writer.store.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
                     for key, raw, position in items]
         return asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)
 

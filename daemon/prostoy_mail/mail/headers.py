@@ -32,15 +32,6 @@ _PLAIN_ADDRESS = re.compile(
 _WHITESPACE_RUN = re.compile(r"[ \t]+")
 
 
-def raw_header(msg: Message, name: str) -> str | None:
-    """The first header `name` as received: unfolded, surrogate-escaped where 8-bit."""
-    lower = name.lower()
-    for key, value in msg.raw_items():
-        if key.lower() == lower:
-            return value if isinstance(value, str) else str(value)
-    return None
-
-
 def decode_bytes(raw: bytes, declared: str | None = None) -> str:
     """Text of unlabelled 8-bit bytes: UTF-8, the declared charset, else cp1251 or KOI8-R."""
     try:
@@ -107,10 +98,8 @@ def decode_header_value(value: str, declared: str | None = None) -> str:
 
 
 def header_text(msg: Message, name: str) -> str:
-    value = raw_header(msg, name)
-    if value is None:
-        return ""
-    return decode_header_value(value, msg.get_content_charset())
+    """The first header `name`, decoded for showing; "" when absent."""
+    return Headers(msg).text(name.lower())
 
 
 class Headers:
@@ -176,17 +165,6 @@ def _plain_addresses(values: list[str]) -> list[tuple[str, str]] | None:
                 return None
             pairs.append(plain)
     return pairs
-
-
-def address_list(msg: Message, *names: str) -> list[tuple[str, str]]:
-    """(display name, address) pairs of the address headers `names`, decoded, addresses lower-cased."""
-    headers = Headers(msg)
-    return [pair for name in names for pair in headers.addresses(name.lower())]
-
-
-def sender(msg: Message) -> tuple[str, str]:
-    """(display name, address) of From."""
-    return Headers(msg).sender()
 
 
 def message_ids(value: str) -> list[str]:

@@ -128,7 +128,7 @@ def _skeleton(lines: Iterable[bytes]) -> tuple[bytes, dict[int, int], int]:
             else:
                 leaf = _Leaf(headers)
             continue
-        level = _boundary_level(line, boundaries)
+        level, closing = _delimiter(line, boundaries)
         if level is None:
             if leaf is not None:
                 leaf.add(line)
@@ -143,7 +143,6 @@ def _skeleton(lines: Iterable[bytes]) -> tuple[bytes, dict[int, int], int]:
             leaves += 1
             leaf = None
         out += line
-        closing = line.rstrip(b" \t\r\n").endswith(b"--") and line.rstrip(b" \t\r\n") == boundaries[level] + b"--"
         del boundaries[level + 1:]
         if closing:
             boundaries.pop()
@@ -154,14 +153,15 @@ def _skeleton(lines: Iterable[bytes]) -> tuple[bytes, dict[int, int], int]:
     return bytes(out), sizes, leaves
 
 
-def _boundary_level(line: bytes, boundaries: list[bytes]) -> int | None:
+def _delimiter(line: bytes, boundaries: list[bytes]) -> tuple[int | None, bool]:
     """Which open multipart's delimiter `line` is (the innermost first), as email matches them:
-    the delimiter, "--" for the closing one, then only blanks."""
+    the delimiter, "--" for the closing one, then only blanks; and whether it is the closing one."""
     if not line.startswith(b"--"):
-        return None
+        return None, False
     content = line.rstrip(b"\r\n").rstrip(b" \t")
     for level in range(len(boundaries) - 1, -1, -1):
-        delimiter = boundaries[level]
-        if content == delimiter or content == delimiter + b"--":
-            return level
-    return None
+        if content == boundaries[level]:
+            return level, False
+        if content == boundaries[level] + b"--":
+            return level, True
+    return None, False

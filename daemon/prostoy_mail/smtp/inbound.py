@@ -131,13 +131,7 @@ def _normalise_spooled(files: RawFiles | None, spooled: SpooledRaw) -> SpooledRa
         raw = normalise_line_ends(files.read(spooled.name))
     finally:
         files.remove(spooled.name)
-    writer = files.spool(len(spooled.head))
-    try:
-        writer.write(raw)
-        return writer.finish()
-    except BaseException:
-        writer.discard()
-        raise
+    return files.write(raw, head_size=len(spooled.head))
 
 
 def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimiter:

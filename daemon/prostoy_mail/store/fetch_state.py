@@ -25,10 +25,6 @@ class FetchStateMixin:
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # SqliteStore's
 
-    def is_fetched(self, key: FetchedKey) -> bool:
-        return self.db.execute("SELECT 1 FROM fetched WHERE gateway = ? AND folder = ? AND uid = ?",
-                               (key.gateway, key.folder, key.uid)).fetchone() is not None
-
     def fetched_among(self, keys: Sequence[FetchedKey]) -> set[FetchedKey]:
         """Which of these were fetched (and stored, or deliberately skipped) before."""
         found: set[FetchedKey] = set()

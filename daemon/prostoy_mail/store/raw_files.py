@@ -93,21 +93,15 @@ class RawFiles:
         """A new file to write a message into as it arrives."""
         return SpoolWriter(self, head_size)
 
-    def write(self, raw: bytes) -> str:
-        """Write `raw` to a new file, durably; its name, for the row that will refer to it."""
-        self.ensure_folder()
-        name = secrets.token_hex(16) + _SUFFIX
-        fd = os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    def write(self, raw: bytes, head_size: int = 0) -> SpooledRaw:
+        """Write `raw` to a new file, durably, for the row that will refer to it."""
+        writer = self.spool(head_size)
         try:
-            with memoryview(raw) as view:
-                written = 0
-                while written < len(view):
-                    written += os.write(fd, view[written:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _sync_folder(self.folder)  # the file's name is durable too
-        return name
+            writer.write(raw)
+            return writer.finish()
+        except BaseException:
+            writer.discard()
+            raise
 
     def read(self, name: str) -> bytes:
         return self._path(name).read_bytes()
