@@ -3,7 +3,8 @@
     .venv/bin/python bench/smtp_memory.py [--sessions 1000] [--big-mib 30] [--multipart]
 
 For prostoy-mail (`serve`, durable store) and for a bare aiosmtpd server in the same run:
-RSS after start, with N idle sessions (connected, greeted, EHLO'd), and the growth of the
+RSS (of the process and its children: prostoy-mail's SMTP workers) after start, with N idle
+sessions (connected, greeted, EHLO'd), and the growth of the
 peak RSS (VmHWM) while one message of --big-mib MiB arrives.
 """
 
@@ -23,12 +24,16 @@ from smtp_accept import DOMAIN, ProstoyMail
 
 
 def status(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) // 1024  # MiB
-    return fields
+    """VmRSS and VmHWM in MiB, summed over the process and its children (prostoy-mail's SMTP
+    workers): shared pages count once per process, so this is an upper bound."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    fields = {"VmRSS": 0, "VmHWM": 0}
+    for process in (pid, *map(int, children)):
+        for line in Path(f"/proc/{process}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in fields:
+                fields[key] += int(value.split()[0])
+    return {key: kib // 1024 for key, kib in fields.items()}
 
 
 def idle_sessions(port: int, count: int) -> list[socket.socket]:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from . import systemd_notify
 from .config.load import load_config
@@ -29,6 +28,7 @@ from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
 from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake, parse_spooled
 from .logins import LoginGuard
+from .logs import setup_logging
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
 from .outbound.relay import RelayPool
@@ -38,7 +38,9 @@ from .provisioning import build_routing_table, delete_comment, mailbox_source_ke
 from .routing.router import Decision
 from .sending import SendingPolicy, Submission
 from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
+from .smtp.server import ConnectionLimiter
 from .smtp.submission import SubmissionHandler, submission_protocol_factory
+from .smtp.workers import SmtpWorkers, bind
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 from .tls_context import server_context
@@ -49,35 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30.0
 IMAP_UIDVALIDITY_SECRET = "imap-uidvalidity"
-
-
-class _JournalFormatter(logging.Formatter):
-    """`<priority>logger: message` lines that journald files under the right priority."""
-
-    PRIORITIES: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        priority = self.PRIORITIES.get(record.levelno, 6)
-        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):  # journald adds its own timestamps
-        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    aiosmtpd_log = logging.getLogger("mail.log")
-    aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
-    # ... and a deprecation warning of its own attribute at every successful AUTH
-    aiosmtpd_log.addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
-    logging.getLogger("twisted").setLevel(logging.WARNING)  # "Starting factory ..." and the like
 
 
 @dataclass
@@ -95,6 +68,7 @@ class Daemon:
         self.writer: StoreWriter | None = None
         self.intake: Intake | None = None
         self.smtp_handler: InboundHandler | None = None
+        self.smtp_workers: SmtpWorkers | None = None  # processes serving inbound SMTP sessions, if any
         self.listeners: dict[str, _Listener] = {}
         self.metrics_server: tuple[Endpoint, Any] | None = None
         self.stopping = asyncio.Event()
@@ -123,7 +97,7 @@ class Daemon:
         table = await self.writer.run(lambda store: build_routing_table(self.config, store))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key))
-        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics,
+        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics.count_rejected,
                                            spool=self.writer.store.files)
         self.guard = guard = LoginGuard(self._password_hash, self.config.auth)
         self.submission_handler = SubmissionHandler(SendingPolicy.of(self.config), self.config.smtp, guard,
@@ -194,10 +168,15 @@ class Daemon:
         hostname = self.config.daemon.hostname
         if name in ("imap", "imaps"):
             return self._listen_imap(name, endpoint, settings)
+        if name == "smtp" and self.config.smtp.workers:
+            workers = await self._smtp_workers()
+            sockets = await bind(endpoint.host, endpoint.port)
+            close = workers.listen(sockets, ConnectionLimiter(self.config.smtp, None, self.metrics, "smtp"))
+            return _Listener(endpoint, int(sockets[0].getsockname()[1]), close, settings)
         if name == "smtp":
             assert self.smtp_handler is not None
-            server = await loop.create_server(protocol_factory(self.smtp_handler, hostname), endpoint.host,
-                                              endpoint.port, reuse_port=True)
+            server = await loop.create_server(protocol_factory(self.smtp_handler, hostname, self.metrics),
+                                              endpoint.host, endpoint.port, reuse_port=True)
         else:
             assert self.submission_handler is not None
             context = server_context(self.config.tls)
@@ -206,6 +185,16 @@ class Daemon:
             server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True,
                                               ssl=context if implicit else None)
         return _Listener(endpoint, int(server.sockets[0].getsockname()[1]), server.close, settings)
+
+    async def _smtp_workers(self) -> SmtpWorkers:
+        """The SMTP worker processes, started when a listener first needs them."""
+        if self.smtp_workers is None:
+            assert self.writer is not None
+            workers = SmtpWorkers(self.config.smtp.workers, Policy.of(self.config), self.config.daemon.hostname,
+                                  self.writer.store.files.folder, self.deliver, self.metrics)
+            await workers.start()
+            self.smtp_workers = workers
+        return self.smtp_workers
 
     def _listen_imap(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
         """IMAP through Twisted, whose reactor runs on this same event loop."""
@@ -352,6 +341,8 @@ class Daemon:
         self.config = config
         self.intake.replace_table(table)
         self.smtp_handler.policy = Policy.of(config)
+        if self.smtp_workers is not None:
+            self.smtp_workers.apply(self.smtp_handler.policy, config.daemon.hostname)
         if self.submission_handler is not None:
             self.submission_handler.policy = SendingPolicy.of(config)
             self.submission_handler.limits = config.smtp
@@ -386,6 +377,8 @@ class Daemon:
         if self._in_data():
             log.warning("stopping with %d sessions still in DATA after %ss; they get no reply and will retry",
                         self._in_data(), STOP_GRACE_SECONDS)
+        if self.smtp_workers is not None:  # (they let their sessions in DATA finish, as above)
+            await self.smtp_workers.stop(max(0.0, deadline - loop.time()))
         if self.fetchers is not None:
             await self.fetchers.stop_all()
         if self.outbound is not None:

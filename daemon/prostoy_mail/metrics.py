@@ -42,6 +42,9 @@ class Metrics:
                               ["protocol", "outcome"], registry=self.registry)
         self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)
 
+    def count_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
 
 def serve_metrics(host: str, port: int, metrics: Metrics) -> WSGIServer:
     """prometheus-client's HTTP server (a thread of its own) for `metrics`; shut it down when done."""

@@ -297,3 +297,28 @@ def test_reload_applies_new_smtp_limits_to_new_sessions(service: Service) -> Non
     before.mail("a@b.ru")  # the old session goes on
     assert before.rcpt("sales@example.test")[0] == 250
     before.quit()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's reaping is left
+
+
+def test_the_smtp_workers_exit_when_the_daemon_is_killed(service: Service) -> None:
+    service.notify.wait_for("READY=1")
+    pid = service.process.pid
+    workers = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert len(workers) >= 1
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:  # a session in a worker
+        client.ehlo()
+        service.process.kill()
+        service.process.wait(10)
+        deadline = time.monotonic() + 10
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, workers))  # nothing is left serving sessions that cannot be stored
+        with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
+            client.mail("a@b.ru")

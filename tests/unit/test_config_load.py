@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -153,10 +154,18 @@ def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
         ('[[gateways]]\nemail = "a@b.ru"\nserver = "mail.ru"\npassword = "x"\nimport_since = "yesterday"\n',
          "gateways[1].import_since: must be a date like 2026-01-31, not 'yesterday'"),
         ('rules = "x"\n', "rules: must be an array of tables ([[rules]]), not a string"),
+        ("[smtp]\nworkers = 65\n", "smtp.workers: must be at most 64, not 65"),
+        ("[smtp]\nworkers = -1\n", "smtp.workers: must be at least 0, not -1"),
     ],
 )
 def test_each_problem_names_its_key(text: str, expected: str) -> None:
     assert f"prostoy-mail.toml: {expected}" in problems(text)
+
+
+def test_smtp_workers_default_to_one_per_cpu_and_none_on_one() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert parse_config("", Path("/x/p.toml")).smtp.workers == (min(cpus, 8) if cpus > 1 else 0)
+    assert parse_config("[smtp]\nworkers = 0\n", Path("/x/p.toml")).smtp.workers == 0
 
 
 def test_rule_lists_accept_commas_and_arrays() -> None:

@@ -419,7 +419,10 @@ def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
         idle_timeout=t.seconds("idle_timeout", d.idle_timeout),
         max_errors=t.number("max_errors", d.max_errors, minimum=1),
         greeting_delay=t.seconds("greeting_delay", d.greeting_delay, maximum=30, zero_is_off=True),
+        workers=t.number("workers", d.workers),
     )
+    if limits.workers > 64:
+        t.problem("workers", f"must be at most 64, not {limits.workers}")
     t.done()
     return limits
 

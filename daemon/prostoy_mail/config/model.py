@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -55,6 +56,13 @@ class Tls:
     key: Path | None = None
 
 
+def default_smtp_workers() -> int:
+    """One SMTP worker process per CPU this process may run on (at most 8); none on one CPU,
+    where they would only add the cost of handing messages over."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, 8) if cpus > 1 else 0
+
+
 @dataclass(frozen=True, slots=True)
 class SmtpLimits:
     """Bounds of the inbound SMTP listener; each is configurable under [smtp]."""
@@ -68,6 +76,8 @@ class SmtpLimits:
     idle_timeout: float = 300.0  # between commands, seconds
     max_errors: int = 10  # rejected commands before 421
     greeting_delay: float = 0.0  # seconds before the greeting; a client talking before it is refused (554)
+    # processes serving the sessions, beside the daemon's own (0: sessions in the daemon's process)
+    workers: int = field(default_factory=lambda: default_smtp_workers())
 
 
 @dataclass(frozen=True, slots=True)

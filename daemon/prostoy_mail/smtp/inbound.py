@@ -38,6 +38,16 @@ class Delivery:
 Deliver = Callable[[Delivery], Awaitable[str]]  # returns a queue id for the 250 reply
 
 
+class DeliveryFailed(Exception):
+    """The daemon could not store a message an SMTP worker handed it: the reply, and its metric
+    reason, as `store_failure_reply` gave them where the failure happened."""
+
+    def __init__(self, reply: str, reason: str) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """What the listener accepts; replaced as a whole on reload."""
@@ -56,11 +66,11 @@ _REFUSAL_REASONS = {"550 5.1.1": "unknown_recipient", "554 5.7.1": "relay_denied
 
 
 class InboundHandler:
-    def __init__(self, policy: Policy, deliver: Deliver, metrics: Metrics | None = None,
+    def __init__(self, policy: Policy, deliver: Deliver, count_rejected: Callable[[str], None] | None = None,
                  spool: RawFiles | None = None) -> None:
         self.policy = policy
         self.deliver = deliver
-        self.metrics = metrics
+        self.count_rejected = count_rejected  # a refusal, by reason (a metric)
         self.spool = spool  # the store's files: big messages are written there as they arrive
         self.in_data = 0  # sessions between DATA and its reply (a clean stop lets them finish)
 
@@ -111,6 +121,9 @@ class InboundHandler:
             queue_id = await self.deliver(delivery)
         except asyncio.CancelledError:
             raise
+        except DeliveryFailed as failed:
+            self._count(failed.reason)
+            return failed.reply
         except Exception as exc:
             reply, reason = store_failure_reply(exc, peer, "storing")
             self._count(reason)
@@ -119,8 +132,8 @@ class InboundHandler:
 
 
     def _count(self, reason: str) -> None:
-        if self.metrics is not None:
-            self.metrics.rejected.labels(reason).inc()
+        if self.count_rejected is not None:
+            self.count_rejected(reason)
 
 
 def _normalise_spooled(files: RawFiles | None, spooled: SpooledRaw) -> SpooledRaw:
@@ -134,18 +147,24 @@ def _normalise_spooled(files: RawFiles | None, spooled: SpooledRaw) -> SpooledRa
     return files.write(raw, head_size=len(spooled.head))
 
 
-def protocol_factory(handler: InboundHandler, hostname: str) -> ConnectionLimiter:
-    """The listener's protocol factory, bounded by the policy's limits at the time of binding."""
-    limits = handler.policy.limits
+def session_factory(handler: InboundHandler, hostname: str) -> Callable[[Callable[[], None]], BoundedSMTP]:
+    """Makes an inbound SMTP session (in the daemon's process, or in an SMTP worker's) with the
+    handler's limits at the time: `make(on_close)`."""
+    classes: dict[int, type[BoundedSMTP]] = {}
 
-    # aiosmtpd reads its line length limit from the class: one subclass per limit value.
-    session_class = type("InboundSMTP", (BoundedSMTP,), {"line_length_limit": limits.max_line_length})
+    def make(on_close: Callable[[], None]) -> BoundedSMTP:
+        limits = handler.policy.limits
+        session_class = classes.get(limits.max_line_length)
+        if session_class is None:  # aiosmtpd reads its line length limit from the class
+            session_class = classes[limits.max_line_length] = type(
+                "InboundSMTP", (BoundedSMTP,), {"line_length_limit": limits.max_line_length})
+        return session_class(handler, limits, on_close, hostname=hostname, enable_SMTPUTF8=True,
+                             ident="prostoy-mail ESMTP", count_rejected=handler.count_rejected, spool=handler.spool)
 
-    def make(on_close: Callable[[], None]) -> asyncio.BaseProtocol:
-        protocol: asyncio.BaseProtocol = session_class(
-            handler, handler.policy.limits, on_close, hostname=hostname, enable_SMTPUTF8=True,
-            ident="prostoy-mail ESMTP", metrics=handler.metrics, spool=handler.spool,
-        )
-        return protocol
+    return make
 
-    return ConnectionLimiter(limits, make, handler.metrics, "smtp")
+
+def protocol_factory(handler: InboundHandler, hostname: str, metrics: Metrics | None) -> ConnectionLimiter:
+    """The listener's protocol factory (sessions in the daemon's process), bounded by the
+    policy's limits at the time of binding."""
+    return ConnectionLimiter(handler.policy.limits, session_factory(handler, hostname), metrics, "smtp")

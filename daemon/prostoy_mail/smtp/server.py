@@ -12,8 +12,9 @@ import inspect
 import logging
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
@@ -114,6 +115,7 @@ def _first_problem(raw: bytes, limit: int, line_limit: int, *, complete: bool) -
 @dataclass(frozen=True, slots=True)
 class _Tables:
     commands: tuple[str, ...]  # smtp_* methods of the protocol class
+    command_set: frozenset[str]  # the same, to look up
     hooks: tuple[str, ...]  # handle_* methods of the handler class
     auth: tuple[tuple[str, str, bool], ...]  # (mechanism, method name, built into the protocol)
     ehlo_hook_version: str | None
@@ -141,7 +143,31 @@ def _reflect(protocol: type, handler: type) -> _Tables:
     ehlo = getattr(handler, "handle_EHLO", None)
     # aiosmtpd tells the old 4-argument EHLO hook from the new 5-argument one (plus self here)
     version = None if ehlo is None else "old" if len(inspect.signature(ehlo).parameters) == 5 else "new"
-    return _Tables(tuple(n for n in dir(protocol) if n.startswith("smtp_")), hooks, tuple(auth.values()), version)
+    commands = tuple(n for n in dir(protocol) if n.startswith("smtp_"))
+    return _Tables(commands, frozenset(commands), hooks, tuple(auth.values()), version)
+
+
+class _Commands(Mapping[str, Any]):
+    """A session's smtp_* methods by command name, bound when looked up: what aiosmtpd's
+    `_smtp_methods` dict holds, without binding twenty methods for every connection."""
+
+    __slots__ = ("session", "tables")
+
+    def __init__(self, session: SMTP, tables: _Tables) -> None:
+        self.session = session
+        self.tables = tables
+
+    def __getitem__(self, command: str) -> Any:
+        name = "smtp_" + command
+        if name not in self.tables.command_set:
+            raise KeyError(command)
+        return getattr(self.session, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name[len("smtp_"):] for name in self.tables.commands)
+
+    def __len__(self) -> int:
+        return len(self.tables.commands)
 
 
 class BoundedSMTP(SMTP):
@@ -155,7 +181,7 @@ class BoundedSMTP(SMTP):
 """
 
     def __init__(self, handler: Any, limits: SmtpLimits, on_close: Callable[[], None], *, hostname: str,
-                 metrics: Metrics | None = None,
+                 count_rejected: Callable[[str], None] | None = None,
                  ident: str | None = None, enable_SMTPUTF8: bool = True, tls_context: ssl.SSLContext | None = None,
                  require_starttls: bool = False, auth_required: bool = False, auth_require_tls: bool = True,
                  authenticator: Any = None, loop: asyncio.AbstractEventLoop | None = None,
@@ -200,15 +226,17 @@ class BoundedSMTP(SMTP):
         }
         self._handle_hooks = {name[len("handle_"):]: getattr(handler, name) for name in tables.hooks}
         self._ehlo_hook_ver = tables.ehlo_hook_version
-        self._smtp_methods = {name[len("smtp_"):]: getattr(self, name) for name in tables.commands}
+        self._smtp_methods = _Commands(self, tables)  # type: ignore[assignment]  # (a Mapping is all it needs)
         self._enforce_call_limit = False
 
         self.limits = limits
-        self.metrics = metrics
+        self.count_rejected = count_rejected  # a refusal, by reason (a metric)
         self.spool = spool  # where DATA past SPOOL_AT goes as it arrives; None: all in memory
         self.errors = 0
         self._on_close = on_close
         self._session_timer: asyncio.TimerHandle | None = None
+        self._reply_lines: list[str] = []
+        self._idle_deadline = self._timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self._session_timer is None
@@ -376,29 +404,64 @@ class BoundedSMTP(SMTP):
         return match[1], match[2].lstrip()
 
     def _count(self, reason: str) -> None:
-        if self.metrics is not None:
-            self.metrics.rejected.labels(reason).inc()
+        if self.count_rejected is not None:
+            self.count_rejected(reason)
 
-    async def push(self, status: str) -> None:  # type: ignore[override]
-        status = _ENHANCED.get(status, status)
-        if status[:1] == "5":
-            self.errors += 1
-            if status.startswith("552 5.3.4"):
-                self._count("too_big")
-            elif status.startswith("500 5.5.2 Line too long"):
-                self._count("line_too_long")
-        await super().push(status)
+    async def push(self, status: str | bytes) -> None:
+        if isinstance(status, str) and status[3:4] == "-":
+            self._reply_lines.append(status)  # a line of a multi-line reply (EHLO): sent with its last line
+            return
+        if isinstance(status, str):
+            status = _ENHANCED.get(status, status)
+            if status[:1] == "5":
+                self.errors += 1
+                if status.startswith("552 5.3.4"):
+                    self._count("too_big")
+                elif status.startswith("500 5.5.2 Line too long"):
+                    self._count("line_too_long")
+        await self._send(status)
         if self.errors >= self.limits.max_errors and self.transport is not None:
             log.info("%s: %d errors in one session, closing it", self._peer(), self.errors)
             self._count("too_many_errors")
-            await super().push("421 4.7.0 Too many errors, closing connection")
+            await self._send("421 4.7.0 Too many errors, closing connection")
             self.transport.close()
+
+    async def _send(self, status: str | bytes) -> None:
+        """A reply, with the lines of a multi-line one before it, in one write (aiosmtpd writes
+        and drains each line: a system call each, five more for every EHLO)."""
+        if isinstance(status, bytes):
+            data = status + b"\r\n"
+        else:
+            lines = self._reply_lines
+            text = "\r\n".join((*lines, status)) + "\r\n" if lines else status + "\r\n"
+            lines.clear()
+            data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """The idle limit, moved on with every line: one timer that looks at a deadline when it
+        fires, instead of aiosmtpd's new timer (and a cancelled one) for every line."""
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._idle_deadline = deadline
+        if self._timeout_handle is None or deadline < self._timer_at:
+            if self._timeout_handle is not None:
+                self._timeout_handle.cancel()
+            self._timer_at = deadline
+            self._timeout_handle = self.loop.call_at(deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() >= self._idle_deadline:
+            self._timeout_cb()  # type: ignore[no-untyped-call]
+        elif self.transport is not None:
+            self._timer_at = self._idle_deadline
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
 
 
 class ConnectionLimiter:
     """The protocol factory of a listener: bounds connections in total and per client address."""
 
-    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol],
+    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol] | None,
                  metrics: Metrics | None = None, name: str = "smtp") -> None:
         self.limits = limits
         self.make = make
@@ -412,33 +475,42 @@ class ConnectionLimiter:
         return _PeerProbe(self)
 
     def open(self, ip: str) -> asyncio.BaseProtocol:
+        assert self.make is not None, "a limiter for sessions in worker processes only counts"
+        refusal = self.admit(ip)
+        if refusal is not None:
+            return Refuse(refusal)
+        return self.make(partial(self.release, ip))
+
+    def admit(self, ip: str) -> str | None:
+        """None when a connection from `ip` may open (it is counted until `release`), else the
+        421 reply that refuses it."""
         metrics = self.metrics
         if self.active >= self.limits.max_connections:
             if metrics is not None:
                 metrics.connections_refused.labels("total_limit").inc()
-            return Refuse("421 4.3.2 Too many connections, try again later")
+            return "421 4.3.2 Too many connections, try again later"
         if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
             log.info("%s: refused, already %d connections from this address", ip, self.per_ip[ip])
             if metrics is not None:
                 metrics.connections_refused.labels("per_address_limit").inc()
-            return Refuse("421 4.7.0 Too many connections from your address, try again later")
+            return "421 4.7.0 Too many connections from your address, try again later"
         self.active += 1
         self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
         if metrics is not None:
             metrics.connections.labels(self.name).inc()
             metrics.sessions.inc()
+        return None
 
-        def closed() -> None:
-            if metrics is not None:
-                metrics.sessions.dec()
-            self.active -= 1
-            left = self.per_ip.get(ip, 1) - 1
-            if left:
-                self.per_ip[ip] = left
-            else:
-                self.per_ip.pop(ip, None)
-
-        return self.make(closed)
+    def release(self, ip: str) -> None:
+        """A connection `admit` counted has closed."""
+        if self.metrics is not None:
+            self.metrics.sessions.dec()
+        self.active -= 1
+        left = self.per_ip.get(ip, 1) - 1
+        if left:
+            self.per_ip[ip] = left
+        else:
+            self.per_ip.pop(ip, None)
 
 
 class _PeerProbe(asyncio.Protocol):

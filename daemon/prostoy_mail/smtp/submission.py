@@ -166,7 +166,8 @@ def submission_protocol_factory(handler: SubmissionHandler, hostname: str, conte
     def make(on_close: Callable[[], None]) -> asyncio.BaseProtocol:
         protocol: asyncio.BaseProtocol = session_class(
             handler, limits, on_close, hostname=hostname, enable_SMTPUTF8=True, ident="prostoy-mail ESMTP",
-            metrics=handler.metrics, tls_context=None if implicit_tls else context,
+            count_rejected=handler.metrics.count_rejected if handler.metrics else None,
+            tls_context=None if implicit_tls else context,
             require_starttls=not implicit_tls, auth_required=True, auth_require_tls=True,
             implicit_tls=implicit_tls,
         )

@@ -1,0 +1,143 @@
+"""An SMTP worker process: serves the inbound SMTP sessions the daemon hands it.
+
+    python -m prostoy_mail.smtp.worker CHANNEL_FD HANDOFF_FD MESSAGE_FOLDER LOG_LEVEL
+
+Why processes: one Python process runs on one core (the interpreter lock), and a 2 KB message
+costs ~0.6 ms of SMTP protocol work there plus ~0.7 ms of parsing, routing and storing. The
+daemon keeps the store, the routing and the connection limits; its workers speak SMTP, so
+the two halves run on different cores (as Postfix's smtpd processes and its queue manager do).
+
+The session here is the same `InboundHandler` + `BoundedSMTP` as in the daemon's own process;
+only `deliver` differs: it asks the daemon over the channel, which answers after the commit.
+A big message is written to its file in the store's message folder here, as it arrives, and
+handed over by name. The worker exits when the daemon's end of the channel closes (the daemon
+is gone: nothing can be stored, so nothing is acknowledged), or when told to stop: then it
+lets sessions in DATA finish first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..logs import setup_logging
+from ..store.raw_files import RawFiles
+from .channel import Channel, take_handed
+from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, channel: Channel, handoff: socket.socket, files: RawFiles) -> None:
+        self.channel = channel
+        self.handoff = handoff
+        self.files = files
+        self.loop = asyncio.get_running_loop()
+        self.requests = itertools.count(1)
+        self.waiting: dict[int, asyncio.Future[tuple[str, bool]]] = {}
+        self.handler: InboundHandler | None = None
+        self.make: Any = None
+        self.done = asyncio.Event()  # stopped, or the daemon has gone
+
+    async def deliver(self, delivery: Delivery) -> str:
+        """Hand a message to the daemon; its queue id once committed, else DeliveryFailed."""
+        request = next(self.requests)
+        answer: asyncio.Future[tuple[str, bool]] = self.loop.create_future()
+        self.waiting[request] = answer
+        try:
+            self.channel.send("deliver", request, delivery)
+            text, ok = await answer
+        finally:
+            self.waiting.pop(request, None)
+        if not ok:
+            reply, _, reason = text.partition("\n")
+            raise DeliveryFailed(reply, reason)
+        return text
+
+    def apply(self, policy: Any, hostname: str) -> None:
+        if self.handler is None:
+            self.handler = InboundHandler(policy, self.deliver, partial(self.channel.send, "rejected"),
+                                          spool=self.files)
+        self.handler.policy = policy
+        self.make = session_factory(self.handler, hostname)
+
+    def take_connections(self) -> None:
+        while (handed := take_handed(self.handoff)) is not None:
+            connection, client = handed
+            self.loop.create_task(self._serve(connection, client))
+
+    async def _serve(self, connection: int, client: socket.socket) -> None:
+        def closed() -> None:
+            self.channel.send("closed", connection)
+
+        try:
+            await self.loop.connect_accepted_socket(lambda: self.make(closed), client)
+        except OSError as exc:  # the client went away before we got to it
+            log.debug("connection %d gone before its session started: %s", connection, exc)
+            client.close()
+            closed()
+
+    async def run(self) -> None:
+        first = await self.channel.receive()
+        if first is None or first[0] != "policy":
+            return
+        self.apply(*first[1:])
+        self.loop.add_reader(self.handoff.fileno(), self.take_connections)
+        self.channel.send("ready")
+        receiving = asyncio.create_task(self._receive())
+        await self.done.wait()
+        receiving.cancel()
+
+    async def _receive(self) -> None:
+        while (message := await self.channel.receive()) is not None:
+            kind = message[0]
+            if kind == "delivered":
+                answer = self.waiting.get(message[1])
+                if answer is not None and not answer.done():
+                    answer.set_result((message[2], message[3]))
+            elif kind == "policy":
+                self.apply(*message[1:])
+            elif kind == "stop":
+                self.loop.create_task(self._stop(message[1]))
+        log.info("the daemon has gone; the SMTP worker stops")
+        self.done.set()
+
+    async def _stop(self, grace: float) -> None:
+        """No new sessions; those in DATA get their reply (for at most `grace` seconds)."""
+        self.loop.remove_reader(self.handoff.fileno())
+        assert self.handler is not None
+        deadline = self.loop.time() + grace
+        while self.handler.in_data and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # let the last replies go out
+        self.done.set()
+
+
+async def _main(channel_fd: int, handoff_fd: int, folder: Path) -> None:
+    channel = await Channel.over(socket.socket(fileno=channel_fd))
+    handoff = socket.socket(fileno=handoff_fd)
+    handoff.setblocking(False)
+    await Worker(channel, handoff, RawFiles(folder)).run()
+
+
+def main(argv: list[str]) -> int:
+    channel_fd, handoff_fd, folder, level = argv
+    setup_logging(level)
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_main(int(channel_fd), int(handoff_fd), Path(folder)))
+    else:
+        uvloop.run(_main(int(channel_fd), int(handoff_fd), Path(folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

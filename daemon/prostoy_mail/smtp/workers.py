@@ -1,0 +1,248 @@
+"""The daemon's side of its SMTP worker processes (see worker.py for why they exist).
+
+The daemon accepts each connection itself, so the connection limits (total and per client
+address) stay exact and in one place; an admitted socket goes to the worker with the fewest
+sessions. Messages come back over the channel and go into the one intake; the worker answers
+250 only once the daemon has said the commit is done. A worker that dies is replaced; its
+sessions are lost (their clients were told nothing and send again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ProstoyMailError
+from ..metrics import Metrics
+from .channel import Channel, hand_off
+from .inbound import Delivery, Policy
+from .server import ConnectionLimiter, store_failure_reply
+
+log = logging.getLogger(__name__)
+START_TIMEOUT = 30.0
+RESPAWN_DELAY = 1.0
+ACCEPTS_PER_WAKEUP = 64
+BUSY = "421 4.3.2 Service busy, try again later"
+
+
+@dataclass(eq=False)
+class _Worker:
+    number: int
+    process: asyncio.subprocess.Process
+    channel: Channel
+    handoff: socket.socket
+    ready: asyncio.Future[None]
+    connections: dict[int, tuple[str, ConnectionLimiter]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+
+
+class SmtpWorkers:
+    def __init__(self, count: int, policy: Policy, hostname: str, folder: Path,
+                 deliver: Callable[[Delivery], Awaitable[str]], metrics: Metrics | None = None) -> None:
+        self.count = count
+        self.policy = policy
+        self.hostname = hostname
+        self.folder = folder
+        self.deliver = deliver
+        self.metrics = metrics
+        self.workers: list[_Worker] = []
+        self.numbers = itertools.count(1)
+        self.connections = itertools.count(1)
+        self.stopping = False
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        workers = await asyncio.gather(*(self._spawn() for _ in range(self.count)))
+        self.workers.extend(workers)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(w.ready for w in workers)), START_TIMEOUT)
+        except (TimeoutError, ProstoyMailError) as exc:
+            await self.stop(0)
+            raise ProstoyMailError(f"the SMTP worker processes did not start: {exc}") from exc
+
+    async def _spawn(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        channel_ours, channel_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        handoff_ours, handoff_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        handoff_ours.setblocking(False)
+        package_parent = str(Path(__file__).resolve().parents[2])  # where prostoy_mail is importable from
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            p for p in (package_parent, os.environ.get("PYTHONPATH")) if p))
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "prostoy_mail.smtp.worker", str(channel_theirs.fileno()),
+                str(handoff_theirs.fileno()), str(self.folder), str(level),
+                pass_fds=(channel_theirs.fileno(), handoff_theirs.fileno()), env=env, stdin=asyncio.subprocess.DEVNULL)
+        finally:
+            channel_theirs.close()
+            handoff_theirs.close()
+        worker = _Worker(next(self.numbers), process, await Channel.over(channel_ours), handoff_ours,
+                         loop.create_future())
+        worker.channel.send("policy", self.policy, self.hostname)
+        worker.reader = asyncio.create_task(self._listen_to(worker))
+        return worker
+
+    # --- connections ---------------------------------------------------------------------
+
+    def listen(self, sockets: list[socket.socket], limiter: ConnectionLimiter) -> Callable[[], None]:
+        """Accept on `sockets` for the workers; returns what stops accepting there."""
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), self._accept, sock, limiter)
+
+        def close() -> None:
+            for sock in sockets:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+
+        return close
+
+    def _accept(self, sock: socket.socket, limiter: ConnectionLimiter) -> None:
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            try:
+                client, peer = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. out of file descriptors: the connection waits in the backlog
+                log.error("smtp: cannot accept a connection: %s", exc)
+                return
+            with client:
+                ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+                refusal = limiter.admit(ip)
+                if refusal is not None:
+                    _refuse(client, refusal)
+                    continue
+                if not self._hand_to_worker(client, ip, limiter):
+                    limiter.release(ip)
+                    _refuse(client, BUSY)
+
+    def _hand_to_worker(self, client: socket.socket, ip: str, limiter: ConnectionLimiter) -> bool:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies are small and awaited
+        for worker in sorted((w for w in self.workers if w.ready.done() and not w.ready.exception()),
+                             key=lambda w: len(w.connections)):
+            connection = next(self.connections)
+            worker.connections[connection] = (ip, limiter)
+            try:
+                hand_off(worker.handoff, connection, client)
+            except OSError as exc:  # its queue is full, or it is gone: the next one
+                log.warning("smtp worker %d does not take connections: %s", worker.number, exc)
+                del worker.connections[connection]
+                continue
+            return True
+        return False
+
+    # --- what workers say ----------------------------------------------------------------
+
+    async def _listen_to(self, worker: _Worker) -> None:
+        while (message := await worker.channel.receive()) is not None:
+            kind = message[0]
+            if kind == "deliver":
+                task = asyncio.create_task(self._deliver(worker, message[1], message[2]))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            elif kind == "closed":
+                self._closed(worker, message[1])
+            elif kind == "rejected":
+                if self.metrics is not None:
+                    self.metrics.count_rejected(message[1])
+            elif kind == "ready" and not worker.ready.done():
+                worker.ready.set_result(None)
+        await self._gone(worker)
+
+    async def _deliver(self, worker: _Worker, request: int, delivery: Delivery) -> None:
+        try:
+            worker.channel.send("delivered", request, await self.deliver(delivery), True)
+        except Exception as exc:
+            reply, reason = store_failure_reply(exc, delivery.peer, "storing")
+            worker.channel.send("delivered", request, f"{reply}\n{reason}", False)
+
+    def _closed(self, worker: _Worker, connection: int) -> None:
+        entry = worker.connections.pop(connection, None)
+        if entry is not None:
+            ip, limiter = entry
+            limiter.release(ip)
+
+    async def _gone(self, worker: _Worker) -> None:
+        """A worker's channel closed: it exited (or is about to). Its sessions are gone."""
+        code = await worker.process.wait()
+        for connection in list(worker.connections):
+            self._closed(worker, connection)
+        worker.channel.close()
+        worker.handoff.close()
+        if not worker.ready.done():
+            worker.ready.set_exception(ProstoyMailError(f"SMTP worker {worker.number} exited with {code}"))
+        if worker in self.workers:
+            self.workers.remove(worker)
+        if self.stopping:
+            return
+        log.error("smtp worker %d (pid %d) exited with %s; starting another", worker.number,
+                  worker.process.pid, code)
+        await asyncio.sleep(RESPAWN_DELAY)
+        if not self.stopping:
+            replacement = await self._spawn()
+            self.workers.append(replacement)
+
+    # --- reload and stop -----------------------------------------------------------------
+
+    def apply(self, policy: Policy, hostname: str) -> None:
+        self.policy, self.hostname = policy, hostname
+        for worker in self.workers:
+            worker.channel.send("policy", policy, hostname)
+
+    async def stop(self, grace: float) -> None:
+        """Workers take no new sessions; sessions in DATA finish (at most `grace` seconds)."""
+        self.stopping = True
+        workers = list(self.workers)
+        for worker in workers:
+            worker.channel.send("stop", grace)
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.process.wait(), grace + 5)
+            except TimeoutError:
+                log.warning("smtp worker %d did not stop; killing it", worker.number)
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+                await worker.process.wait()
+            if worker.reader is not None:
+                await worker.reader
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _refuse(client: socket.socket, reply: str) -> None:
+    with contextlib.suppress(OSError):
+        client.setblocking(False)
+        client.send(reply.encode() + b"\r\n")
+
+
+async def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for `host:port` (every address the name has), as create_server would
+    bind them (SO_REUSEADDR; SO_REUSEPORT, so a new socket can be bound before the old closes)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(511)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

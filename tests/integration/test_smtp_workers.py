@@ -1,0 +1,94 @@
+"""Inbound SMTP sessions in worker processes: limits across them, a worker that dies, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+from tests.waiting import until
+
+WORKERS = """
+[smtp]
+workers = {workers}
+max_connections_per_ip = 3
+
+[[mailboxes]]
+login = "sales"
+"""
+
+MESSAGE = b"From: a@b.ru\r\nSubject: via a worker\r\n\r\nbody\r\n"
+
+
+def pids(server: Any) -> set[int]:
+    return {w.process.pid for w in server.daemon.smtp_workers.workers}
+
+
+async def test_sessions_are_served_by_the_worker_processes(mail_server: Any) -> None:
+    server = await mail_server(WORKERS.format(workers=2))
+    workers = pids(server)
+    assert len(workers) == 2 and os.getpid() not in workers
+    sessions = [await server.connect() for _ in range(2)]
+    assert all(s.greeting.startswith("220 ") for s in sessions)
+    # the daemon hands each connection to the worker with the fewest: one each
+    assert sorted(len(w.connections) for w in server.daemon.smtp_workers.workers) == [1, 1]
+    for session in sessions:
+        assert (await session.cmd("EHLO client")).startswith("250-mx.example.test")
+        assert (await session.cmd("MAIL FROM:<a@b.ru>")).startswith("250")
+        assert (await session.cmd("RCPT TO:<sales@example.test>")).startswith("250")
+        assert (await session.cmd("DATA")).startswith("354")
+        assert (await session.cmd(MESSAGE + b".")).startswith("250 2.0.0 Ok: stored as")
+        await session.close()
+    assert [c.subject for c in server.comments("Mail/sales@example.test")] == ["via a worker"] * 2
+
+
+async def test_connection_limits_count_every_worker_together(mail_server: Any) -> None:
+    server = await mail_server(WORKERS.format(workers=2))
+    sessions = [await server.connect() for _ in range(3)]
+    assert all(s.greeting.startswith("220 ") for s in sessions)
+    refused = await server.connect()
+    assert refused.greeting.startswith("421 4.7.0")
+    await sessions.pop().close()
+    await until(lambda: server.daemon.smtp_workers is not None
+                     and sum(len(w.connections) for w in server.daemon.smtp_workers.workers) == 2)
+    again = await server.connect()
+    assert again.greeting.startswith("220 ")
+    for session in [*sessions, again]:
+        await session.close()
+
+
+async def test_a_worker_that_dies_is_replaced_and_its_sessions_released(mail_server: Any) -> None:
+    server = await mail_server(WORKERS.format(workers=2))
+    session = await server.connect()
+    [serving] = [w for w in server.daemon.smtp_workers.workers if w.connections]
+    os.kill(serving.process.pid, signal.SIGKILL)
+    assert await session.reply() == ""  # its session is cut: the client was told nothing, sends again
+    await until(lambda: len(server.daemon.smtp_workers.workers) == 2
+                     and serving.process.pid not in pids(server), timeout=15)
+    limiter_free = all(not w.connections for w in server.daemon.smtp_workers.workers)
+    assert limiter_free
+    for _ in range(4):  # both workers (the new one too) take sessions and store mail
+        assert await server.send("a@b.ru", ["sales@example.test"], MESSAGE) == {}
+    assert len(server.comments("Mail/sales@example.test")) == 4
+
+
+async def test_reload_reaches_the_workers(mail_server: Any) -> None:
+    server = await mail_server(WORKERS.format(workers=2))
+    session = await server.connect()
+    await session.cmd("EHLO client")
+    await session.cmd("MAIL FROM:<a@b.ru>")
+    assert (await session.cmd("RCPT TO:<info@example.test>")).startswith("550 5.1.1")
+    with server.config_path.open("a") as config:
+        config.write('\n[[mailboxes]]\nlogin = "info"\n')
+    await server.daemon.reload()
+    await asyncio.sleep(0.2)  # the new policy travels to the workers
+    assert (await session.cmd("RCPT TO:<info@example.test>")).startswith("250")
+    await session.close()
+
+
+async def test_no_workers_serves_sessions_in_the_daemon_process(mail_server: Any) -> None:
+    server = await mail_server(WORKERS.format(workers=0))
+    assert server.daemon.smtp_workers is None
+    assert await server.send("a@b.ru", ["sales@example.test"], MESSAGE) == {}
+    assert len(server.comments("Mail/sales@example.test")) == 1
