@@ -239,8 +239,8 @@ class Daemon:
 
     async def deliver(self, delivery: Delivery) -> str:
         assert self.intake is not None and self.writer is not None
-        parsed = None
-        if delivery.spooled is not None:
+        parsed = delivery.parsed
+        if delivery.spooled is not None and parsed is None:
             # Parsed here, not in the store's writer (a big multipart message takes a while, and
             # every other message would wait for its commit meanwhile), one at a time (it is
             # parsed whole: several times its size in memory).

@@ -10,6 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prostoy_mail.smtp.server import _has_long_line
 from prostoy_mail.smtp.spool import DataSpool
 from prostoy_mail.store.raw_files import RawFiles
 
@@ -75,3 +76,18 @@ def test_too_much_data_keeps_nothing() -> None:
     spool = _run(b"z" * 50 + b"\r\n" + b"w" * 50 + b"\r\n", [7, 60], size_limit=80)
     assert spool.problem == "552 Error: Too much mail data" and spool.ended
     assert not any(Path(spool.files_folder).iterdir())
+
+
+def _longest_line(raw: bytes) -> int:
+    """The plain definition: lines split at CRLF, each counted with its CRLF."""
+    return max(len(line) + 2 for line in raw.split(b"\r\n"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 4), st.integers(0, 50)),
+                          st.sampled_from([b"\r\n", b"\n", b"\r", b""])), max_size=12),
+       st.integers(3, 25))
+def test_the_long_line_check_measures_every_line(lines: list[tuple[int, bytes]], limit: int) -> None:
+    # the sampled check (a few searches around positions `limit - 1` apart) against measuring each line
+    raw = b"".join(b"x" * length + end for length, end in lines)
+    assert _has_long_line(raw, limit) == (_longest_line(raw) > limit)

@@ -21,11 +21,16 @@ class SmuggledMessage(ValueError):
     """The data holds an end-of-data sequence made with bare CR or LF."""
 
 
+def has_bare_line_ends(data: bytes) -> bool:
+    """Whether `data` has a CR or LF that is not part of a CRLF (three scans in C, no copies)."""
+    pairs = data.count(b"\r\n")
+    return data.count(b"\r") != pairs or data.count(b"\n") != pairs
+
+
 def normalise_line_ends(data: bytes) -> bytes:
     """`data` with every bare CR or LF turned into CRLF; refuse a smuggling attempt."""
-    pairs = data.count(b"\r\n")
-    if data.count(b"\r") == pairs and data.count(b"\n") == pairs:
-        return data  # the common case: already clean (three scans in C, no copies)
+    if not has_bare_line_ends(data):
+        return data  # the common case
     for match in _DOT_LINE.finditer(data):
         if match.group() not in _CLEAN_DOT_LINES:
             raise SmuggledMessage("bare CR or LF around a lone '.' line")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
+from ..mail.parse import ParsedMessage
 from ..metrics import Metrics
 from ..store.raw_files import RawFiles, SpooledRaw
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
@@ -33,6 +34,9 @@ class Delivery:
     recipients: tuple[Recipient, ...]
     peer: str
     spooled: SpooledRaw | None = None  # a big message, written to its file as it arrived
+    # parse_message(raw, mail_from), when an SMTP worker parsed it (so the daemon's store writer,
+    # which every message waits for, need not)
+    parsed: ParsedMessage | None = field(default=None, repr=False)
 
 
 Deliver = Callable[[Delivery], Awaitable[str]]  # returns a queue id for the 250 reply
@@ -104,9 +108,11 @@ class InboundHandler:
         peer = peer_of(session)
         spooled: SpooledRaw | None = getattr(envelope, "spooled", None)
         try:
-            if spooled is not None and not envelope.spooled_clean:
+            clean = getattr(envelope, "clean_line_ends", False)
+            if spooled is not None and not clean:
                 spooled = await asyncio.to_thread(_normalise_spooled, self.spool, spooled)
-            raw = spooled.head if spooled is not None else normalise_line_ends(envelope.original_content or b"")
+            content = envelope.original_content or b""
+            raw = spooled.head if spooled is not None else content if clean else normalise_line_ends(content)
         except SmuggledMessage:
             log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
             self._count("smuggling")

@@ -20,6 +20,7 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
+from ..mail.line_ends import has_bare_line_ends
 from ..metrics import Metrics
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..store.sqlite import is_disk_full
@@ -78,21 +79,19 @@ _CHUNK = 256 * 1024
 
 
 def _has_long_line(raw: bytes, line_limit: int) -> bool:
-    """Whether a CRLF-ended line (with its CRLF) is longer than `line_limit`."""
-    if len(raw) + 2 <= line_limit:
+    """Whether a line (up to and with its CRLF; the last one may lack it) is longer than
+    `line_limit`. Such a line holds one of the positions `line_limit - 1` apart, so only the
+    lines around those are measured: a 100 KB message costs a dozen searches, not a pass of
+    Python over its lines."""
+    size = len(raw)
+    if size + 2 <= line_limit:
         return False
-    if raw.endswith(b"\r\n") and raw.count(b"\n") == raw.count(b"\r\n"):
-        # The usual case, every LF the end of a CRLF: the pieces between LFs are the lines with
-        # their CR, measured in C (a Python loop over the lines was a tenth of a 100 KB message's CPU).
-        return max(map(len, raw.split(b"\n"))) + 1 > line_limit
-    position, size = 0, len(raw)
-    while position < size:
-        end = raw.find(b"\r\n", position)
-        if end < 0:
-            end = size
-        if end - position + 2 > line_limit:
+    for position in range(0, size, line_limit - 1):
+        start = raw.rfind(b"\r\n", 0, position + 1)  # the CRLF before the line holding `position`
+        start = 0 if start < 0 else start + 2
+        end = raw.find(b"\r\n", start)
+        if (size if end < 0 else end) - start + 2 > line_limit:
             return True
-        position = end + 2
     return False
 
 
@@ -298,7 +297,7 @@ class BoundedSMTP(SMTP):
             handler.in_data += 1
         try:
             try:
-                content, problem = await self._read_data()
+                content, clean, problem = await self._read_data()
             except asyncio.CancelledError:
                 log.info("%s: connection lost during DATA", self._peer())
                 self._writer.close()
@@ -307,9 +306,10 @@ class BoundedSMTP(SMTP):
                 await self.push(problem)
                 self._set_post_data_state()  # type: ignore[no-untyped-call]
                 return
-            if isinstance(content, tuple):  # spooled: (the file, whether its line ends are all CRLF)
-                envelope: Any = self.envelope
-                envelope.spooled, envelope.spooled_clean = content
+            envelope: Any = self.envelope
+            envelope.clean_line_ends = clean  # (then the handler need not look for bare CR or LF again)
+            if isinstance(content, SpooledRaw):
+                envelope.spooled = content
                 content = b""
             self.envelope.content = content
             self.envelope.original_content = content
@@ -320,9 +320,10 @@ class BoundedSMTP(SMTP):
             if counted:
                 handler.in_data -= 1
 
-    async def _read_data(self) -> tuple[bytes | tuple[SpooledRaw, bool], str | None]:
-        """The data up to `<CRLF>.<CRLF>`, dot-unstuffed, or the reply for what was wrong; past
-        SPOOL_AT bytes (with a spool), the file it was written to instead."""
+    async def _read_data(self) -> tuple[bytes | SpooledRaw, bool, str | None]:
+        """The data up to `<CRLF>.<CRLF>`, dot-unstuffed (past SPOOL_AT bytes with a spool: the
+        file it was written to instead), whether its line ends are all CRLF, and the reply for
+        what was wrong, if anything."""
         reader = self._reader
         limit = self.data_size_limit or 0
         # Enough of an oversized message to tell which limit it broke first, as aiosmtpd does.
@@ -362,12 +363,13 @@ class BoundedSMTP(SMTP):
             raw = bytes(view[2:])  # one copy; then the buffer goes (big messages: memory counts)
         del data
         if overflow or (limit and len(raw) > limit) or _has_long_line(raw, self.line_length_limit):
-            return b"", _first_problem(raw, limit, self.line_length_limit, complete=not overflow)
+            return b"", True, _first_problem(raw, limit, self.line_length_limit, complete=not overflow)
+        clean = not has_bare_line_ends(raw)
         if not stuffed:  # nothing dot-stuffed (the usual case): no copy to unstuff
-            return raw, None
-        return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:], None
+            return raw, clean, None
+        return (b"\r\n" + raw).replace(b"\r\n.", b"\r\n")[2:], clean, None
 
-    async def _spool_rest(self, data: bytearray) -> tuple[tuple[SpooledRaw, bool] | bytes, str | None]:
+    async def _spool_rest(self, data: bytearray) -> tuple[bytes | SpooledRaw, bool, str | None]:
         """The rest of a big message's data, streamed into its file (see spool.py)."""
         assert self.spool is not None
         spool = DataSpool(self.spool, self.data_size_limit or 0, self.line_length_limit)
@@ -383,10 +385,10 @@ class BoundedSMTP(SMTP):
             if spool.rest:
                 self._reader._buffer[0:0] = spool.rest  # type: ignore[attr-defined]
             if spool.problem is not None:
-                return b"", spool.problem
+                return b"", True, spool.problem
             spooled = await spool.finish()
             assert spooled is not None
-            return (spooled, spool.clean), None
+            return spooled, spool.clean, None
         except BaseException:
             spool.discard()
             raise

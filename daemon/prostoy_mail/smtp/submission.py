@@ -123,7 +123,8 @@ class SubmissionHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         peer, login = peer_of(session), str(session.auth_data or "")
         try:
-            raw = normalise_line_ends(envelope.original_content or b"")
+            content = envelope.original_content or b""
+            raw = content if getattr(envelope, "clean_line_ends", False) else normalise_line_ends(content)
         except SmuggledMessage:
             return SMUGGLING_REPLY
         header = BytesHeaderParser(policy=compat32).parsebytes(raw)

@@ -18,15 +18,18 @@ lets sessions in DATA finish first.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import socket
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..logs import setup_logging
+from ..mail.parse import parse_message
 from ..store.raw_files import RawFiles
 from .channel import Channel, take_handed
 from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
@@ -48,6 +51,8 @@ class Worker:
 
     async def deliver(self, delivery: Delivery) -> str:
         """Hand a message to the daemon; its queue id once committed, else DeliveryFailed."""
+        if delivery.spooled is None:  # (a big one is parsed by the daemon, one at a time, in a thread)
+            delivery = replace(delivery, parsed=parse_message(delivery.raw, delivery.mail_from))
         request = next(self.requests)
         answer: asyncio.Future[tuple[str, bool]] = self.loop.create_future()
         self.waiting[request] = answer
@@ -89,6 +94,7 @@ class Worker:
         if first is None or first[0] != "policy":
             return
         self.apply(*first[1:])
+        gc.freeze()  # (as the daemon does: what is loaded by now lives as long as the process)
         self.loop.add_reader(self.handoff.fileno(), self.take_connections)
         self.channel.send("ready")
         receiving = asyncio.create_task(self._receive())
