@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import base64
 import email.header
+import pickle
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prostoy_mail.mail.addresses import Refused, classify_recipient
+from prostoy_mail.mail.addresses import Recipient, Refused, classify_recipient
+from prostoy_mail.mail.header_block import read_header_block
 from prostoy_mail.mail.headers import decode_header_value
 from prostoy_mail.mail.line_ends import SmuggledMessage, normalise_line_ends
 from prostoy_mail.mail.parse import parse_message
 from prostoy_mail.mail.tokens import TaskTokens
+from prostoy_mail.smtp.inbound import Delivery
+from prostoy_mail.store.raw_files import SpooledRaw
 
 
 def encoded(text: str, charset: str, kind: str = "b") -> str:
@@ -323,3 +329,42 @@ def test_plain_address_shapes_take_the_fast_path() -> None:
     assert _plain_addresses(["Иван  Петров <Ivan@Client.ru>, b@x.ru", "<c@x.ru>"]) == [
         ("Иван Петров", "Ivan@Client.ru"), ("", "b@x.ru"), ("", "c@x.ru")]
     assert _plain_addresses(['"Petrov, Ivan" <i@x.ru>']) is None  # quotes: email.utils decides
+
+
+_HEADER_PIECES = st.sampled_from([
+    "Subject", "From", "To", "X-Long-Name-123", "Content-Type", "From ", "", ":", " ", "\t", "a b", ";", "é",
+])
+_VALUE_PIECES = st.sampled_from([" hello", "", "  ", "\t", " =?utf-8?b?0J/RgNC40LLQtdGC?=", " a: b", " x\r", " y\n",
+                                 " \xff\xfe", " <a@b.ru>", "::", " tail  "])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _HEADER_PIECES, _VALUE_PIECES), min_size=1, max_size=8))
+def test_the_header_block_reader_gives_what_emails_parser_gives(lines: list[tuple[bool, str, str]]) -> None:
+    text = "".join((" " if continuation else "") + name + ("" if continuation else ":") + value + "\r\n"
+                   for continuation, name, value in lines)
+    block = text.encode("utf-8", "surrogateescape")
+    fast = read_header_block(block)
+    if fast is None:  # not the usual shape: the caller uses email's parser
+        return
+    slow = BytesHeaderParser(policy=compat32).parsebytes(block + b"\r\n")
+    assert fast._headers == slow._headers
+    assert fast.defects == slow.defects == [] and fast.get_unixfrom() is None
+
+
+def test_the_header_block_reader_takes_the_usual_headers() -> None:
+    block = (b"From: Client <client@example.org>\r\nTo: sales@example.test\r\nSubject: =?utf-8?b?0J8=?=\r\n"
+             b" continued\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\nX-Empty:\r\n")
+    fast = read_header_block(block)
+    assert fast is not None
+    assert fast._headers == BytesHeaderParser(policy=compat32).parsebytes(block + b"\r\n")._headers
+    assert fast["subject"] == "=?utf-8?b?0J8=?=\r\n continued"
+
+
+def test_what_an_smtp_worker_hands_the_daemon_pickles_back_equal() -> None:
+    raw = b"From: a@b.ru\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nhi\r\n--b\r\n" \
+          b"Content-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--b--\r\n"
+    delivery = Delivery(raw, "a@b.ru", (Recipient("sales+t1@example.test", "sales", "t1"),), "127.0.0.1:1",
+                        SpooledRaw("m.eml", 10, "ab", b"head"), parsed=parse_message(raw, "a@b.ru"))
+    assert delivery.parsed is not None and delivery.parsed.attachments
+    assert pickle.loads(pickle.dumps(delivery, protocol=pickle.HIGHEST_PROTOCOL)) == delivery

@@ -11,6 +11,8 @@ import re
 from collections.abc import Container
 from dataclasses import dataclass
 
+from .compact import reduce_by_fields
+
 _RELAY_TRICK = re.compile(r'[%!"@\\ ]')  # user%other@, other!user@, "user@other"@, user@other@
 _LOCAL = re.compile(r"^([a-z0-9](?:[a-z0-9._-]*[a-z0-9])?)(?:\+([a-z0-9._-]{1,64}))?$")
 
@@ -20,6 +22,8 @@ class Recipient:
     address: str  # as the client gave it
     login: str  # the domain mailbox
     token: str | None  # the part after "+", e.g. a reply token
+
+    __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
 
 
 class Refused(Exception):

@@ -16,6 +16,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
+from .compact import reduce_by_fields
+from .header_block import read_header_block
 from .headers import Headers, decode_bytes, decode_header_value, header_text, message_ids
 from .html_text import html_to_text
 
@@ -33,6 +35,8 @@ class AttachmentInfo:
     content_type: str
     size: int
 
+    __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
@@ -49,6 +53,8 @@ class ParsedMessage:
     attachments: tuple[AttachmentInfo, ...]
     bounce: bool
     auto_reply: bool
+
+    __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
 
 
 def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
@@ -134,7 +140,8 @@ def _parse(raw: bytes, limit: int | None = None) -> Message:
     """
     head_end = raw.find(b"\r\n\r\n")
     if head_end >= 0:
-        head = BytesHeaderParser(policy=compat32).parsebytes(raw[: head_end + 4])
+        head = read_header_block(raw[: head_end + 2]) or BytesHeaderParser(policy=compat32).parsebytes(
+            raw[: head_end + 4])
         maintype = head.get_content_maintype()
         if maintype not in ("multipart", "message"):
             body = raw[head_end + 4:]

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
+from ..mail.compact import reduce_by_fields
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..mail.parse import ParsedMessage
 from ..metrics import Metrics
@@ -37,6 +38,8 @@ class Delivery:
     # parse_message(raw, mail_from), when an SMTP worker parsed it (so the daemon's store writer,
     # which every message waits for, need not)
     parsed: ParsedMessage | None = field(default=None, repr=False)
+
+    __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
 
 
 Deliver = Callable[[Delivery], Awaitable[str]]  # returns a queue id for the 250 reply

@@ -23,7 +23,6 @@ import itertools
 import logging
 import socket
 import sys
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,8 @@ class Worker:
     async def deliver(self, delivery: Delivery) -> str:
         """Hand a message to the daemon; its queue id once committed, else DeliveryFailed."""
         if delivery.spooled is None:  # (a big one is parsed by the daemon, one at a time, in a thread)
-            delivery = replace(delivery, parsed=parse_message(delivery.raw, delivery.mail_from))
+            delivery = Delivery(delivery.raw, delivery.mail_from, delivery.recipients, delivery.peer,
+                                parsed=parse_message(delivery.raw, delivery.mail_from))
         request = next(self.requests)
         answer: asyncio.Future[tuple[str, bool]] = self.loop.create_future()
         self.waiting[request] = answer

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..mail.compact import reduce_by_fields
+
 EXTERNAL_AT = 1024 * 1024  # bytes from which a raw message is kept as a file
 _SUFFIX = ".eml"
 
@@ -31,6 +33,8 @@ class SpooledRaw:
     size: int
     sha256: str
     head: bytes  # its first bytes: the headers and enough of the body for the comment's text
+
+    __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
 
 
 class SpoolWriter:
