@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from prostoy_mail.mail.addresses import Recipient, Refused, classify_recipient
 from prostoy_mail.mail.header_block import read_header_block
 from prostoy_mail.mail.headers import decode_header_value
-from prostoy_mail.mail.line_ends import SmuggledMessage, normalise_line_ends
+from prostoy_mail.mail.line_ends import SmuggledMessage, has_bare_line_ends, normalise_line_ends
 from prostoy_mail.mail.parse import parse_message
 from prostoy_mail.mail.tokens import TaskTokens
 from prostoy_mail.smtp.inbound import Delivery
@@ -368,3 +368,11 @@ def test_what_an_smtp_worker_hands_the_daemon_pickles_back_equal() -> None:
                         SpooledRaw("m.eml", 10, "ab", b"head"), parsed=parse_message(raw, "a@b.ru"))
     assert delivery.parsed is not None and delivery.parsed.attachments
     assert pickle.loads(pickle.dumps(delivery, protocol=pickle.HIGHEST_PROTOCOL)) == delivery
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"\r\n", b"\r", b"\n", b".", b"\n\r"]), max_size=30))
+def test_bare_line_ends_are_found_wherever_they_are(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    plain = data.replace(b"\r\n", b"")  # what is left when every CRLF is taken out
+    assert has_bare_line_ends(data) == (b"\r" in plain or b"\n" in plain)
