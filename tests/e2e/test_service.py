@@ -233,8 +233,12 @@ def test_the_unit_is_sandboxed_to_1_5_or_better() -> None:
         assert directive in text, directive
 
 
-def test_a_session_in_data_finishes_when_the_daemon_is_stopped(service: Service) -> None:
+@pytest.mark.parametrize("signalled", ["daemon", "every process"])
+def test_a_session_in_data_finishes_when_the_daemon_is_stopped(service: Service, signalled: str) -> None:
+    """systemd's stop sends SIGTERM to every process of the service, the SMTP workers too."""
     service.notify.wait_for("READY=1")
+    pid = service.process.pid
+    workers = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=30) as s:
         f = s.makefile("rwb")
         f.readline()
@@ -248,6 +252,9 @@ def test_a_session_in_data_finishes_when_the_daemon_is_stopped(service: Service)
         f.flush()
         before = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
+        if signalled == "every process":
+            for worker in workers:
+                os.kill(worker, signal.SIGTERM)
         service.notify.wait_for("STOPPING=1", after=before)
         with pytest.raises(OSError):  # no new sessions once stopping
             socket.create_connection(("127.0.0.1", service.smtp_port), timeout=2).close()

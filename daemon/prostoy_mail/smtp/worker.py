@@ -21,8 +21,10 @@ import asyncio
 import gc
 import itertools
 import logging
+import signal
 import socket
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from ..mail.parse import parse_message
 from ..store.raw_files import RawFiles
 from .channel import Channel, take_handed
 from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
+from .server import BoundedSMTP
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +48,9 @@ class Worker:
         self.requests = itertools.count(1)
         self.waiting: dict[int, asyncio.Future[tuple[str, bool]]] = {}
         self.handler: InboundHandler | None = None
-        self.make: Any = None
+        self.make: Callable[[Callable[[], None]], BoundedSMTP] | None = None
         self.done = asyncio.Event()  # stopped, or the daemon has gone
+        self.starting: set[asyncio.Task[None]] = set()  # sessions being set up (a task needs a reference)
 
     async def deliver(self, delivery: Delivery) -> str:
         """Hand a message to the daemon; its queue id once committed, else DeliveryFailed."""
@@ -76,14 +80,18 @@ class Worker:
     def take_connections(self) -> None:
         while (handed := take_handed(self.handoff)) is not None:
             connection, client = handed
-            self.loop.create_task(self._serve(connection, client))
+            task = self.loop.create_task(self._serve(connection, client))
+            self.starting.add(task)
+            task.add_done_callback(self.starting.discard)
 
     async def _serve(self, connection: int, client: socket.socket) -> None:
         def closed() -> None:
             self.channel.send("closed", connection)
 
+        make = self.make
+        assert make is not None
         try:
-            await self.loop.connect_accepted_socket(lambda: self.make(closed), client)
+            await self.loop.connect_accepted_socket(lambda: make(closed), client)
         except OSError as exc:  # the client went away before we got to it
             log.debug("connection %d gone before its session started: %s", connection, exc)
             client.close()
@@ -136,6 +144,10 @@ async def _main(channel_fd: int, handoff_fd: int, folder: Path) -> None:
 def main(argv: list[str]) -> int:
     channel_fd, handoff_fd, folder, level = argv
     setup_logging(level)
+    # Signals are the daemon's: systemd sends SIGTERM to every process of the service, a terminal
+    # SIGINT to the whole group; the daemon tells its workers when to stop (after sessions in DATA).
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     try:
         import uvloop
     except ImportError:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
 RESPAWN_DELAY = 1.0
 ACCEPTS_PER_WAKEUP = 64
+ACCEPT_PAUSE = 0.5  # seconds without accepting after accept() failed (e.g. out of file descriptors)
 BUSY = "421 4.3.2 Service busy, try again later"
 
 
@@ -113,8 +114,9 @@ class SmtpWorkers:
                 client, peer = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. out of file descriptors: the connection waits in the backlog
-                log.error("smtp: cannot accept a connection: %s", exc)
+            except OSError as exc:  # e.g. out of file descriptors: connections wait in the backlog
+                log.error("smtp: cannot accept connections for a while: %s", exc)
+                self._pause_accepting(sock, limiter)
                 return
             with client:
                 ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
@@ -125,6 +127,17 @@ class SmtpWorkers:
                 if not self._hand_to_worker(client, ip, limiter):
                     limiter.release(ip)
                     _refuse(client, BUSY)
+
+    def _pause_accepting(self, sock: socket.socket, limiter: ConnectionLimiter) -> None:
+        """Stop looking at `sock` for a moment (else its reader would fire again at once, forever)."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(sock.fileno())
+
+        def resume() -> None:
+            if sock.fileno() != -1:  # (not closed meanwhile)
+                loop.add_reader(sock.fileno(), self._accept, sock, limiter)
+
+        loop.call_later(ACCEPT_PAUSE, resume)
 
     def _hand_to_worker(self, client: socket.socket, ip: str, limiter: ConnectionLimiter) -> bool:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies are small and awaited
@@ -187,10 +200,15 @@ class SmtpWorkers:
             return
         log.error("smtp worker %d (pid %d) exited with %s; starting another", worker.number,
                   worker.process.pid, code)
-        await asyncio.sleep(RESPAWN_DELAY)
-        if not self.stopping:
-            replacement = await self._spawn()
-            self.workers.append(replacement)
+        while True:
+            await asyncio.sleep(RESPAWN_DELAY)
+            if self.stopping:
+                return
+            try:
+                self.workers.append(await self._spawn())
+                return
+            except OSError as exc:
+                log.error("cannot start an smtp worker: %s; trying again", exc)
 
     # --- reload and stop -----------------------------------------------------------------
 
