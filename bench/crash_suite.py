@@ -1,9 +1,10 @@
 """The long form of the crash suite: many SIGKILLs under load, then counted.
 
-    .venv/bin/python bench/crash_suite.py [--kills 20] [--only smtp,fetch,outbound]
+    .venv/bin/python bench/crash_suite.py [--kills 20] [--only smtp,smtp-workers,fetch,outbound]
 
 For each kind (see tests/crash.py): the daemon is killed with SIGKILL at random moments
-(at least --kills times) while under load, and restarted; prints, per kind, the kills
+(at least --kills times) while under load, and restarted (smtp-workers: one of its SMTP
+worker processes is killed instead, and the daemon starts another); prints, per kind, the kills
 survived, messages acknowledged, stored (for outbound: delivered to the peer), lost and
 duplicated. The verdict line demands 0 lost everywhere and 0 duplicated for SMTP and
 fetching; for the outbound spool a duplicate is allowed only inside the window between
@@ -26,7 +27,7 @@ from tests.crash import fetch_crash, outbound_crash, smtp_crash
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--only", default="smtp,fetch,outbound")
+    parser.add_argument("--only", default="smtp,smtp-workers,fetch,outbound")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pm-crash-"))
     print(f"loadavg {os.getloadavg()}; {args.kills} kills per kind; work in {work}", flush=True)
@@ -35,6 +36,8 @@ def main() -> int:
         started = time.monotonic()
         if kind == "smtp":
             report = smtp_crash(work / kind, args.kills)
+        elif kind == "smtp-workers":
+            report = smtp_crash(work / kind, args.kills, kill="workers")
         elif kind == "fetch":
             report = fetch_crash(work / kind, args.kills, messages=max(200, args.kills * 25))
         else:

@@ -78,6 +78,15 @@ class DaemonProcess:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(60)
 
+    def workers(self) -> list[int]:
+        """The daemon's child processes: its SMTP workers."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        try:
+            return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except FileNotFoundError:
+            return []
+
     def tracebacks(self) -> int:
         return self.log.read_text(errors="replace").count("Traceback") if self.log.exists() else 0
 
@@ -98,6 +107,21 @@ def kill_loop(daemon: DaemonProcess, kills: int, stop: threading.Event, low: flo
         survived += 1
     stop.set()
     return survived
+
+
+def kill_workers_loop(daemon: DaemonProcess, kills: int, stop: threading.Event, low: float = 0.3,
+                      high: float = 1.2) -> int:
+    """SIGKILL one of the daemon's SMTP worker processes `kills` times at random moments (the
+    daemon starts another); how many were killed."""
+    killed = 0
+    while killed < kills:
+        time.sleep(random.uniform(low, high))
+        workers = daemon.workers()
+        if workers:
+            os.kill(random.choice(workers), signal.SIGKILL)
+            killed += 1
+    stop.set()
+    return killed
 
 
 def _store_counts(store: Path) -> tuple[Counter[str], dict[str, str], set[str]]:
@@ -139,14 +163,15 @@ def _count_store(report: Report, store: Path, expected: dict[str, bytes]) -> Cou
 
 # --- (a) SMTP ---------------------------------------------------------------------------------
 
-def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000) -> Report:
-    """Senders send messages of `size` bytes (above 1 MiB they are spooled to files as they arrive)."""
+def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000, kill: str = "daemon") -> Report:
+    """Senders send messages of `size` bytes (above 1 MiB they are spooled to files as they arrive);
+    `kill`: "daemon" (killed and started again), or "workers" (one of its SMTP worker processes)."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = work / "prostoy-mail.toml"
     config.write_text(f'[daemon]\ndomain = "crash.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
                       f'[smtp]\nmax_connections_per_ip = 1000\nmax_message_size = {max(size * 2, 10 << 20)}\n'
-                      '[[mailboxes]]\nlogin = "box"\n')
+                      'workers = 2\n[[mailboxes]]\nlogin = "box"\n')
     daemon = DaemonProcess(config, port)
     daemon.start()
     stop = threading.Event()
@@ -170,11 +195,12 @@ def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000) -> Re
     threads = [threading.Thread(target=send, args=(i,)) for i in range(senders)]
     for t in threads:
         t.start()
-    survived = kill_loop(daemon, kills, stop)
+    survived = (kill_workers_loop if kill == "workers" else kill_loop)(daemon, kills, stop)
     for t in threads:
         t.join()
     daemon.stop()
-    counts = _count_store(report := Report("smtp", survived, len(acked)), work / "store.db", acked)
+    name = "smtp" if kill == "daemon" else "smtp-workers"
+    counts = _count_store(report := Report(name, survived, len(acked)), work / "store.db", acked)
     report.extra["stored but not acknowledged"] = sum(1 for k in counts if k.removesuffix("@crash") not in acked)
     report.extra["tracebacks"] = daemon.tracebacks()
     return report

@@ -16,6 +16,16 @@ def test_smtp_under_kills_loses_nothing_and_stores_nothing_twice(tmp_path: Path)
     assert report.stored == report.acknowledged and report.extra["tracebacks"] == 0, report.line()
 
 
+def test_smtp_worker_processes_killed_lose_nothing(tmp_path: Path) -> None:
+    """An SMTP worker killed at any point: its sessions are cut without a 250 (their clients send
+    again), the daemon starts another, and every message that got its 250 is stored once."""
+    report = smtp_crash(tmp_path, kills=5, kill="workers")
+    print(report.line())
+    assert report.kills == 5 and report.acknowledged > 50, report.line()
+    assert (report.lost, report.duplicated, report.half_stored) == (0, 0, 0), report.line()
+    assert report.stored == report.acknowledged, report.line()
+
+
 def test_fetching_with_delete_after_commit_under_kills(tmp_path: Path) -> None:
     report = fetch_crash(tmp_path, kills=3, messages=120)
     print(report.line())
