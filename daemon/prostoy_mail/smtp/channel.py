@@ -2,8 +2,8 @@
 
 - the channel (a stream): length-prefixed pickles both ways. Worker -> daemon: `("ready",)`,
   `("deliver", request, Delivery)`, `("closed", connection)`, `("rejected", reason)`.
-  Daemon -> worker: `("policy", Policy, hostname)`, `("delivered", request, reply_or_queue_id, ok)`,
-  `("stop", grace_seconds)`.
+  Daemon -> worker: `("policy", Policy, hostname)`, `("stored", request, queue_id)` or
+  `("failed", request, reply, reason)`, `("stop", grace_seconds)`.
 - the hand-off (datagrams): each accepted client connection's socket (SCM_RIGHTS), with the
   connection's number, from the daemon to the worker that will serve it.
 
@@ -13,6 +13,7 @@ Pickle is safe here: both ends are this program, and the sockets are a private p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pickle
 import socket
 import struct
@@ -38,6 +39,11 @@ class Channel:
             return
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         self.writer.writelines((_LENGTH.pack(len(data)), data))
+
+    async def drain(self) -> None:
+        """Wait while the other end is behind in reading (a worker sends whole messages)."""
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
 
     async def receive(self) -> tuple[Any, ...] | None:
         """The next message, or None when the other end has gone."""

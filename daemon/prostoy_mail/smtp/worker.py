@@ -46,7 +46,7 @@ class Worker:
         self.files = files
         self.loop = asyncio.get_running_loop()
         self.requests = itertools.count(1)
-        self.waiting: dict[int, asyncio.Future[tuple[str, bool]]] = {}
+        self.waiting: dict[int, asyncio.Future[str]] = {}  # deliveries the daemon has not answered yet
         self.handler: InboundHandler | None = None
         self.make: Callable[[Callable[[], None]], BoundedSMTP] | None = None
         self.done = asyncio.Event()  # stopped, or the daemon has gone
@@ -58,17 +58,14 @@ class Worker:
             delivery = Delivery(delivery.raw, delivery.mail_from, delivery.recipients, delivery.peer,
                                 parsed=parse_message(delivery.raw, delivery.mail_from))
         request = next(self.requests)
-        answer: asyncio.Future[tuple[str, bool]] = self.loop.create_future()
+        answer: asyncio.Future[str] = self.loop.create_future()
         self.waiting[request] = answer
         try:
             self.channel.send("deliver", request, delivery)
-            text, ok = await answer
+            await self.channel.drain()
+            return await answer
         finally:
             self.waiting.pop(request, None)
-        if not ok:
-            reply, _, reason = text.partition("\n")
-            raise DeliveryFailed(reply, reason)
-        return text
 
     def apply(self, policy: Any, hostname: str) -> None:
         if self.handler is None:
@@ -112,10 +109,14 @@ class Worker:
     async def _receive(self) -> None:
         while (message := await self.channel.receive()) is not None:
             kind = message[0]
-            if kind == "delivered":
+            if kind in ("stored", "failed"):
                 answer = self.waiting.get(message[1])
-                if answer is not None and not answer.done():
-                    answer.set_result((message[2], message[3]))
+                if answer is None or answer.done():
+                    continue  # (its session has gone)
+                if kind == "stored":
+                    answer.set_result(message[2])
+                else:
+                    answer.set_exception(DeliveryFailed(message[2], message[3]))
             elif kind == "policy":
                 self.apply(*message[1:])
             elif kind == "stop":

@@ -174,10 +174,9 @@ class SmtpWorkers:
 
     async def _deliver(self, worker: _Worker, request: int, delivery: Delivery) -> None:
         try:
-            worker.channel.send("delivered", request, await self.deliver(delivery), True)
+            worker.channel.send("stored", request, await self.deliver(delivery))
         except Exception as exc:
-            reply, reason = store_failure_reply(exc, delivery.peer, "storing")
-            worker.channel.send("delivered", request, f"{reply}\n{reason}", False)
+            worker.channel.send("failed", request, *store_failure_reply(exc, delivery.peer, "storing"))
 
     def _closed(self, worker: _Worker, connection: int) -> None:
         entry = worker.connections.pop(connection, None)
