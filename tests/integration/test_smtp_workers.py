@@ -7,6 +7,7 @@ import os
 import signal
 from typing import Any
 
+from prostoy_mail.smtp import workers as workers_module
 from tests.waiting import until
 
 WORKERS = """
@@ -92,3 +93,18 @@ async def test_no_workers_serves_sessions_in_the_daemon_process(mail_server: Any
     assert server.daemon.smtp_workers is None
     assert await server.send("a@b.ru", ["sales@example.test"], MESSAGE) == {}
     assert len(server.comments("Mail/sales@example.test")) == 1
+
+
+async def test_a_worker_that_hangs_is_killed_and_replaced(mail_server: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(workers_module, "PING_EVERY", 0.1)
+    monkeypatch.setattr(workers_module, "SILENT_LIMIT", 1.0)
+    server = await mail_server(WORKERS.format(workers=2))
+    healthy, stuck = server.daemon.smtp_workers.workers
+    await asyncio.sleep(1.5)  # pinged and answering: nobody is killed
+    assert pids(server) == {healthy.process.pid, stuck.process.pid}
+    os.kill(stuck.process.pid, signal.SIGSTOP)  # its loop stops: it answers no ping
+    await until(lambda: stuck.process.pid not in pids(server) and len(pids(server)) == 2, timeout=15)
+    assert healthy.process.pid in pids(server)
+    assert stuck.process.returncode == -signal.SIGKILL
+    for _ in range(4):
+        assert await server.send("a@b.ru", ["sales@example.test"], MESSAGE) == {}

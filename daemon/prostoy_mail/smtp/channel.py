@@ -1,9 +1,9 @@
 """The daemon and an SMTP worker process talk over two UNIX socket pairs.
 
 - the channel (a stream): length-prefixed pickles both ways. Worker -> daemon: `("ready",)`,
-  `("deliver", request, Delivery)`, `("closed", connection)`, `("rejected", reason)`.
+  `("deliver", request, Delivery)`, `("closed", connection)`, `("rejected", reason)`, `("pong",)`.
   Daemon -> worker: `("policy", Policy, hostname)`, `("stored", request, queue_id)` or
-  `("failed", request, reply, reason)`, `("stop", grace_seconds)`.
+  `("failed", request, reply, reason)`, `("ping",)`, `("stop", grace_seconds)`.
 - the hand-off (datagrams): each accepted client connection's socket (SCM_RIGHTS), with the
   connection's number, from the daemon to the worker that will serve it.
 

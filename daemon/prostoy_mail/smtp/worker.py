@@ -117,6 +117,8 @@ class Worker:
                     answer.set_result(message[2])
                 else:
                     answer.set_exception(DeliveryFailed(message[2], message[3]))
+            elif kind == "ping":
+                self.channel.send("pong")  # (answered from this loop: it is not stuck)
             elif kind == "policy":
                 self.apply(*message[1:])
             elif kind == "stop":

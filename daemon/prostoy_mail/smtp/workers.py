@@ -29,6 +29,8 @@ from .server import ConnectionLimiter, store_failure_reply
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
 RESPAWN_DELAY = 1.0
+PING_EVERY = 5.0  # seconds between the daemon's pings of each worker
+SILENT_LIMIT = 30.0  # seconds a worker may go without a word before it is taken for hung and killed
 ACCEPTS_PER_WAKEUP = 64
 ACCEPT_PAUSE = 0.5  # seconds without accepting after accept() failed (e.g. out of file descriptors)
 BUSY = "421 4.3.2 Service busy, try again later"
@@ -43,6 +45,7 @@ class _Worker:
     ready: asyncio.Future[None]
     connections: dict[int, tuple[str, ConnectionLimiter]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
+    last_heard: float = 0.0  # the loop's time of its last message (its loop answers pings)
 
 
 class SmtpWorkers:
@@ -59,6 +62,7 @@ class SmtpWorkers:
         self.connections = itertools.count(1)
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
+        self.watching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         workers = await asyncio.gather(*(self._spawn() for _ in range(self.count)))
@@ -68,6 +72,24 @@ class SmtpWorkers:
         except (TimeoutError, ProstoyMailError) as exc:
             await self.stop(0)
             raise ProstoyMailError(f"the SMTP worker processes did not start: {exc}") from exc
+        self.watching = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Ping every worker; kill one that has said nothing for SILENT_LIMIT seconds (its loop is
+        stuck: its sessions would hang for good). It is then replaced like one that died."""
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            await asyncio.sleep(PING_EVERY)
+            for worker in list(self.workers):
+                if not worker.ready.done() or worker.process.returncode is not None:
+                    continue
+                if loop.time() - worker.last_heard > SILENT_LIMIT:
+                    log.error("smtp worker %d (pid %d) has not answered for %.0f s; killing it", worker.number,
+                              worker.process.pid, loop.time() - worker.last_heard)
+                    with contextlib.suppress(ProcessLookupError):
+                        worker.process.kill()
+                else:
+                    worker.channel.send("ping")
 
     async def _spawn(self) -> _Worker:
         loop = asyncio.get_running_loop()
@@ -157,7 +179,9 @@ class SmtpWorkers:
     # --- what workers say ----------------------------------------------------------------
 
     async def _listen_to(self, worker: _Worker) -> None:
+        loop = asyncio.get_running_loop()
         while (message := await worker.channel.receive()) is not None:
+            worker.last_heard = loop.time()
             kind = message[0]
             if kind == "deliver":
                 task = asyncio.create_task(self._deliver(worker, message[1], message[2]))
@@ -219,6 +243,8 @@ class SmtpWorkers:
     async def stop(self, grace: float) -> None:
         """Workers take no new sessions; sessions in DATA finish (at most `grace` seconds)."""
         self.stopping = True
+        if self.watching is not None:
+            self.watching.cancel()
         workers = list(self.workers)
         for worker in workers:
             worker.channel.send("stop", grace)
