@@ -12,16 +12,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.model import Config, SmtpLimits
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.compact import reduce_by_fields
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..mail.parse import ParsedMessage
-from ..metrics import Metrics
 from ..store.raw_files import RawFiles, SpooledRaw
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
+
+if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
+    from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 

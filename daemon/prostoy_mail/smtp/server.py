@@ -19,16 +19,18 @@ import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
 from ..mail.line_ends import has_bare_line_ends
-from ..metrics import Metrics
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..store.sqlite import is_disk_full
 from .spool import SPOOL_AT, DataSpool
+
+if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
+    from ..metrics import Metrics
 
 log = logging.getLogger(__name__)
 
