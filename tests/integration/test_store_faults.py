@@ -38,10 +38,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with open(filler, "wb") as f, contextlib.suppress(OSError):
+    # Unbuffered: a buffered file keeps what the last write could not place and raises ENOSPC
+    # again when it is closed, outside the suppress (this failed now and then, by alignment).
+    with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
     return filler
 
 
