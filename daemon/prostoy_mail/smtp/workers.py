@@ -3,8 +3,8 @@
 The daemon accepts each connection itself, so the connection limits (total and per client
 address) stay exact and in one place; an admitted socket goes to the worker with the fewest
 sessions. Messages come back over the channel and go into the one intake; the worker answers
-250 only once the daemon has said the commit is done. A worker that dies is replaced; its
-sessions are lost (their clients were told nothing and send again).
+250 only once the daemon has said the commit is done. A worker that dies, or stops answering
+pings, is replaced; its sessions are lost (their clients were told nothing and send again).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ProstoyMailError
 from ..metrics import Metrics
 from .channel import Channel, hand_off
-from .inbound import Delivery, Policy
+from .inbound import Deliver, Delivery, Policy
 from .server import ConnectionLimiter, store_failure_reply
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,15 @@ class _Worker:
     channel: Channel
     handoff: socket.socket
     ready: asyncio.Future[None]
+    # its sessions: connection number -> (client address, the limiter that counted it)
     connections: dict[int, tuple[str, ConnectionLimiter]] = field(default_factory=dict)
-    reader: asyncio.Task[None] | None = None
+    reader: asyncio.Task[None] | None = None  # reads what it says (and replaces it when it has gone)
     last_heard: float = 0.0  # the loop's time of its last message (its loop answers pings)
 
 
 class SmtpWorkers:
     def __init__(self, count: int, policy: Policy, hostname: str, folder: Path,
-                 deliver: Callable[[Delivery], Awaitable[str]], metrics: Metrics | None = None) -> None:
+                 deliver: Deliver, metrics: Metrics | None = None) -> None:
         self.count = count
         self.policy = policy
         self.hostname = hostname
