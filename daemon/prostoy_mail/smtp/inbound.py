@@ -20,7 +20,7 @@ from ..mail.compact import reduce_by_fields
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..mail.parse import ParsedMessage
 from ..store.raw_files import RawFiles, SpooledRaw
-from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
+from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
     from ..metrics import Metrics
@@ -113,11 +113,9 @@ class InboundHandler:
         peer = peer_of(session)
         spooled: SpooledRaw | None = getattr(envelope, "spooled", None)
         try:
-            clean = getattr(envelope, "clean_line_ends", False)
-            if spooled is not None and not clean:
+            if spooled is not None and not getattr(envelope, "clean_line_ends", False):
                 spooled = await asyncio.to_thread(_normalise_spooled, self.spool, spooled)
-            content = envelope.original_content or b""
-            raw = spooled.head if spooled is not None else content if clean else normalise_line_ends(content)
+            raw = spooled.head if spooled is not None else message_data(envelope)
         except SmuggledMessage:
             log.warning("%s: refused a message with a bare-LF end-of-data sequence (SMTP smuggling)", peer)
             self._count("smuggling")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
-from ..mail.line_ends import has_bare_line_ends
+from ..mail.line_ends import has_bare_line_ends, normalise_line_ends
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..store.sqlite import is_disk_full
 from .spool import SPOOL_AT, DataSpool
@@ -59,6 +59,13 @@ def store_failure_reply(exc: Exception, peer: str, doing: str) -> tuple[str, str
         return "452 4.3.1 Insufficient system storage, please try again later", "disk_full"
     log.error("%s: failed %s a message; answering 451", peer, doing, exc_info=exc)
     return f"451 4.3.0 Temporary failure {doing} the message, please try again later", "store_failure"
+
+
+def message_data(envelope: Any) -> bytes:
+    """What DATA brought (kept in memory), with CRLF line ends only (raises SmuggledMessage, see
+    line_ends.py). BoundedSMTP has already told whether it had any bare CR or LF."""
+    data: bytes = envelope.original_content or b""
+    return data if getattr(envelope, "clean_line_ends", False) else normalise_line_ends(data)
 
 
 def peer_of(session: Any) -> str:

@@ -23,10 +23,10 @@ from aiosmtpd.smtp import MISSING, AuthResult
 
 from ..config.model import SmtpLimits
 from ..logins import LoginGuard, Outcome
-from ..mail.line_ends import SmuggledMessage, normalise_line_ends
+from ..mail.line_ends import SmuggledMessage
 from ..metrics import Metrics
 from ..sending import SendingPolicy, Submission, header_addresses
-from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, peer_of, store_failure_reply
+from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
 log = logging.getLogger(__name__)
 Submit = Callable[[Submission], Awaitable[int]]  # returns the queue id for the 250 reply
@@ -123,8 +123,7 @@ class SubmissionHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         peer, login = peer_of(session), str(session.auth_data or "")
         try:
-            content = envelope.original_content or b""
-            raw = content if getattr(envelope, "clean_line_ends", False) else normalise_line_ends(content)
+            raw = message_data(envelope)
         except SmuggledMessage:
             return SMUGGLING_REPLY
         header = BytesHeaderParser(policy=compat32).parsebytes(raw)

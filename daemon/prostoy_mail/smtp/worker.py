@@ -71,7 +71,8 @@ class Worker:
         if self.handler is None:
             self.handler = InboundHandler(policy, self.deliver, partial(self.channel.send, "rejected"),
                                           spool=self.files)
-        self.handler.policy = policy
+        else:
+            self.handler.policy = policy
         self.make = session_factory(self.handler, hostname)
 
     def take_connections(self) -> None:
@@ -88,6 +89,8 @@ class Worker:
         make = self.make
         assert make is not None
         try:
+            # Replies are small and awaited (uvloop sets this itself, asyncio's own loop not here).
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             await self.loop.connect_accepted_socket(lambda: make(closed), client)
         except OSError as exc:  # the client went away before we got to it
             log.debug("connection %d gone before its session started: %s", connection, exc)

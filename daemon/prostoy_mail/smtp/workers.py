@@ -163,7 +163,6 @@ class SmtpWorkers:
         loop.call_later(ACCEPT_PAUSE, resume)
 
     def _hand_to_worker(self, client: socket.socket, ip: str, limiter: ConnectionLimiter) -> bool:
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # replies are small and awaited
         for worker in sorted((w for w in self.workers if w.ready.done() and not w.ready.exception()),
                              key=lambda w: len(w.connections)):
             connection = next(self.connections)
