@@ -37,8 +37,8 @@ from .outbound.submit import enqueue_now
 from .provisioning import build_routing_table, delete_comment, mailbox_source_key
 from .routing.router import Decision
 from .sending import SendingPolicy, Submission
+from .smtp.admission import LocalCounts
 from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
-from .smtp.server import ConnectionLimiter
 from .smtp.submission import SubmissionHandler, submission_protocol_factory
 from .smtp.workers import SmtpWorkers, bind
 from .store.sqlite import SqliteStore
@@ -69,6 +69,7 @@ class Daemon:
         self.intake: Intake | None = None
         self.smtp_handler: InboundHandler | None = None
         self.smtp_workers: SmtpWorkers | None = None  # processes serving inbound SMTP sessions, if any
+        self.smtp_counts = LocalCounts()  # SMTP sessions in this process (across reloads), for the limits
         self.listeners: dict[str, _Listener] = {}
         self.metrics_server: tuple[Endpoint, Any] | None = None
         self.stopping = asyncio.Event()
@@ -171,11 +172,12 @@ class Daemon:
         if name == "smtp" and self.config.smtp.workers:
             workers = await self._smtp_workers()
             sockets = await bind(endpoint.host, endpoint.port)
-            close = workers.listen(sockets, ConnectionLimiter(self.config.smtp, None, self.metrics, "smtp"))
+            close = workers.listen(sockets)
             return _Listener(endpoint, int(sockets[0].getsockname()[1]), close, settings)
         if name == "smtp":
             assert self.smtp_handler is not None
-            server = await loop.create_server(protocol_factory(self.smtp_handler, hostname, self.metrics),
+            factory = protocol_factory(self.smtp_handler, hostname, self.metrics, self.smtp_counts)
+            server = await loop.create_server(factory,
                                               endpoint.host, endpoint.port, reuse_port=True)
         else:
             assert self.submission_handler is not None

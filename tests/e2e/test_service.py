@@ -293,17 +293,19 @@ def test_reload_applies_new_smtp_limits_to_new_sessions(service: Service) -> Non
     started = time.monotonic()
     service.process.send_signal(signal.SIGHUP)
     service.notify.wait_for("READY=1", after=started)
-    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:  # the listener was reopened
+    with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=10) as second:
+        assert second.recv(200).startswith(b"421 4.7.0")  # one per address now, and the old session counts
+    before.mail("a@b.ru")  # the old session goes on
+    assert before.rcpt("sales@example.test")[0] == 250
+    before.quit()
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
         with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=10) as second:
-            assert second.recv(200).startswith(b"421 4.7.0")  # one per address now
+            assert second.recv(200).startswith(b"421 4.7.0")
         client.ehlo()
         client.mail("a@b.ru")
         assert client.rcpt("sales@example.test")[0] == 250
         code, message = client.rcpt("sales+x@example.test")
         assert code == 452 and message.startswith(b"4.5.3")
-    before.mail("a@b.ru")  # the old session goes on
-    assert before.rcpt("sales@example.test")[0] == 250
-    before.quit()
 
 
 def _alive(pid: int) -> bool:

@@ -7,6 +7,8 @@ import os
 import signal
 from typing import Any
 
+import pytest
+
 from prostoy_mail.smtp import workers as workers_module
 from tests.waiting import until
 
@@ -26,14 +28,21 @@ def pids(server: Any) -> set[int]:
     return {w.process.pid for w in server.daemon.smtp_workers.workers}
 
 
+def counted(server: Any) -> int:
+    """Connections in the table the workers share, and as they have reported them."""
+    workers = server.daemon.smtp_workers
+    in_table = sum(workers.counts.connections(w.slot) for w in workers.workers)
+    reported = sum(w.sessions for w in workers.workers)
+    return in_table if in_table == reported else -1
+
+
 async def test_sessions_are_served_by_the_worker_processes(mail_server: Any) -> None:
     server = await mail_server(WORKERS.format(workers=2))
     workers = pids(server)
     assert len(workers) == 2 and os.getpid() not in workers
     sessions = [await server.connect() for _ in range(2)]
     assert all(s.greeting.startswith("220 ") for s in sessions)
-    # the daemon hands each connection to the worker with the fewest: one each
-    assert sorted(len(w.connections) for w in server.daemon.smtp_workers.workers) == [1, 1]
+    await until(lambda: counted(server) == 2)  # the workers accepted them, and counted them
     for session in sessions:
         assert (await session.cmd("EHLO client")).startswith("250-mx.example.test")
         assert (await session.cmd("MAIL FROM:<a@b.ru>")).startswith("250")
@@ -45,14 +54,25 @@ async def test_sessions_are_served_by_the_worker_processes(mail_server: Any) -> 
 
 
 async def test_connection_limits_count_every_worker_together(mail_server: Any) -> None:
-    server = await mail_server(WORKERS.format(workers=2))
-    sessions = [await server.connect() for _ in range(3)]
+    server = await mail_server(WORKERS.format(workers=2))  # at most 3 connections per address
+    first, second = server.daemon.smtp_workers.workers
+    os.kill(first.process.pid, signal.SIGSTOP)  # only the second worker accepts now
+    try:
+        sessions = [await server.connect() for _ in range(2)]
+        await until(lambda: second.sessions == 2)
+    finally:
+        os.kill(first.process.pid, signal.SIGCONT)
+    os.kill(second.process.pid, signal.SIGSTOP)  # and now only the first
+    try:
+        sessions.append(await server.connect())
+        refused = await server.connect()  # 2 in the other worker + 1 in this one
+        await until(lambda: first.sessions == 1)
+    finally:
+        os.kill(second.process.pid, signal.SIGCONT)
     assert all(s.greeting.startswith("220 ") for s in sessions)
-    refused = await server.connect()
     assert refused.greeting.startswith("421 4.7.0")
-    await sessions.pop().close()
-    await until(lambda: server.daemon.smtp_workers is not None
-                     and sum(len(w.connections) for w in server.daemon.smtp_workers.workers) == 2)
+    await sessions.pop(0).close()
+    await until(lambda: counted(server) == 2)
     again = await server.connect()
     assert again.greeting.startswith("220 ")
     for session in [*sessions, again]:
@@ -62,13 +82,13 @@ async def test_connection_limits_count_every_worker_together(mail_server: Any) -
 async def test_a_worker_that_dies_is_replaced_and_its_sessions_released(mail_server: Any) -> None:
     server = await mail_server(WORKERS.format(workers=2))
     session = await server.connect()
-    [serving] = [w for w in server.daemon.smtp_workers.workers if w.connections]
+    await until(lambda: counted(server) == 1)
+    [serving] = [w for w in server.daemon.smtp_workers.workers if w.sessions]
     os.kill(serving.process.pid, signal.SIGKILL)
     assert await session.reply() == ""  # its session is cut: the client was told nothing, sends again
     await until(lambda: len(server.daemon.smtp_workers.workers) == 2
                      and serving.process.pid not in pids(server), timeout=15)
-    limiter_free = all(not w.connections for w in server.daemon.smtp_workers.workers)
-    assert limiter_free
+    assert counted(server) == 0  # its connection was taken out of the shared table
     for _ in range(4):  # both workers (the new one too) take sessions and store mail
         assert await server.send("a@b.ru", ["sales@example.test"], MESSAGE) == {}
     assert len(server.comments("Mail/sales@example.test")) == 4
@@ -108,3 +128,21 @@ async def test_a_worker_that_hangs_is_killed_and_replaced(mail_server: Any, monk
     assert stuck.process.returncode == -signal.SIGKILL
     for _ in range(4):
         assert await server.send("a@b.ru", ["sales@example.test"], MESSAGE) == {}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+async def test_sessions_opened_before_a_reload_count_against_the_new_limits(mail_server: Any, workers: int) -> None:
+    server = await mail_server(WORKERS.format(workers=workers))
+    before = await server.connect()
+    server.config_path.write_text(server.config_path.read_text().replace(
+        "max_connections_per_ip = 3", "max_connections_per_ip = 1", 1))  # (the listener is reopened)
+    await server.daemon.reload()
+    await asyncio.sleep(0.2)  # the new policy travels to the workers
+    refused = await server.connect()
+    assert refused.greeting.startswith("421 4.7.0")
+    await before.close()
+    if workers:
+        await until(lambda: counted(server) == 0)
+    after = await server.connect()
+    assert after.greeting.startswith("220 ")
+    await after.close()

@@ -1,11 +1,12 @@
 """The daemon and an SMTP worker process talk over two UNIX socket pairs.
 
 - the channel (a stream): length-prefixed pickles both ways. Worker -> daemon: `("ready",)`,
-  `("deliver", request, Delivery)`, `("closed", connection)`, `("rejected", reason)`, `("pong",)`.
-  Daemon -> worker: `("policy", Policy, hostname)`, `("stored", request, queue_id)` or
-  `("failed", request, reply, reason)`, `("ping",)`, `("stop", grace_seconds)`.
-- the hand-off (datagrams): each accepted client connection's socket (SCM_RIGHTS), with the
-  connection's number, from the daemon to the worker that will serve it.
+  `("deliver", request, Delivery)`, `("connection", "opened" | "closed" | "refused", limit)`,
+  `("rejected", reason)`, `("pong",)`. Daemon -> worker: `("policy", Policy, hostname)`,
+  `("stored", request, queue_id)` or `("failed", request, reply, reason)`, `("ping",)`,
+  `("unlisten", listener)`, `("stop", grace_seconds)`.
+- the hand-off (datagrams): the SMTP listening sockets (SCM_RIGHTS), each with the number of
+  its listener, from the daemon to every worker, which accepts connections on them.
 
 Pickle is safe here: both ends are this program, and the sockets are a private pair.
 """
@@ -20,7 +21,7 @@ import struct
 from typing import Any
 
 _LENGTH = struct.Struct("!I")
-_CONNECTION = struct.Struct("!Q")
+_NUMBER = struct.Struct("!Q")
 
 
 class Channel(asyncio.BufferedProtocol):
@@ -132,24 +133,24 @@ class Channel(asyncio.BufferedProtocol):
         self.writable.set()
 
 
-def hand_off(handoff: socket.socket, connection: int, client: socket.socket) -> None:
-    """Pass an accepted client socket to the worker at the other end of `handoff` (raises
-    OSError, e.g. BlockingIOError when the worker is not taking them)."""
-    socket.send_fds(handoff, [_CONNECTION.pack(connection)], [client.fileno()])
+def hand_off(handoff: socket.socket, number: int, sock: socket.socket) -> None:
+    """Pass a socket, with its number, to the process at the other end of `handoff` (raises
+    OSError, e.g. BlockingIOError when it is not taking them)."""
+    socket.send_fds(handoff, [_NUMBER.pack(number)], [sock.fileno()])
 
 
 def take_handed(handoff: socket.socket) -> tuple[int, socket.socket] | None:
-    """The next client socket handed over, or None when there is none waiting now."""
+    """The next socket handed over, with its number; None when there is none waiting now."""
     while True:
         try:
-            data, fds, _flags, _address = socket.recv_fds(handoff, _CONNECTION.size, 1)
+            data, fds, _flags, _address = socket.recv_fds(handoff, _NUMBER.size, 1)
         except (BlockingIOError, InterruptedError):
             return None
         if not data:
             return None
-        if fds and len(data) == _CONNECTION.size:
-            client = socket.socket(fileno=fds[0])
-            client.setblocking(False)
-            return _CONNECTION.unpack(data)[0], client
+        if fds and len(data) == _NUMBER.size:
+            sock = socket.socket(fileno=fds[0])
+            sock.setblocking(False)
+            return _NUMBER.unpack(data)[0], sock
         for fd in fds:  # malformed: never from our daemon; do not leak the descriptor
             socket.close(fd)

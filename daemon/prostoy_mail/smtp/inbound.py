@@ -20,6 +20,7 @@ from ..mail.compact import reduce_by_fields
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..mail.parse import ParsedMessage
 from ..store.raw_files import RawFiles, SpooledRaw
+from .admission import ConnectionCounts
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
@@ -173,7 +174,9 @@ def session_factory(handler: InboundHandler, hostname: str) -> Callable[[Callabl
     return make
 
 
-def protocol_factory(handler: InboundHandler, hostname: str, metrics: Metrics | None) -> ConnectionLimiter:
+def protocol_factory(handler: InboundHandler, hostname: str, metrics: Metrics | None,
+                     counts: ConnectionCounts | None = None) -> ConnectionLimiter:
     """The listener's protocol factory (sessions in the daemon's process), bounded by the
-    policy's limits at the time of binding."""
-    return ConnectionLimiter(handler.policy.limits, session_factory(handler, hostname), metrics, "smtp")
+    policy's limits at the time of binding; `counts`: the open sessions (kept across a reload
+    that reopens the listener, so those opened before still count)."""
+    return ConnectionLimiter(handler.policy.limits, session_factory(handler, hostname), metrics, "smtp", counts)

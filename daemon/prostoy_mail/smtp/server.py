@@ -27,6 +27,7 @@ from ..config.model import SmtpLimits
 from ..mail.line_ends import has_bare_line_ends, normalise_line_ends
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..store.sqlite import is_disk_full
+from .admission import ConnectionCounts, LocalCounts
 from .spool import SPOOL_AT, DataSpool
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
@@ -474,23 +475,24 @@ class BoundedSMTP(SMTP):
 
 
 class ConnectionLimiter:
-    """The protocol factory of a listener: bounds connections in total and per client address."""
+    """The protocol factory of a listener: bounds connections in total and per client address.
 
-    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol] | None,
-                 metrics: Metrics | None = None, name: str = "smtp") -> None:
+    `counts` holds the open connections (this process's, or those of every SMTP worker);
+    `report(event, detail)` hears of each connection "opened", "closed" or "refused" (with the
+    limit): by default into `metrics`, in a worker over its channel to the daemon's."""
+
+    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol],
+                 metrics: Metrics | None = None, name: str = "smtp", counts: ConnectionCounts | None = None,
+                 report: Callable[[str, str], None] | None = None) -> None:
         self.limits = limits
         self.make = make
-        self.metrics = metrics
-        self.name = name
-        self.active = 0
-        self.per_ip: dict[str, int] = {}
-        self.pending_peer: str | None = None
+        self.counts = counts if counts is not None else LocalCounts()
+        self.report = report if report is not None else partial(count_connection, metrics, name)
 
     def __call__(self) -> asyncio.BaseProtocol:
         return _PeerProbe(self)
 
     def open(self, ip: str) -> asyncio.BaseProtocol:
-        assert self.make is not None, "a limiter for sessions in worker processes only counts"
         refusal = self.admit(ip)
         if refusal is not None:
             return Refuse(refusal)
@@ -499,33 +501,37 @@ class ConnectionLimiter:
     def admit(self, ip: str) -> str | None:
         """None when a connection from `ip` may open (it is counted until `release`), else the
         421 reply that refuses it."""
-        metrics = self.metrics
-        if self.active >= self.limits.max_connections:
-            if metrics is not None:
-                metrics.connections_refused.labels("total_limit").inc()
-            return "421 4.3.2 Too many connections, try again later"
-        if self.per_ip.get(ip, 0) >= self.limits.max_connections_per_ip:
-            log.info("%s: refused, already %d connections from this address", ip, self.per_ip[ip])
-            if metrics is not None:
-                metrics.connections_refused.labels("per_address_limit").inc()
-            return "421 4.7.0 Too many connections from your address, try again later"
-        self.active += 1
-        self.per_ip[ip] = self.per_ip.get(ip, 0) + 1
-        if metrics is not None:
-            metrics.connections.labels(self.name).inc()
-            metrics.sessions.inc()
+        refused = self.counts.take(ip, self.limits)
+        if refused is not None:
+            if refused == "per_address_limit":
+                log.info("%s: refused, already %d connections from this address", ip,
+                         self.limits.max_connections_per_ip)
+            self.report("refused", refused)
+            return _REFUSALS[refused]
+        self.report("opened", "")
         return None
 
     def release(self, ip: str) -> None:
         """A connection `admit` counted has closed."""
-        if self.metrics is not None:
-            self.metrics.sessions.dec()
-        self.active -= 1
-        left = self.per_ip.get(ip, 1) - 1
-        if left:
-            self.per_ip[ip] = left
-        else:
-            self.per_ip.pop(ip, None)
+        self.counts.give_back(ip)
+        self.report("closed", "")
+
+
+_REFUSALS = {"total_limit": "421 4.3.2 Too many connections, try again later",
+             "per_address_limit": "421 4.7.0 Too many connections from your address, try again later"}
+
+
+def count_connection(metrics: Metrics | None, listener: str, event: str, detail: str) -> None:
+    """A connection event into the metrics (a worker's come to the daemon over its channel)."""
+    if metrics is None:
+        return
+    if event == "opened":
+        metrics.connections.labels(listener).inc()
+        metrics.sessions.inc()
+    elif event == "closed":
+        metrics.sessions.dec()
+    elif event == "refused":
+        metrics.connections_refused.labels(detail).inc()
 
 
 class _PeerProbe(asyncio.Protocol):

@@ -1,18 +1,20 @@
 """An SMTP worker process: serves the inbound SMTP sessions the daemon hands it.
 
-    python -m prostoy_mail.smtp.worker CHANNEL_FD HANDOFF_FD MESSAGE_FOLDER LOG_LEVEL
+    python -m prostoy_mail.smtp.worker CHANNEL_FD HANDOFF_FD COUNTS_FD:SLOTS:SLOT MESSAGE_FOLDER LOG_LEVEL
 
 Why processes: one Python process runs on one core (the interpreter lock), and a 2 KB message
 costs ~0.6 ms of SMTP protocol work there plus ~0.7 ms of parsing, routing and storing. The
 daemon keeps the store, the routing and the connection limits; its workers speak SMTP, so
 the two halves run on different cores (as Postfix's smtpd processes and its queue manager do).
 
-The session here is the same `InboundHandler` + `BoundedSMTP` as in the daemon's own process;
-only `deliver` differs: it asks the daemon over the channel, which answers after the commit.
+The worker accepts connections on the listening sockets the daemon hands it, after asking the
+connection table the workers share whether the limits allow one more (admission.py). The
+session is the same `InboundHandler` + `BoundedSMTP` as in the daemon's own process; only
+`deliver` differs: it asks the daemon over the channel, which answers after the commit.
 A big message is written to its file in the store's message folder here, as it arrives, and
 handed over by name. The worker exits when the daemon's end of the channel closes (the daemon
 is gone: nothing can be stored, so nothing is acknowledged), or when told to stop: then it
-lets sessions in DATA finish first.
+stops accepting and lets sessions in DATA finish first.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,25 +33,28 @@ from typing import Any
 from ..logs import setup_logging
 from ..mail.parse import parse_message
 from ..store.raw_files import RawFiles
+from .admission import SharedCounts
 from .channel import Channel, take_handed
 from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
-from .server import BoundedSMTP
+from .server import ConnectionLimiter
 
 log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, channel: Channel, handoff: socket.socket, files: RawFiles) -> None:
+    def __init__(self, channel: Channel, handoff: socket.socket, counts: SharedCounts, files: RawFiles) -> None:
         self.channel = channel
         self.handoff = handoff
+        self.counts = counts
         self.files = files
         self.loop = asyncio.get_running_loop()
         self.requests = itertools.count(1)
         self.waiting: dict[int, asyncio.Future[str]] = {}  # deliveries the daemon has not answered yet
         self.handler: InboundHandler | None = None
-        self.make: Callable[[Callable[[], None]], BoundedSMTP] | None = None
+        self.limiter: ConnectionLimiter | None = None  # the protocol factory of the listening sockets
+        self.servers: dict[int, list[asyncio.AbstractServer]] = {}  # listener number -> its servers here
+        self.unlistened: set[int] = set()  # listeners closed (their sockets may still be on the way)
         self.done = asyncio.Event()  # stopped, or the daemon has gone
-        self.starting: set[asyncio.Task[None]] = set()  # sessions being set up (a task needs a reference)
 
     async def deliver(self, delivery: Delivery) -> str:
         """Hand a message to the daemon; its queue id once committed, else DeliveryFailed."""
@@ -73,29 +77,33 @@ class Worker:
                                           spool=self.files)
         else:
             self.handler.policy = policy
-        self.make = session_factory(self.handler, hostname)
+        make = session_factory(self.handler, hostname)
+        if self.limiter is None:
+            self.limiter = ConnectionLimiter(policy.limits, make, counts=self.counts,
+                                             report=partial(self.channel.send, "connection"))
+        else:
+            self.limiter.limits, self.limiter.make = policy.limits, make
 
-    def take_connections(self) -> None:
+    def take_listeners(self) -> None:
         while (handed := take_handed(self.handoff)) is not None:
-            connection, client = handed
-            task = self.loop.create_task(self._serve(connection, client))
-            self.starting.add(task)
-            task.add_done_callback(self.starting.discard)
+            listener, sock = handed
+            if listener in self.unlistened:
+                sock.close()
+            else:
+                self.loop.create_task(self._listen(listener, sock))
 
-    async def _serve(self, connection: int, client: socket.socket) -> None:
-        def closed() -> None:
-            self.channel.send("closed", connection)
+    async def _listen(self, listener: int, sock: socket.socket) -> None:
+        assert self.limiter is not None
+        server = await self.loop.create_server(self.limiter, sock=sock, backlog=511)
+        if listener in self.unlistened:  # (closed while this was starting)
+            server.close()
+        else:
+            self.servers.setdefault(listener, []).append(server)
 
-        make = self.make
-        assert make is not None
-        try:
-            # Replies are small and awaited (uvloop sets this itself, asyncio's own loop not here).
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await self.loop.connect_accepted_socket(lambda: make(closed), client)
-        except OSError as exc:  # the client went away before we got to it
-            log.debug("connection %d gone before its session started: %s", connection, exc)
-            client.close()
-            closed()
+    def unlisten(self, listener: int) -> None:
+        self.unlistened.add(listener)
+        for server in self.servers.pop(listener, []):
+            server.close()  # (no new connections; the sessions go on)
 
     async def run(self) -> None:
         first = await self.channel.receive()
@@ -103,7 +111,7 @@ class Worker:
             return
         self.apply(*first[1:])
         gc.freeze()  # (as the daemon does: what is loaded by now lives as long as the process)
-        self.loop.add_reader(self.handoff.fileno(), self.take_connections)
+        self.loop.add_reader(self.handoff.fileno(), self.take_listeners)
         self.channel.send("ready")
         receiving = asyncio.create_task(self._receive())
         await self.done.wait()
@@ -124,6 +132,8 @@ class Worker:
                 self.channel.send("pong")  # (answered from this loop: it is not stuck)
             elif kind == "policy":
                 self.apply(*message[1:])
+            elif kind == "unlisten":
+                self.unlisten(message[1])
             elif kind == "stop":
                 self.loop.create_task(self._stop(message[1]))
         log.info("the daemon has gone; the SMTP worker stops")
@@ -132,6 +142,8 @@ class Worker:
     async def _stop(self, grace: float) -> None:
         """No new sessions; those in DATA get their reply (for at most `grace` seconds)."""
         self.loop.remove_reader(self.handoff.fileno())
+        for listener in list(self.servers):
+            self.unlisten(listener)
         assert self.handler is not None
         deadline = self.loop.time() + grace
         while self.handler.in_data and self.loop.time() < deadline:
@@ -140,15 +152,17 @@ class Worker:
         self.done.set()
 
 
-async def _main(channel_fd: int, handoff_fd: int, folder: Path) -> None:
+async def _main(channel_fd: int, handoff_fd: int, counts: SharedCounts, folder: Path) -> None:
     channel = await Channel.over(socket.socket(fileno=channel_fd))
     handoff = socket.socket(fileno=handoff_fd)
     handoff.setblocking(False)
-    await Worker(channel, handoff, RawFiles(folder)).run()
+    await Worker(channel, handoff, counts, RawFiles(folder)).run()
 
 
 def main(argv: list[str]) -> int:
-    channel_fd, handoff_fd, folder, level = argv
+    channel_fd, handoff_fd, table, folder, level = argv
+    counts_fd, slots, slot = map(int, table.split(":"))
+    counts = SharedCounts(counts_fd, slots, slot)
     setup_logging(level)
     # Signals are the daemon's: systemd sends SIGTERM to every process of the service, a terminal
     # SIGINT to the whole group; the daemon tells its workers when to stop (after sessions in DATA).
@@ -157,9 +171,9 @@ def main(argv: list[str]) -> int:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_main(int(channel_fd), int(handoff_fd), Path(folder)))
+        asyncio.run(_main(int(channel_fd), int(handoff_fd), counts, Path(folder)))
     else:
-        uvloop.run(_main(int(channel_fd), int(handoff_fd), Path(folder)))
+        uvloop.run(_main(int(channel_fd), int(handoff_fd), counts, Path(folder)))
     return 0
 
 

@@ -1,10 +1,12 @@
 """The daemon's side of its SMTP worker processes (see worker.py for why they exist).
 
-The daemon accepts each connection itself, so the connection limits (total and per client
-address) stay exact and in one place; an admitted socket goes to the worker with the fewest
-sessions. Messages come back over the channel and go into the one intake; the worker answers
-250 only once the daemon has said the commit is done. A worker that dies, or stops answering
-pings, is replaced; its sessions are lost (their clients were told nothing and send again).
+The daemon binds the SMTP listening sockets and hands every worker a copy; the workers accept
+connections on them themselves, so a connection goes straight to a worker, with no hop through
+the daemon (as with Postfix's smtpd processes). The connection limits hold for all workers
+together through a table they share (admission.py). Messages come back over the channel and go
+into the one intake; the worker answers 250 only once the daemon has said the commit is done.
+A worker that dies, or stops answering pings, is replaced in its slot; its sessions are lost
+(their clients were told nothing and send again).
 """
 
 from __future__ import annotations
@@ -17,34 +19,32 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ProstoyMailError
 from ..metrics import Metrics
+from .admission import SharedCounts
 from .channel import Channel, hand_off
 from .inbound import Deliver, Delivery, Policy
-from .server import ConnectionLimiter, store_failure_reply
+from .server import count_connection, store_failure_reply
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
 RESPAWN_DELAY = 1.0
 PING_EVERY = 5.0  # seconds between the daemon's pings of each worker
 SILENT_LIMIT = 30.0  # seconds a worker may go without a word before it is taken for hung and killed
-ACCEPTS_PER_WAKEUP = 64
-ACCEPT_PAUSE = 0.5  # seconds without accepting after accept() failed (e.g. out of file descriptors)
-BUSY = "421 4.3.2 Service busy, try again later"
 
 
 @dataclass(eq=False)
 class _Worker:
     number: int
+    slot: int  # its region of the shared connection table (a replacement takes the same one)
     process: asyncio.subprocess.Process
     channel: Channel
-    handoff: socket.socket
+    handoff: socket.socket  # the listening sockets go to it over this
     ready: asyncio.Future[None]
-    # its sessions: connection number -> (client address, the limiter that counted it)
-    connections: dict[int, tuple[str, ConnectionLimiter]] = field(default_factory=dict)
+    sessions: int = 0  # its open sessions, as it has reported them
     reader: asyncio.Task[None] | None = None  # reads what it says (and replaces it when it has gone)
     last_heard: float = 0.0  # the loop's time of its last message (its loop answers pings)
 
@@ -60,13 +60,15 @@ class SmtpWorkers:
         self.metrics = metrics
         self.workers: list[_Worker] = []
         self.numbers = itertools.count(1)
-        self.connections = itertools.count(1)
+        self.counts = SharedCounts.create(count)  # every worker's connections, for the limits
+        self.listening: dict[int, list[socket.socket]] = {}  # listener number -> its sockets
+        self.listener_numbers = itertools.count(1)
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.watching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        workers = await asyncio.gather(*(self._spawn() for _ in range(self.count)))
+        workers = await asyncio.gather(*(self._spawn(slot) for slot in range(self.count)))
         self.workers.extend(workers)
         try:
             await asyncio.wait_for(asyncio.gather(*(w.ready for w in workers)), START_TIMEOUT)
@@ -92,7 +94,7 @@ class SmtpWorkers:
                 else:
                     worker.channel.send("ping")
 
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self, slot: int) -> _Worker:
         loop = asyncio.get_running_loop()
         channel_ours, channel_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         handoff_ours, handoff_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -104,77 +106,44 @@ class SmtpWorkers:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "prostoy_mail.smtp.worker", str(channel_theirs.fileno()),
-                str(handoff_theirs.fileno()), str(self.folder), str(level),
-                pass_fds=(channel_theirs.fileno(), handoff_theirs.fileno()), env=env, stdin=asyncio.subprocess.DEVNULL)
+                str(handoff_theirs.fileno()), f"{self.counts.fd}:{self.count}:{slot}", str(self.folder), str(level),
+                pass_fds=(channel_theirs.fileno(), handoff_theirs.fileno(), self.counts.fd), env=env,
+                stdin=asyncio.subprocess.DEVNULL)
         finally:
             channel_theirs.close()
             handoff_theirs.close()
-        worker = _Worker(next(self.numbers), process, await Channel.over(channel_ours), handoff_ours,
+        worker = _Worker(next(self.numbers), slot, process, await Channel.over(channel_ours), handoff_ours,
                          loop.create_future())
         worker.channel.send("policy", self.policy, self.hostname)
         worker.reader = asyncio.create_task(self._listen_to(worker))
         return worker
 
-    # --- connections ---------------------------------------------------------------------
+    # --- listening ----------------------------------------------------------------------
 
-    def listen(self, sockets: list[socket.socket], limiter: ConnectionLimiter) -> Callable[[], None]:
-        """Accept on `sockets` for the workers; returns what stops accepting there."""
-        loop = asyncio.get_running_loop()
-        for sock in sockets:
-            sock.setblocking(False)
-            loop.add_reader(sock.fileno(), self._accept, sock, limiter)
+    def listen(self, sockets: list[socket.socket]) -> Callable[[], None]:
+        """Have every worker (and every one started later) accept on `sockets`; returns what
+        stops that (the workers close their copies; sessions already open go on)."""
+        listener = next(self.listener_numbers)
+        self.listening[listener] = sockets
+        for worker in self.workers:
+            if worker.ready.done() and worker.ready.exception() is None:
+                self._hand_listener(worker, listener, sockets)
 
         def close() -> None:
-            for sock in sockets:
-                loop.remove_reader(sock.fileno())
+            for worker in self.workers:
+                worker.channel.send("unlisten", listener)
+            for sock in self.listening.pop(listener, []):
                 sock.close()
 
         return close
 
-    def _accept(self, sock: socket.socket, limiter: ConnectionLimiter) -> None:
-        for _ in range(ACCEPTS_PER_WAKEUP):
+    def _hand_listener(self, worker: _Worker, listener: int, sockets: list[socket.socket]) -> None:
+        for sock in sockets:
             try:
-                client, peer = sock.accept()
-            except (BlockingIOError, InterruptedError):
+                hand_off(worker.handoff, listener, sock)
+            except OSError as exc:  # it has gone (and will be replaced, and given them then)
+                log.warning("smtp worker %d does not take its listening sockets: %s", worker.number, exc)
                 return
-            except OSError as exc:  # e.g. out of file descriptors: connections wait in the backlog
-                log.error("smtp: cannot accept connections for a while: %s", exc)
-                self._pause_accepting(sock, limiter)
-                return
-            with client:
-                ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-                refusal = limiter.admit(ip)
-                if refusal is not None:
-                    _refuse(client, refusal)
-                    continue
-                if not self._hand_to_worker(client, ip, limiter):
-                    limiter.release(ip)
-                    _refuse(client, BUSY)
-
-    def _pause_accepting(self, sock: socket.socket, limiter: ConnectionLimiter) -> None:
-        """Stop looking at `sock` for a moment (else its reader would fire again at once, forever)."""
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(sock.fileno())
-
-        def resume() -> None:
-            if sock.fileno() != -1:  # (not closed meanwhile)
-                loop.add_reader(sock.fileno(), self._accept, sock, limiter)
-
-        loop.call_later(ACCEPT_PAUSE, resume)
-
-    def _hand_to_worker(self, client: socket.socket, ip: str, limiter: ConnectionLimiter) -> bool:
-        for worker in sorted((w for w in self.workers if w.ready.done() and not w.ready.exception()),
-                             key=lambda w: len(w.connections)):
-            connection = next(self.connections)
-            worker.connections[connection] = (ip, limiter)
-            try:
-                hand_off(worker.handoff, connection, client)
-            except OSError as exc:  # its queue is full, or it is gone: the next one
-                log.warning("smtp worker %d does not take connections: %s", worker.number, exc)
-                del worker.connections[connection]
-                continue
-            return True
-        return False
 
     # --- what workers say ----------------------------------------------------------------
 
@@ -187,13 +156,15 @@ class SmtpWorkers:
                 task = asyncio.create_task(self._deliver(worker, message[1], message[2]))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
-            elif kind == "closed":
-                self._closed(worker, message[1])
+            elif kind == "connection":
+                self._connection_event(worker, message[1], message[2])
             elif kind == "rejected":
                 if self.metrics is not None:
                     self.metrics.count_rejected(message[1])
             elif kind == "ready" and not worker.ready.done():
                 worker.ready.set_result(None)
+                for listener, sockets in self.listening.items():
+                    self._hand_listener(worker, listener, sockets)
         await self._gone(worker)
 
     async def _deliver(self, worker: _Worker, request: int, delivery: Delivery) -> None:
@@ -202,17 +173,17 @@ class SmtpWorkers:
         except Exception as exc:
             worker.channel.send("failed", request, *store_failure_reply(exc, delivery.peer, "storing"))
 
-    def _closed(self, worker: _Worker, connection: int) -> None:
-        entry = worker.connections.pop(connection, None)
-        if entry is not None:
-            ip, limiter = entry
-            limiter.release(ip)
+    def _connection_event(self, worker: _Worker, event: str, detail: str) -> None:
+        worker.sessions += {"opened": 1, "closed": -1}.get(event, 0)
+        count_connection(self.metrics, "smtp", event, detail)
 
     async def _gone(self, worker: _Worker) -> None:
         """A worker's channel closed: it exited (or is about to). Its sessions are gone."""
         code = await worker.process.wait()
-        for connection in list(worker.connections):
-            self._closed(worker, connection)
+        self.counts.clear(worker.slot)
+        for _ in range(worker.sessions):
+            count_connection(self.metrics, "smtp", "closed", "")
+        worker.sessions = 0
         worker.channel.close()
         worker.handoff.close()
         if not worker.ready.done():
@@ -228,7 +199,7 @@ class SmtpWorkers:
             if self.stopping:
                 return
             try:
-                self.workers.append(await self._spawn())
+                self.workers.append(await self._spawn(worker.slot))
                 return
             except OSError as exc:
                 log.error("cannot start an smtp worker: %s; trying again", exc)
@@ -260,12 +231,7 @@ class SmtpWorkers:
                 await worker.reader
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def _refuse(client: socket.socket, reply: str) -> None:
-    with contextlib.suppress(OSError):
-        client.setblocking(False)
-        client.send(reply.encode() + b"\r\n")
+        self.counts.close()
 
 
 async def bind(host: str, port: int) -> list[socket.socket]:
