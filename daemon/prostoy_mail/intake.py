@@ -20,7 +20,7 @@ from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
 from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
 from .store.raw_files import RawFiles, SpooledRaw
-from .store.sqlite import SqliteStore
+from .store.sqlite import TEXT_INLINE, SqliteStore
 from .store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class Inbound:
     address_tokens: tuple[tuple[str, str], ...] = ()  # (login, token) of login+token@domain recipients
     fetch: Fetch | None = None  # for a message fetched from a gateway
     # Parsed already, off the store's writer thread (a fetcher parses while the writer commits);
-    # must be parse_message(raw, mail_from).
+    # must be parse_message(raw, mail_from), with text_limit=TEXT_INLINE or more (the store keeps
+    # a longer text as the raw message only).
     parsed: ParsedMessage | None = field(default=None, repr=False, compare=False)
     # A big message, already written durably to its file of the store's RawFiles (as it arrived
     # over SMTP: then `raw` is only its start; or by a fetcher, with `raw` whole).
@@ -159,7 +160,7 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
 
 def _parse(store: SqliteStore, inbound: Inbound) -> ParsedMessage:
     if inbound.spooled is None:
-        return parse_message(inbound.raw, inbound.mail_from)
+        return parse_message(inbound.raw, inbound.mail_from, text_limit=TEXT_INLINE)
     return parse_spooled(store.files, inbound.spooled, inbound.mail_from)
 
 

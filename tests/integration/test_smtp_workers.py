@@ -146,3 +146,14 @@ async def test_sessions_opened_before_a_reload_count_against_the_new_limits(mail
     after = await server.connect()
     assert after.greeting.startswith("220 ")
     await after.close()
+
+
+async def test_a_long_text_from_a_worker_is_shown_whole(mail_server: Any) -> None:
+    """A worker sends the daemon only the start of a text longer than the store keeps inline;
+    the comment still shows all of it (from the raw message)."""
+    server = await mail_server(WORKERS.format(workers=2))
+    body = "".join(f"Строка {i}: съешь же ещё этих мягких булок\r\n" for i in range(500))
+    message = b"From: a@b.ru\r\nSubject: long\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body.encode()
+    assert await server.send("a@b.ru", ["sales@example.test"], message) == {}
+    [comment] = server.comments("Mail/sales@example.test")
+    assert comment.text == body.replace("\r\n", "\n").strip()

@@ -376,3 +376,28 @@ def test_bare_line_ends_are_found_wherever_they_are(pieces: list[bytes]) -> None
     data = b"".join(pieces)
     plain = data.replace(b"\r\n", b"")  # what is left when every CRLF is taken out
     assert has_bare_line_ends(data) == (b"\r" in plain or b"\n" in plain)
+
+
+def _comment_text_in_full(text: str, keep: int) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()[:keep]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", "Ж", " ", "\t", "\r", "\n", "\r\n", "\u2003", "xyz"]), max_size=80).map("".join),
+       st.integers(min_value=0, max_value=30))
+def test_the_comment_text_is_cut_as_if_the_whole_text_were_worked_through(text: str, keep: int) -> None:
+    """comment_text() works through only the start of a long text: the result is the same."""
+    from prostoy_mail.mail.parse import comment_text
+
+    assert comment_text(text, keep) == _comment_text_in_full(text, keep)
+
+
+def test_a_text_limit_says_a_text_is_longer_without_carrying_all_of_it() -> None:
+    """What the SMTP workers send to the daemon: a text the store keeps inline comes whole, a
+    longer one as its start (the store then keeps the raw message only)."""
+    short = b"Subject: s\r\n\r\n" + b"x" * 4000 + b"\r\n"
+    long = b"Subject: l\r\n\r\n" + b"line of the body\r\n" * 6000
+    assert parse_message(short, text_limit=4096) == parse_message(short)
+    cut, whole = parse_message(long, text_limit=4096), parse_message(long)
+    assert cut.text == whole.text[:4097] and len(whole.text) > 4097
+    assert cut.subject == whole.subject and cut.attachments == whole.attachments

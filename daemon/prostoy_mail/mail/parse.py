@@ -57,13 +57,17 @@ class ParsedMessage:
     __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
 
 
-def parse_message(raw: bytes, mail_from: str | None = None) -> ParsedMessage:
+def parse_message(raw: bytes, mail_from: str | None = None, text_limit: int | None = None) -> ParsedMessage:
     """Parse `raw`; `mail_from` is the SMTP envelope sender ("" for a null sender) when known.
+    `text_limit`: the caller keeps the body text only when it is at most this many characters
+    (the store keeps a longer one as the raw message): a longer text then comes back as its
+    first text_limit + 1 characters, enough to tell, and is only worked through that far.
 
     Never raises: a message that trips the parser in a way not foreseen is still a message
     (kept raw, routed by its envelope) rather than one refused forever."""
     try:
-        parsed = _parse_message(raw, mail_from)
+        keep = MAX_TEXT if text_limit is None else min(text_limit + 1, MAX_TEXT)
+        parsed = _parse_message(raw, mail_from, keep=keep)
         assert parsed is not None
         return parsed
     except Exception as exc:  # a parser bug must not turn into an endless 451 or a quarantine
@@ -104,14 +108,14 @@ def parse_skeleton(skeleton: bytes, sizes: dict[int, int], leaves: int, mail_fro
 
 
 def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed: Message | None = None,
-                   sizes: dict[int, int] | None = None) -> ParsedMessage | None:
+                   sizes: dict[int, int] | None = None, keep: int = MAX_TEXT) -> ParsedMessage | None:
     msg = parsed or _parse(raw, MAX_BODY)
-    text, attachments = _body(msg, sizes or {})
-    if _TRUNCATED in msg and len(text) < MAX_TEXT:  # encoded densely (e.g. quoted-printable Cyrillic)
+    text, attachments = _body(msg, sizes or {}, keep)
+    if _TRUNCATED in msg and len(text) < keep:  # encoded densely (e.g. quoted-printable Cyrillic)
         if not whole:
             return None
         msg = _parse(raw)
-        text, attachments = _body(msg, {})
+        text, attachments = _body(msg, {}, keep)
     headers = Headers(msg)
     from_name, from_addr = headers.sender()
     return ParsedMessage(
@@ -227,9 +231,11 @@ def _text_of(part: Message) -> str:
     return decode_bytes(_payload(part), part.get_content_charset())
 
 
-def _body(msg: Message, sizes: dict[int, int] | None = None) -> tuple[str, list[AttachmentInfo]]:
-    """The comment's text and the attachments; `sizes`: decoded sizes of leaf parts (by their
-    place) whose bodies are not in `msg` (a skeleton of a big message)."""
+def _body(msg: Message, sizes: dict[int, int] | None = None, keep: int = MAX_TEXT
+          ) -> tuple[str, list[AttachmentInfo]]:
+    """The comment's text (at most `keep` characters) and the attachments; `sizes`: decoded
+    sizes of leaf parts (by their place) whose bodies are not in `msg` (a skeleton of a big
+    message)."""
     plain: str | None = None
     html: str | None = None
     attachments: list[AttachmentInfo] = []
@@ -251,8 +257,18 @@ def _body(msg: Message, sizes: dict[int, int] | None = None) -> tuple[str, list[
         elif part is msg and not is_text:
             attachments.append(AttachmentInfo(_unnamed(content_type), content_type, len(_payload(part))))
     text = plain if plain is not None else html_to_text(html) if html is not None else ""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
-    return text[:MAX_TEXT], attachments
+    return comment_text(text, keep), attachments
+
+
+def comment_text(text: str, keep: int) -> str:
+    """`text` with line ends made LF and without surrounding white space, cut at `keep`
+    characters. Only its start is worked through when that is enough for `keep` of them."""
+    if len(text) > 2 * keep + 2:
+        start = text.lstrip()[: 2 * keep + 2]  # (CRLF -> LF at most halves it)
+        start = start.replace("\r\n", "\n").replace("\r", "\n")
+        if start[keep:].strip():  # (a CR cut from its LF is an LF either way); more text after `keep`
+            return start[:keep]
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()[:keep]
 
 
 def _unnamed(content_type: str) -> str:

@@ -38,8 +38,8 @@ class Delivery:
     recipients: tuple[Recipient, ...]
     peer: str
     spooled: SpooledRaw | None = None  # a big message, written to its file as it arrived
-    # parse_message(raw, mail_from), when an SMTP worker parsed it (so the daemon's store writer,
-    # which every message waits for, need not)
+    # parse_message(raw, mail_from, text_limit=TEXT_INLINE), when an SMTP worker parsed it (so
+    # the daemon's store writer, which every message waits for, need not)
     parsed: ParsedMessage | None = field(default=None, repr=False)
 
     __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)

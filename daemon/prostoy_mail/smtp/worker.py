@@ -33,6 +33,7 @@ from typing import Any
 from ..logs import setup_logging
 from ..mail.parse import parse_message
 from ..store.raw_files import RawFiles
+from ..store.sqlite import TEXT_INLINE
 from .admission import SharedCounts
 from .channel import Channel, take_handed
 from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
@@ -60,7 +61,7 @@ class Worker:
         """Hand a message to the daemon; its queue id once committed, else DeliveryFailed."""
         if delivery.spooled is None:  # (a big one is parsed by the daemon, one at a time, in a thread)
             delivery = Delivery(delivery.raw, delivery.mail_from, delivery.recipients, delivery.peer,
-                                parsed=parse_message(delivery.raw, delivery.mail_from))
+                                parsed=parse_message(delivery.raw, delivery.mail_from, text_limit=TEXT_INLINE))
         request = next(self.requests)
         answer: asyncio.Future[str] = self.loop.create_future()
         self.waiting[request] = answer
