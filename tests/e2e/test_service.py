@@ -213,11 +213,19 @@ def test_metrics_count_accepted_rejected_and_routed(service: Service) -> None:
     with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client, pytest.raises(
             smtplib.SMTPRecipientsRefused):
         client.sendmail("a@b.ru", ["nobody@example.test"], b"Subject: x\r\n\r\nx\r\n")
-    text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=10).read().decode()
+    deadline = time.monotonic() + 10
+    while True:  # (SMTP workers tell the daemon of their connections a tenth of a second later)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{service.metrics_port}/metrics", timeout=10).read().decode()
+        settled = 'prostoy_mail_smtp_connections_total{listener="smtp"} 2.0' in text \
+            and "prostoy_mail_smtp_sessions 0.0" in text
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert 'prostoy_mail_messages_accepted_total{source="smtp"} 1.0' in text
     assert 'prostoy_mail_messages_rejected_total{reason="unknown_recipient"} 1.0' in text
     assert 'prostoy_mail_messages_routed_total{rule="fallback"} 1.0' in text
-    assert 'prostoy_mail_smtp_connections_total{listener="smtp"}' in text
+    assert 'prostoy_mail_smtp_connections_total{listener="smtp"} 2.0' in text
+    assert "prostoy_mail_smtp_sessions 0.0" in text
 
 
 def test_the_unit_is_sandboxed_to_1_5_or_better() -> None:

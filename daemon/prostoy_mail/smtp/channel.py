@@ -1,7 +1,7 @@
 """The daemon and an SMTP worker process talk over two UNIX socket pairs.
 
 - the channel (a stream): length-prefixed pickles both ways. Worker -> daemon: `("ready",)`,
-  `("deliver", request, Delivery)`, `("connection", "opened" | "closed" | "refused", limit)`,
+  `("deliver", request, Delivery)`, `("connections", opened, closed, {limit: refused})`,
   `("rejected", reason)`, `("pong",)`. Daemon -> worker: `("policy", Policy, hostname)`,
   `("stored", request, queue_id)` or `("failed", request, reply, reason)`, `("ping",)`,
   `("unlisten", listener)`, `("stop", grace_seconds)`.

@@ -522,16 +522,23 @@ _REFUSALS = {"total_limit": "421 4.3.2 Too many connections, try again later",
 
 
 def count_connection(metrics: Metrics | None, listener: str, event: str, detail: str) -> None:
-    """A connection event into the metrics (a worker's come to the daemon over its channel)."""
+    """A connection event into the metrics."""
+    count_connections(metrics, listener, int(event == "opened"), int(event == "closed"),
+                      {detail: 1} if event == "refused" else {})
+
+
+def count_connections(metrics: Metrics | None, listener: str, opened: int, closed: int,
+                      refused: Mapping[str, int]) -> None:
+    """Connections opened, closed and refused (by the limit) into the metrics; an SMTP worker's
+    come to the daemon in tallies."""
     if metrics is None:
         return
-    if event == "opened":
-        metrics.connections.labels(listener).inc()
-        metrics.sessions.inc()
-    elif event == "closed":
-        metrics.sessions.dec()
-    elif event == "refused":
-        metrics.connections_refused.labels(detail).inc()
+    if opened:
+        metrics.connections.labels(listener).inc(opened)
+    if opened != closed:
+        metrics.sessions.inc(opened - closed)
+    for limit, count in refused.items():
+        metrics.connections_refused.labels(limit).inc(count)
 
 
 class _PeerProbe(asyncio.Protocol):

@@ -20,6 +20,7 @@ stops accepting and lets sessions in DATA finish first.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import itertools
 import logging
@@ -40,6 +41,35 @@ from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
 from .server import ConnectionLimiter
 
 log = logging.getLogger(__name__)
+TALLY_EVERY = 0.1  # seconds
+
+
+class ConnectionTally:
+    """Connections opened, closed and refused, for the daemon's metrics: sent together at most
+    every TALLY_EVERY seconds (a message each would cost this worker and the daemon a wake-up
+    for every connection)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.opened = self.closed = 0
+        self.refused: collections.Counter[str] = collections.Counter()
+        self.due: asyncio.TimerHandle | None = None
+
+    def __call__(self, event: str, detail: str) -> None:
+        if event == "opened":
+            self.opened += 1
+        elif event == "closed":
+            self.closed += 1
+        else:
+            self.refused[detail] += 1
+        if self.due is None:
+            self.due = asyncio.get_running_loop().call_later(TALLY_EVERY, self.send)
+
+    def send(self) -> None:
+        self.due = None
+        self.channel.send("connections", self.opened, self.closed, dict(self.refused))
+        self.opened = self.closed = 0
+        self.refused.clear()
 
 
 class Worker:
@@ -81,7 +111,7 @@ class Worker:
         make = session_factory(self.handler, hostname)
         if self.limiter is None:
             self.limiter = ConnectionLimiter(policy.limits, make, counts=self.counts,
-                                             report=partial(self.channel.send, "connection"))
+                                             report=ConnectionTally(self.channel))
         else:
             self.limiter.limits, self.limiter.make = policy.limits, make
 

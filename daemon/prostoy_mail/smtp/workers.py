@@ -27,7 +27,7 @@ from ..metrics import Metrics
 from .admission import SharedCounts
 from .channel import Channel, hand_off
 from .inbound import Deliver, Delivery, Policy
-from .server import count_connection, store_failure_reply
+from .server import count_connections, store_failure_reply
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
@@ -156,8 +156,8 @@ class SmtpWorkers:
                 task = asyncio.create_task(self._deliver(worker, message[1], message[2]))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
-            elif kind == "connection":
-                self._connection_event(worker, message[1], message[2])
+            elif kind == "connections":
+                self._tally(worker, message[1], message[2], message[3])
             elif kind == "rejected":
                 if self.metrics is not None:
                     self.metrics.count_rejected(message[1])
@@ -173,17 +173,15 @@ class SmtpWorkers:
         except Exception as exc:
             worker.channel.send("failed", request, *store_failure_reply(exc, delivery.peer, "storing"))
 
-    def _connection_event(self, worker: _Worker, event: str, detail: str) -> None:
-        worker.sessions += {"opened": 1, "closed": -1}.get(event, 0)
-        count_connection(self.metrics, "smtp", event, detail)
+    def _tally(self, worker: _Worker, opened: int, closed: int, refused: dict[str, int]) -> None:
+        worker.sessions += opened - closed
+        count_connections(self.metrics, "smtp", opened, closed, refused)
 
     async def _gone(self, worker: _Worker) -> None:
         """A worker's channel closed: it exited (or is about to). Its sessions are gone."""
         code = await worker.process.wait()
         self.counts.clear(worker.slot)
-        for _ in range(worker.sessions):
-            count_connection(self.metrics, "smtp", "closed", "")
-        worker.sessions = 0
+        self._tally(worker, 0, worker.sessions, {})  # its sessions went with it
         worker.channel.close()
         worker.handoff.close()
         if not worker.ready.done():
