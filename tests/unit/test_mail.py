@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.header
 import pickle
 from email.parser import BytesHeaderParser
@@ -392,12 +393,21 @@ def test_the_comment_text_is_cut_as_if_the_whole_text_were_worked_through(text: 
     assert comment_text(text, keep) == _comment_text_in_full(text, keep)
 
 
-def test_a_text_limit_says_a_text_is_longer_without_carrying_all_of_it() -> None:
+@pytest.mark.parametrize("encoding", ["8bit", "base64", "quoted-printable"])
+@pytest.mark.parametrize("disposition", ["", "Content-Disposition: attachment; filename=notes.txt\r\n"])
+@pytest.mark.parametrize("lines", [10, 60, 6000])
+def test_a_text_limit_says_a_text_is_longer_without_carrying_all_of_it(encoding: str, disposition: str,
+                                                                       lines: int) -> None:
     """What the SMTP workers send to the daemon: a text the store keeps inline comes whole, a
-    longer one as its start (the store then keeps the raw message only)."""
-    short = b"Subject: s\r\n\r\n" + b"x" * 4000 + b"\r\n"
-    long = b"Subject: l\r\n\r\n" + b"line of the body\r\n" * 6000
-    assert parse_message(short, text_limit=4096) == parse_message(short)
-    cut, whole = parse_message(long, text_limit=4096), parse_message(long)
-    assert cut.text == whole.text[:4097] and len(whole.text) > 4097
-    assert cut.subject == whole.subject and cut.attachments == whole.attachments
+    longer one as its start (the store then keeps the raw message only); all else is the same."""
+    import quopri
+
+    data = "".join(f"Строка {i}: съешь же ещё этих мягких булок\r\n" for i in range(lines)).encode()
+    payload = {"base64": lambda d: base64.encodebytes(d).replace(b"\n", b"\r\n"),
+               "quoted-printable": lambda d: quopri.encodestring(d).replace(b"\n", b"\r\n")}.get(encoding, lambda d: d)
+    raw = (f"Subject: l\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {encoding}\r\n"
+           f"{disposition}\r\n").encode() + payload(data)
+    cut, whole = parse_message(raw, text_limit=4096), parse_message(raw)
+    assert cut.text == whole.text[:4097]
+    assert (len(whole.text) > 4096) == (lines == 6000 and not disposition)
+    assert cut == dataclasses.replace(whole, text=cut.text)

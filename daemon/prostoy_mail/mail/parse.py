@@ -109,7 +109,9 @@ def parse_skeleton(skeleton: bytes, sizes: dict[int, int], leaves: int, mail_fro
 
 def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed: Message | None = None,
                    sizes: dict[int, int] | None = None, keep: int = MAX_TEXT) -> ParsedMessage | None:
-    msg = parsed or _parse(raw, MAX_BODY)
+    # (a text cut shorter needs less of a big body decoded: 8 bytes a character is ample even
+    # for quoted-printable Cyrillic; were it not, the whole message is parsed below)
+    msg = parsed or _parse(raw, MAX_BODY if keep >= MAX_TEXT else 8 * keep)
     text, attachments = _body(msg, sizes or {}, keep)
     if _TRUNCATED in msg and len(text) < keep:  # encoded densely (e.g. quoted-printable Cyrillic)
         if not whole:
