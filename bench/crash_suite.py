@@ -3,8 +3,9 @@
     .venv/bin/python bench/crash_suite.py [--kills 20] [--only smtp,smtp-workers,fetch,outbound]
 
 For each kind (see tests/crash.py): the daemon is killed with SIGKILL at random moments
-(at least --kills times) while under load, and restarted (smtp-workers: one of its SMTP
-worker processes is killed instead, and the daemon starts another); prints, per kind, the kills
+(at least --kills times) while under load, and restarted (smtp-workers: one of its child
+processes is killed instead, an SMTP worker or the store's sync process, and the daemon starts
+another); prints, per kind, the kills
 survived, messages acknowledged, stored (for outbound: delivered to the peer), lost and
 duplicated. The verdict line demands 0 lost everywhere and 0 duplicated for SMTP and
 fetching; for the outbound spool a duplicate is allowed only inside the window between

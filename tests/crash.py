@@ -79,7 +79,7 @@ class DaemonProcess:
             self.proc.wait(60)
 
     def workers(self) -> list[int]:
-        """The daemon's child processes: its SMTP workers."""
+        """The daemon's child processes: its SMTP workers and the store's sync process."""
         assert self.proc is not None
         pid = self.proc.pid
         try:
@@ -111,8 +111,8 @@ def kill_loop(daemon: DaemonProcess, kills: int, stop: threading.Event, low: flo
 
 def kill_workers_loop(daemon: DaemonProcess, kills: int, stop: threading.Event, low: float = 0.3,
                       high: float = 1.2) -> int:
-    """SIGKILL one of the daemon's SMTP worker processes `kills` times at random moments (the
-    daemon starts another); how many were killed."""
+    """SIGKILL one of the daemon's child processes (an SMTP worker, or the store's sync process)
+    `kills` times at random moments (the daemon starts another); how many were killed."""
     killed = 0
     while killed < kills:
         time.sleep(random.uniform(low, high))

@@ -141,8 +141,7 @@ async def test_sessions_opened_before_a_reload_count_against_the_new_limits(mail
     refused = await server.connect()
     assert refused.greeting.startswith("421 4.7.0")
     await before.close()
-    if workers:
-        await until(lambda: counted(server) == 0)
+    await until(lambda: (counted(server) if workers else server.daemon.smtp_counts.active) == 0)
     after = await server.connect()
     assert after.greeting.startswith("220 ")
     await after.close()

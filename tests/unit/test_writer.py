@@ -2,50 +2,74 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import signal
+import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from prostoy_mail.store import writer as writer_module
 from prostoy_mail.store.sqlite import SqliteStore
 from prostoy_mail.store.writer import StoreWriter
 
 
-async def test_an_answer_comes_only_after_the_wal_is_synced(tmp_path: Path, monkeypatch: Any) -> None:
-    events: list[str] = []
-    real_fdatasync = os.fdatasync
-
-    def spy(fd: int) -> None:
-        events.append(f"sync {os.readlink(f'/proc/self/fd/{fd}').rsplit('/', 1)[-1]}")
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(writer_module.os, "fdatasync", spy)
+async def test_an_answer_comes_only_after_the_sync_process_has_synced(tmp_path: Path) -> None:
     writer = StoreWriter(SqliteStore(tmp_path / "store.db"))
+    syncer = writer._syncer.process
     try:
-        def job(store: SqliteStore) -> int:
-            events.append("job")
-            return store.add_project("P").id
-
-        project_id = await writer.run(job)
-        events.append("answered")
-        assert events == ["job", "sync store.db-wal", "answered"]
-        assert project_id == 1
+        assert (await writer.run(lambda store: store.add_project("First"))).id == 1
+        os.kill(syncer.pid, signal.SIGSTOP)  # it syncs nothing now
+        try:
+            answer = asyncio.ensure_future(writer.run(lambda store: store.add_project("Second")))
+            reader = sqlite3.connect(tmp_path / "store.db")
+            for _ in range(100):  # committed, visible to others...
+                if reader.execute("SELECT count(*) FROM projects").fetchone()[0] == 2:
+                    break
+                await asyncio.sleep(0.01)
+            reader.close()
+            await asyncio.sleep(0.3)
+            assert not answer.done()  # ...but not known to be on disk: not answered
+        finally:
+            os.kill(syncer.pid, signal.SIGCONT)
+        assert (await asyncio.wait_for(answer, 10)).id == 2
     finally:
         writer.close()
 
 
-async def test_a_failed_sync_fails_the_callers(tmp_path: Path, monkeypatch: Any) -> None:
-    def broken(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(writer_module.os, "fdatasync", broken)
+async def test_a_failed_sync_fails_the_callers(tmp_path: Path) -> None:
     writer = StoreWriter(SqliteStore(tmp_path / "store.db"))
     try:
-        with pytest.raises(OSError, match="Input/output error"):
-            await writer.run(lambda store: store.add_project("P"))
+        await writer.run(lambda store: store.add_project("First"))
+        os.unlink(tmp_path / "store.db-wal")  # the sync process cannot open the WAL to sync it
+        with pytest.raises(OSError) as raised:
+            await writer.run(lambda store: store.add_project("Second"))
+        assert raised.value.errno == errno.ENOENT
     finally:
-        monkeypatch.undo()
         writer.close()
+
+
+async def test_a_sync_process_that_dies_is_replaced_and_what_waited_is_answered(tmp_path: Path) -> None:
+    writer = StoreWriter(SqliteStore(tmp_path / "store.db"))
+    first = writer._syncer.process
+    try:
+        await writer.run(lambda store: store.add_project("First"))
+        os.kill(first.pid, signal.SIGSTOP)
+        waiting = asyncio.ensure_future(writer.run(lambda store: store.add_project("Second")))
+        await asyncio.sleep(0.2)
+        os.kill(first.pid, signal.SIGKILL)
+        assert (await asyncio.wait_for(waiting, 10)).id == 2  # synced and answered by its successor
+        assert writer._syncer.process.pid != first.pid
+        assert (await writer.run(lambda store: store.add_project("Third"))).id == 3
+    finally:
+        writer.close()
+    assert writer._syncer.process.returncode == 0  # closing the writer ends it
+
+
+async def test_closing_answers_every_job_handed_in(tmp_path: Path) -> None:
+    writer = StoreWriter(SqliteStore(tmp_path / "store.db"))
+    jobs = [asyncio.ensure_future(writer.run(lambda store, i=i: store.add_project(f"P{i}").id)) for i in range(50)]
+    await asyncio.sleep(0)  # (handed in)
+    await asyncio.to_thread(writer.close)
+    assert sorted(await asyncio.gather(*jobs)) == list(range(1, 51))

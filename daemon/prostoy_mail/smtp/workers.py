@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..child_process import module_command
 from ..errors import ProstoyMailError
 from ..metrics import Metrics
 from .admission import SharedCounts
@@ -99,15 +98,13 @@ class SmtpWorkers:
         channel_ours, channel_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         handoff_ours, handoff_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         handoff_ours.setblocking(False)
-        package_parent = str(Path(__file__).resolve().parents[2])  # where prostoy_mail is importable from
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (package_parent, os.environ.get("PYTHONPATH")) if p))
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        argv, env = module_command("prostoy_mail.smtp.worker", str(channel_theirs.fileno()),
+                                   str(handoff_theirs.fileno()), f"{self.counts.fd}:{self.count}:{slot}",
+                                   str(self.folder), str(level))
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "prostoy_mail.smtp.worker", str(channel_theirs.fileno()),
-                str(handoff_theirs.fileno()), f"{self.counts.fd}:{self.count}:{slot}", str(self.folder), str(level),
-                pass_fds=(channel_theirs.fileno(), handoff_theirs.fileno(), self.counts.fd), env=env,
+                *argv, pass_fds=(channel_theirs.fileno(), handoff_theirs.fileno(), self.counts.fd), env=env,
                 stdin=asyncio.subprocess.DEVNULL)
         finally:
             channel_theirs.close()

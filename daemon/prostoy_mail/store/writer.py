@@ -1,4 +1,4 @@
-"""The store's one writer thread, with group commit, and the thread that makes commits durable.
+"""The store's one writer thread, with group commit, and the process that makes commits durable.
 
 The event loop never touches the disk: it hands a job (a function of the store) to the
 writer and awaits its result. The writer takes every job waiting at that moment, runs
@@ -6,15 +6,15 @@ each in a savepoint of one transaction and commits once; a job that fails rolls 
 own savepoint and fails alone.
 
 Durability is pipelined: the writer's connection commits with synchronous=NORMAL (the WAL
-frames are written, not synced), hands the batch to the syncer thread and goes on with the
-next batch; the syncer fdatasyncs the WAL file (one sync for every batch committed
-meanwhile) and only then answers the batch's callers. So each caller still learns of
-success only after its data is on disk, but the writer no longer stands still during the
-sync (+28-52% at 100 KB messages, measured). Why this is as safe as synchronous=FULL (which
-syncs the same file at the same point, inside COMMIT): frames synced after their commit
-frame are replayed on recovery; and a WAL that is reset and overwritten before our sync
-held only frames already checkpointed, and a checkpoint (FULL on its own connection) syncs
-the WAL before copying it and the database before it lets the WAL be reset.
+frames are written, not synced), asks the sync process (syncer.py) to sync and goes on with
+the next batch; the sync process fdatasyncs the WAL file (one sync for every batch committed
+meanwhile), and only when it says so does the event loop answer the batch's callers. So each
+caller still learns of success only after its data is on disk, but the writer no longer
+stands still during the sync (+28-52% at 100 KB messages, measured). Why this is as safe as
+synchronous=FULL (which syncs the same file at the same point, inside COMMIT): frames synced
+after their commit frame are replayed on recovery; and a WAL that is reset and overwritten
+before our sync held only frames already checkpointed, and a checkpoint (FULL on its own
+connection) syncs the WAL before copying it and the database before it lets the WAL be reset.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -32,6 +31,7 @@ from typing import Any, Generic, TypeVar
 
 from ..metrics import Metrics
 from .sqlite import SqliteStore
+from .syncer import SyncProcess
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,10 +54,9 @@ class StoreWriter:
         self.metrics = metrics
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
-        self._to_sync: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._syncer = threading.Thread(target=self._sync, name="store-syncer", daemon=True)
-        self._wal = f"{store.path}-wal"
-        store.db.execute("PRAGMA synchronous=NORMAL")  # the syncer syncs the WAL before answering
+        self.loop = asyncio.get_running_loop()  # where the sync process's answers come in
+        self._syncer = SyncProcess(f"{store.path}-wal", self._answer_synced)
+        store.db.execute("PRAGMA synchronous=NORMAL")  # the sync process syncs the WAL before answering
         # WAL checkpoints copy the log into the database and fsync it: on the commit path they
         # stall every few hundred messages. A thread of their own does them instead.
         self._stop_checkpoints = threading.Event()
@@ -66,7 +65,6 @@ class StoreWriter:
         if checkpoint_interval:
             store.db.execute("PRAGMA wal_autocheckpoint=0")
         self._thread.start()
-        self._syncer.start()
         if checkpoint_interval:
             self._checkpointer.start()
         self.batches = 0
@@ -83,8 +81,7 @@ class StoreWriter:
         """Finish the jobs already handed in, then stop the threads and close the store."""
         self._jobs.put(_STOP)
         self._thread.join()
-        self._to_sync.put(_STOP)
-        self._syncer.join()
+        self._syncer.close()
         self._stop_checkpoints.set()
         if self._checkpointer.is_alive():
             self._checkpointer.join()
@@ -141,28 +138,14 @@ class StoreWriter:
         self.jobs_done += len(batch)
         if self.metrics is not None:
             self.metrics.store_batches.inc()
-        self._to_sync.put(list(zip(batch, outcomes, strict=True)))
+        self._syncer.committed(list(zip(batch, outcomes, strict=True)))
 
-    def _sync(self) -> None:
-        """Sync the WAL for every batch committed since the last sync, then answer their callers."""
-        stopping = False
-        while not stopping:
-            first = self._to_sync.get()
-            if first is _STOP:
-                break
-            more, stopping = _take_waiting(self._to_sync)
-            answers: list[tuple[_Job[Any], tuple[bool, Any]]] = [*first, *(a for batch in more for a in batch)]
-            try:
-                fd = os.open(self._wal, os.O_RDONLY)
-                try:
-                    os.fdatasync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:  # committed, but not known to be on disk: nobody is told it is
-                log.error("store: syncing %s failed: %s", self._wal, exc)
-                answers = [(job, (False, exc)) for job, _ in answers]
-            _answer(answers)
-
+    def _answer_synced(self, answers: list[tuple[_Job[Any], tuple[bool, Any]]]) -> None:
+        """On the event loop: the callers of batches now on disk hear how their jobs went."""
+        here = [(job.future, ok, value) for job, (ok, value) in answers if job.loop is self.loop]
+        _settle(here)
+        if len(here) < len(answers):  # (a caller on another thread's loop)
+            _answer([(job, outcome) for job, outcome in answers if job.loop is not self.loop])
 
 def _take_waiting(waiting: queue.SimpleQueue[Any], limit: int | None = None) -> tuple[list[Any], bool]:
     """What is waiting now (at most `limit` items), and whether the stop mark was among it."""
