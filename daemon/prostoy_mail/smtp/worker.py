@@ -1,11 +1,11 @@
-"""An SMTP worker process: serves the inbound SMTP sessions the daemon hands it.
+"""An SMTP worker process: serves inbound SMTP sessions on the listening sockets the daemon hands it.
 
     python -m prostoy_mail.smtp.worker CHANNEL_FD HANDOFF_FD COUNTS_FD:SLOTS:SLOT MESSAGE_FOLDER LOG_LEVEL
 
 Why processes: one Python process runs on one core (the interpreter lock), and a 2 KB message
 costs ~0.6 ms of SMTP protocol work there plus ~0.7 ms of parsing, routing and storing. The
-daemon keeps the store, the routing and the connection limits; its workers speak SMTP, so
-the two halves run on different cores (as Postfix's smtpd processes and its queue manager do).
+daemon keeps the store and the routing; its workers speak SMTP (and parse), so the two halves
+run on different cores (as Postfix's smtpd processes and its queue manager do).
 
 The worker accepts connections on the listening sockets the daemon hands it, after asking the
 connection table the workers share whether the limits allow one more (admission.py). The
@@ -66,7 +66,9 @@ class ConnectionTally:
             self.due = asyncio.get_running_loop().call_later(TALLY_EVERY, self.send)
 
     def send(self) -> None:
-        self.due = None
+        if self.due is not None:
+            self.due.cancel()
+            self.due = None
         self.channel.send("connections", self.opened, self.closed, dict(self.refused))
         self.opened = self.closed = 0
         self.refused.clear()
@@ -85,6 +87,8 @@ class Worker:
         self.limiter: ConnectionLimiter | None = None  # the protocol factory of the listening sockets
         self.servers: dict[int, list[asyncio.AbstractServer]] = {}  # listener number -> its servers here
         self.unlistened: set[int] = set()  # listeners closed (their sockets may still be on the way)
+        self.tally = ConnectionTally(channel)
+        self.starting: set[asyncio.Task[None]] = set()  # listeners being set up (a task needs a reference)
         self.done = asyncio.Event()  # stopped, or the daemon has gone
 
     async def deliver(self, delivery: Delivery) -> str:
@@ -110,8 +114,7 @@ class Worker:
             self.handler.policy = policy
         make = session_factory(self.handler, hostname)
         if self.limiter is None:
-            self.limiter = ConnectionLimiter(policy.limits, make, counts=self.counts,
-                                             report=ConnectionTally(self.channel))
+            self.limiter = ConnectionLimiter(policy.limits, make, counts=self.counts, report=self.tally)
         else:
             self.limiter.limits, self.limiter.make = policy.limits, make
 
@@ -121,7 +124,9 @@ class Worker:
             if listener in self.unlistened:
                 sock.close()
             else:
-                self.loop.create_task(self._listen(listener, sock))
+                task = self.loop.create_task(self._listen(listener, sock))
+                self.starting.add(task)
+                task.add_done_callback(self.starting.discard)
 
     async def _listen(self, listener: int, sock: socket.socket) -> None:
         assert self.limiter is not None
@@ -180,6 +185,7 @@ class Worker:
         while self.handler.in_data and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.05)  # let the last replies go out
+        self.tally.send()
         self.done.set()
 
 
