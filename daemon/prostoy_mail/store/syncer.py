@@ -1,9 +1,7 @@
-"""The process that makes the store's commits durable: it fdatasyncs the WAL when asked.
-
-    python -m prostoy_mail.store.syncer WAL_PATH REQUEST_FD ANSWER_FD
+"""The daemon's side of the process that makes the store's commits durable (sync_process.py).
 
 The store's writer thread commits a batch (the WAL frames written, not yet synced) and asks
-for a sync by the batch's number; this process syncs the WAL file (once for every number
+for a sync by the batch's number; the sync process syncs the WAL file (once for every number
 waiting) and answers with the highest number it covered, and the error if the sync failed.
 The daemon's event loop reads the answer and only then tells the batches' callers.
 
@@ -20,22 +18,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import errno
 import logging
 import os
-import signal
-import struct
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from ..child_process import module_command
+from .sync_process import ANSWER, REQUEST, sync
 
 log = logging.getLogger(__name__)
-_REQUEST = struct.Struct("!Q")  # a batch number
-_ANSWER = struct.Struct("!QI")  # the highest batch number synced, and errno (0: synced)
 RESTART_DELAY = 1.0  # seconds before another try when the sync process cannot be started
 Committed = list[tuple[Any, tuple[bool, Any]]]  # (job, (ok, result or exception)) of one batch
 
@@ -59,7 +52,8 @@ class SyncProcess:
     def _start(self) -> None:
         requests_theirs, self.requests = os.pipe()
         self.answers, answers_theirs = os.pipe()
-        argv, env = module_command("prostoy_mail.store.syncer", self.wal, str(requests_theirs), str(answers_theirs))
+        argv, env = module_command("prostoy_mail.store.sync_process", self.wal, str(requests_theirs),
+                                   str(answers_theirs))
         try:
             self.process = subprocess.Popen(argv, env=env, pass_fds=(requests_theirs, answers_theirs),
                                             stdin=subprocess.DEVNULL)
@@ -78,7 +72,7 @@ class SyncProcess:
             self.number += 1
             self.waiting.append((self.number, batch))
             with contextlib.suppress(OSError):  # it has gone: it is replaced and asked again
-                os.write(self.requests, _REQUEST.pack(self.number))
+                os.write(self.requests, REQUEST.pack(self.number))
 
     def _read_answers(self) -> None:
         try:
@@ -89,9 +83,9 @@ class SyncProcess:
             self._replace()
             return
         self.received += data
-        while len(self.received) >= _ANSWER.size:
-            number, error = _ANSWER.unpack_from(self.received)
-            self.received = self.received[_ANSWER.size:]
+        while len(self.received) >= ANSWER.size:
+            number, error = ANSWER.unpack_from(self.received)
+            self.received = self.received[ANSWER.size:]
             self._answer_up_to(number, error)
 
     def _answer_up_to(self, number: int, error: int) -> None:
@@ -127,7 +121,7 @@ class SyncProcess:
                 self.loop.call_later(RESTART_DELAY, self._restart)
                 return
             if self.waiting:
-                os.write(self.requests, _REQUEST.pack(self.number))
+                os.write(self.requests, REQUEST.pack(self.number))
 
     def close(self) -> None:
         """After the writer's last batch (from any thread): what is still waiting is synced
@@ -141,7 +135,7 @@ class SyncProcess:
             os.close(self.requests)  # (the process sees the end and exits)
         if last:
             try:
-                _sync(self.wal)
+                sync(self.wal)
             except OSError as exc:
                 log.error("store: syncing %s failed: %s", self.wal, exc)
                 last = [(job, (False, exc)) for job, _ in last]
@@ -165,41 +159,3 @@ class SyncProcess:
             self.loop.remove_reader(self.answers)
             os.close(self.answers)
             self.answers = -1
-
-
-def _sync(wal: str) -> None:
-    fd = os.open(wal, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def main(argv: list[str]) -> int:
-    wal, requests, answers = argv[0], int(argv[1]), int(argv[2])
-    # Signals are the daemon's (systemd signals every process of the service): this process
-    # ends when the daemon closes the request pipe, or is gone.
-    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(number, signal.SIG_IGN)
-    received = b""
-    while data := os.read(requests, 65536):
-        received += data
-        whole = len(received) - len(received) % _REQUEST.size
-        if not whole:
-            continue
-        (number,) = _REQUEST.unpack_from(received, whole - _REQUEST.size)  # the highest: they come in order
-        received = received[whole:]
-        error = 0
-        try:
-            _sync(wal)
-        except OSError as exc:
-            error = exc.errno or errno.EIO
-        try:
-            os.write(answers, _ANSWER.pack(number, error))
-        except BrokenPipeError:  # the daemon has gone
-            return 0
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
