@@ -177,8 +177,7 @@ class Daemon:
         if name == "smtp":
             assert self.smtp_handler is not None
             factory = protocol_factory(self.smtp_handler, hostname, self.metrics, self.smtp_counts)
-            server = await loop.create_server(factory,
-                                              endpoint.host, endpoint.port, reuse_port=True)
+            server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True)
         else:
             assert self.submission_handler is not None
             context = server_context(self.config.tls)

@@ -50,22 +50,23 @@ class SyncProcess:
         self._start()
 
     def _start(self) -> None:
-        requests_theirs, self.requests = os.pipe()
-        self.answers, answers_theirs = os.pipe()
+        requests_theirs, requests = os.pipe()
+        answers, answers_theirs = os.pipe()
         argv, env = module_command("prostoy_mail.store.sync_process", self.wal, str(requests_theirs),
                                    str(answers_theirs))
         try:
             self.process = subprocess.Popen(argv, env=env, pass_fds=(requests_theirs, answers_theirs),
                                             stdin=subprocess.DEVNULL)
         except BaseException:
-            os.close(self.requests)
-            os.close(self.answers)
+            os.close(requests)
+            os.close(answers)
             raise
         finally:
             os.close(requests_theirs)
             os.close(answers_theirs)
-        os.set_blocking(self.answers, False)
-        self.loop.add_reader(self.answers, self._read_answers)
+        self.requests, self.answers = requests, answers  # (only now: a failed start leaves no stale numbers)
+        os.set_blocking(answers, False)
+        self.loop.add_reader(answers, self._read_answers)
 
     def committed(self, batch: Committed) -> None:
         with self.lock:
@@ -147,7 +148,9 @@ class SyncProcess:
         try:
             self.loop.call_soon_threadsafe(self._last_answers, last)
         except RuntimeError:  # its loop has closed: nobody waits for answers, nothing reads the pipe
-            self.answers = -1
+            if self.answers >= 0:
+                os.close(self.answers)
+                self.answers = -1
 
     def _last_answers(self, last: Committed) -> None:
         self._stop_reading()

@@ -20,7 +20,6 @@ connection) syncs the WAL before copying it and the database before it lets the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import sqlite3
@@ -41,8 +40,7 @@ MAX_BATCH = 64
 @dataclass
 class _Job(Generic[T]):
     fn: Callable[[SqliteStore], T]
-    future: asyncio.Future[T]
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[T]  # (of the writer's loop: every caller runs there, fetchers too)
 
 
 _STOP = object()
@@ -72,9 +70,8 @@ class StoreWriter:
 
     async def run(self, fn: Callable[[SqliteStore], T]) -> T:
         """Run `fn(store)` on the writer thread; return once its transaction is committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(fn, future, loop))
+        future: asyncio.Future[T] = self.loop.create_future()
+        self._jobs.put(_Job(fn, future))
         return await future
 
     def close(self) -> None:
@@ -142,15 +139,19 @@ class StoreWriter:
 
     def _answer_synced(self, answers: list[tuple[_Job[Any], tuple[bool, Any]]]) -> None:
         """On the event loop: the callers of batches now on disk hear how their jobs went."""
-        here = [(job.future, ok, value) for job, (ok, value) in answers if job.loop is self.loop]
-        _settle(here)
-        if len(here) < len(answers):  # (a caller on another thread's loop)
-            _answer([(job, outcome) for job, outcome in answers if job.loop is not self.loop])
+        for job, (ok, value) in answers:
+            if job.future.done():  # the caller gave up (e.g. the SMTP client went away)
+                continue
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
 
-def _take_waiting(waiting: queue.SimpleQueue[Any], limit: int | None = None) -> tuple[list[Any], bool]:
+
+def _take_waiting(waiting: queue.SimpleQueue[Any], limit: int) -> tuple[list[Any], bool]:
     """What is waiting now (at most `limit` items), and whether the stop mark was among it."""
     items: list[Any] = []
-    while limit is None or len(items) < limit:
+    while len(items) < limit:
         try:
             item = waiting.get_nowait()
         except queue.Empty:
@@ -159,24 +160,3 @@ def _take_waiting(waiting: queue.SimpleQueue[Any], limit: int | None = None) -> 
             return items, True
         items.append(item)
     return items, False
-
-
-def _answer(answers: list[tuple[_Job[Any], tuple[bool, Any]]]) -> None:
-    # One wake-up of each loop for the whole lot (each wake-up is a write to the loop's
-    # self-pipe and a pass of the loop), not one per job.
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-    for job, (ok, value) in answers:
-        by_loop.setdefault(job.loop, []).append((job.future, ok, value))
-    for loop, settled in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits for these any more
-            loop.call_soon_threadsafe(_settle, settled)
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in settled:
-        if future.done():  # the caller gave up (e.g. the SMTP client went away)
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
