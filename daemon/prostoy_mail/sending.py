@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import getaddresses
 
 from .config.model import Config
+from .mail.headers import parse_addresses
 
 RELAY_ROUTE = "relay"
 
@@ -93,5 +93,5 @@ class SendingPolicy:
 
 
 def header_addresses(values: list[str]) -> list[str]:
-    """The bare addresses in From-like header values."""
-    return [address for _, address in getaddresses(values) if address]
+    """The addresses in raw From-like header values (from their syntax, never a display name)."""
+    return [address for _, address in parse_addresses(values)]

@@ -155,6 +155,39 @@ async def test_rule_explain_shows_why_and_stores_nothing(mail_server: Any, tmp_p
     assert server.count("messages") == 0
 
 
+SPOOF_RULES = RULES + """
+[[rules]]
+name = "blocked-sender"
+senders = "spammer@"
+action = "ignore"
+"""
+# "Boss <buh@client.ru>," and "spammer@" as encoded display names before the real address
+SPOOFED_CLIENT = "=?utf-8?B?" + base64.b64encode(b"Boss <buh@client.ru>,").decode() + "?= <attacker@evil.example>"
+SPOOFED_SPAMMER = "=?utf-8?Q?spammer@evil.example?= <Other@Evil.Example>"
+
+
+async def test_a_spoofed_display_name_neither_routes_nor_escapes_a_rule(mail_server: Any, tmp_path: Path) -> None:
+    """A decoded display name is never an address: not for rules, not for what is stored,
+    not for `rule explain` (RFC 2047 §5)."""
+    server = await mail_server(SPOOF_RULES, setup=setup)
+    await server.send("attacker@evil.example", ["sales@example.test"], message(b"invoice 1", sender=SPOOFED_CLIENT))
+    assert server.comments("Sales/Invoices") == []  # the senders = "@client.ru" rule did not match
+    [landed] = server.comments("Mail/sales@example.test")
+    assert landed.from_addr == "attacker@evil.example" and "buh@client.ru" in landed.from_name
+
+    await server.send("spammer@evil.example", ["sales@example.test"], message(b"hi", sender="spammer@evil.example"))
+    assert len(server.comments("Mail/sales@example.test")) == 1  # the ignore rule holds for the real address...
+    await server.send("x@evil.example", ["sales@example.test"], message(b"hi 2", sender=SPOOFED_SPAMMER))
+    assert [c.from_addr for c in server.comments("Mail/sales@example.test")] == [
+        "attacker@evil.example", "other@evil.example"]  # ...and a display name alone is not the sender
+
+    eml = tmp_path / "spoofed.eml"
+    eml.write_bytes(message(b"invoice 2", sender="owner@example.test <attacker@evil.example>"))
+    explained = json.loads(run_cli(server.config_path, "rule", "explain", str(eml), "--json").stdout)
+    assert explained["from"] == "attacker@evil.example"
+    assert [t["ref"] for t in explained["lands_in"]] == ["Mail/sales@example.test"]
+
+
 def test_rules_change_on_sighup_without_dropping_a_session(tmp_path: Path) -> None:
     """The daemon as a process: a reload applies new rules; a broken config keeps the old ones."""
     import smtplib

@@ -5,6 +5,7 @@ gateway's external server and for the relay."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 import ssl
 import time
@@ -379,6 +380,22 @@ async def test_sending_as_someone_else_is_refused(outbound: Any) -> None:
     assert other_gateway[0] == 553 and b"5.7.1" in other_gateway[1]
     assert forged_from[0] == 553 and b"5.7.1" in forged_from[1]
     assert setup.with_store(lambda s: s.list_outbound(include_finished=True)) == []
+
+    # A display name that decodes to an address the user may not send as is only a name:
+    # the mail goes out from, and is filed as from, the address in the header's syntax.
+    name = "=?utf-8?B?" + base64.b64encode(b"ivanov@peer.test,").decode() + "?="
+    raw = (f"From: {name} <sales@example.test>\r\nTo: x@far.example\r\nSubject: named\r\n\r\nHello\r\n").encode()
+
+    def named() -> tuple[int, bytes]:
+        with setup.client(login="petrov") as client:
+            client.mail("sales@example.test")
+            client.rcpt("x@far.example")
+            return client.data(raw)
+
+    assert (await asyncio.to_thread(named))[0] == 250
+    [entry] = setup.with_store(lambda s: s.list_outbound(include_finished=True))
+    [filed] = [c for c in setup.with_store(lambda s: s.list_comments(entry.task_id)) if c.subject == "named"]
+    assert filed.from_addr == "sales@example.test" and filed.from_name == "ivanov@peer.test,"
 
 
 async def test_a_deferred_recipient_is_retried_until_accepted(outbound: Any) -> None:

@@ -297,7 +297,7 @@ def test_a_parser_failure_still_yields_a_message(monkeypatch: pytest.MonkeyPatch
     assert parsed.subject == "(a message that could not be read)" and parsed.bounce
 
 
-# --- the fast path for plain address headers agrees with email.utils --------------------------
+# --- addresses come from the header's syntax, never from decoded display text -------------
 
 _ATOM = st.text(alphabet="abcXYZ019.!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=6)
 _NAME_WORD = st.text(alphabet=st.sampled_from(list("abЯж1.\"',;:()<>@[]\\ \t")), min_size=1, max_size=6)
@@ -313,15 +313,15 @@ _ADDRESS_ITEM = st.one_of(
 
 @settings(max_examples=600, deadline=None)
 @given(st.lists(st.lists(_ADDRESS_ITEM, min_size=1, max_size=3).map(", ".join), min_size=1, max_size=2))
-def test_plain_address_fast_path_agrees_with_email_utils(values: list[str]) -> None:
-    from email.utils import getaddresses, parseaddr
+def test_plain_address_fast_path_agrees_with_the_full_parser(values: list[str]) -> None:
+    from prostoy_mail.mail.address_list import mailboxes
+    from prostoy_mail.mail.headers import _plain_addresses, parse_addresses
 
-    from prostoy_mail.mail.headers import parse_address, parse_addresses
-
-    expected = [(d.strip(), a.strip().lower()) for d, a in getaddresses(values) if a and "@" in a]
-    assert parse_addresses(values) == expected
-    display, addr = parseaddr(values[0])
-    assert parse_address(values[0]) == (display.strip(), addr.strip().lower())
+    fast = _plain_addresses(values)
+    full = [(display, address) for value in values for display, address in mailboxes(value)]
+    if fast is not None:
+        assert fast == full
+    assert [a for _, a in parse_addresses(values)] == [a.lower() for _, a in full]
 
 
 def test_plain_address_shapes_take_the_fast_path() -> None:
@@ -329,7 +329,64 @@ def test_plain_address_shapes_take_the_fast_path() -> None:
 
     assert _plain_addresses(["Иван  Петров <Ivan@Client.ru>, b@x.ru", "<c@x.ru>"]) == [
         ("Иван Петров", "Ivan@Client.ru"), ("", "b@x.ru"), ("", "c@x.ru")]
-    assert _plain_addresses(['"Petrov, Ivan" <i@x.ru>']) is None  # quotes: email.utils decides
+    assert _plain_addresses(['"Petrov, Ivan" <i@x.ru>']) is None  # quotes: the full parser decides
+
+
+def _b(text: str) -> str:
+    return "=?utf-8?B?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+# Display names that, decoded, look like addresses or lists of them (RFC 2047 §5 forbids
+# reading them so): in B and Q encodings, in UTF-8 and raw 8-bit, with and without quotes.
+_SPOOFING_NAMES = [
+    _b("Boss <boss@client.ru>,"),
+    _b("boss@client.ru"),
+    _b("Boss <boss@client.ru>, Other <other@client.ru>"),
+    "=?utf-8?Q?Boss_<boss@client.ru>?=",
+    "=?utf-8?Q?boss=40client.ru?=",
+    '"' + _b("<boss@client.ru>") + '"',
+    "boss@client.ru",
+    '"boss@client.ru"',
+    "Boss (boss@client.ru)",
+    "=?koi8-r?B?" + base64.b64encode("Бос <boss@client.ru>".encode("koi8-r")).decode() + "?=",
+]
+
+
+@pytest.mark.parametrize("name", _SPOOFING_NAMES)
+@pytest.mark.parametrize("header", ["From", "To", "Cc"])
+def test_a_display_name_never_becomes_an_address(name: str, header: str) -> None:
+    from prostoy_mail.mail.parse import parse_message
+
+    raw = (f"{header}: {name} <attacker@evil.example>\r\n"
+           + ("" if header == "From" else "From: x@y.ru\r\n") + "Subject: s\r\n\r\nbody\r\n").encode()
+    parsed = parse_message(raw, "")
+    found = {"From": (parsed.from_addr,), "To": parsed.to, "Cc": parsed.cc}[header]
+    assert found == ("attacker@evil.example",)
+    assert "boss@client.ru" not in {parsed.from_addr, *parsed.to, *parsed.cc}
+    if header == "From":
+        assert "boss" in parsed.from_name.lower() or "бос" in parsed.from_name.lower()  # shown as text
+
+
+def test_an_address_as_the_display_name_is_shown_not_used() -> None:
+    from prostoy_mail.mail.headers import parse_address, parse_addresses
+
+    assert parse_address("owner@prostoy.biz <attacker@evil.example>") == ("owner@prostoy.biz", "attacker@evil.example")
+    assert parse_addresses(["Boss <a@x.ru>, " + _b("c@d.ru, e@f.ru") + " <g@h.ru>"]) == [
+        ("Boss", "a@x.ru"), ("c@d.ru, e@f.ru", "g@h.ru")]
+    assert parse_addresses(["team: a@x.ru, (note) b@y.ru;", '"quoted, name" <C@Z.ru>']) == [
+        ("", "a@x.ru"), ("note", "b@y.ru"), ("quoted, name", "c@z.ru")]
+    assert parse_addresses(["undisclosed-recipients:;", "no address here", "<@relay:u@h.ru>"]) == [("", "u@h.ru")]
+    assert parse_addresses(["Иван\r\n Петров <i@x.ru>"]) == [("Иван Петров", "i@x.ru")]  # folded
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*'a@<>",:;()[]\\ =?.\r\n', "=?utf-8?B?", "?="]), max_size=60).map("".join))
+def test_the_address_parser_takes_any_text(value: str) -> None:
+    from prostoy_mail.mail.address_list import mailboxes
+
+    for _, address in mailboxes(value):
+        local, at, domain = address.rpartition("@")
+        assert local and at and domain and "\n" not in address and "\r" not in address
 
 
 _HEADER_PIECES = st.sampled_from([

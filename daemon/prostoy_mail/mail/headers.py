@@ -13,16 +13,17 @@ import email.header
 import math
 import re
 from email.message import Message
-from email.utils import getaddresses, parseaddr
+
+from .address_list import mailboxes
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # an 8-bit byte kept by surrogateescape
 
-# The usual shapes of an address header, which email.utils parses with a character-by-character
-# Python scanner (a quarter of a millisecond a message): `addr`, `<addr>`, `Words <addr>`,
-# with dot-atom addresses and display names of plain words. Anything else (quotes, comments,
-# groups, routes, lists) goes to email.utils; tests/unit/test_mail.py checks both agree.
+# The usual shapes of an address header, which address_list would read token by token:
+# `addr`, `<addr>`, `Words <addr>`, with dot-atom addresses and display names of plain words
+# (encoded words among them, decoded afterwards). Anything else (quotes, comments, groups,
+# routes, lists) goes to address_list; tests/unit/test_mail.py checks both agree.
 _DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
 _ADDRESS = _DOT_ATOM + "@" + r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 _WORD_CHARS = r"[^\s\"()<>@,;:\\.\[\]]+"
@@ -121,28 +122,36 @@ class Headers:
         return "" if values is None else decode_header_value(values[0], self.charset)
 
     def addresses(self, name: str) -> list[tuple[str, str]]:
-        """(display name, address) pairs of every header `name` (lower case), decoded."""
-        return parse_addresses([decode_header_value(v, self.charset) for v in self._every.get(name, ())])
+        """(display name, address) pairs of every header `name` (lower case): the addresses
+        from the raw header's syntax, lower-cased; only the display names decoded."""
+        return parse_addresses(self._every.get(name, []), self.charset)
 
     def sender(self) -> tuple[str, str]:
-        """(display name, address) of From."""
-        return parse_address(self.text("from"))
+        """(display name, address) of From's first mailbox; ("", "") when it has none."""
+        values = self._every.get("from")
+        return parse_address(values[0], self.charset) if values else ("", "")
 
 
-def parse_addresses(values: list[str]) -> list[tuple[str, str]]:
-    """(display name, address) pairs in decoded address header values, addresses lower-cased;
-    entries without an address are left out."""
+def parse_addresses(values: list[str], charset: str | None = None) -> list[tuple[str, str]]:
+    """(display name, address) pairs in raw address header values, addresses lower-cased,
+    display names decoded; entries without an address are left out.
+
+    The addresses come from the header's syntax before anything is decoded: a decoded
+    display name is never read as an address (RFC 2047 §5; see address_list)."""
+    values = ["".join(value.splitlines()) for value in values]  # unfolded
     pairs = _plain_addresses(values)
     if pairs is None:
-        pairs = getaddresses(values)
-    return [(display.strip(), addr.strip().lower()) for display, addr in pairs if addr and "@" in addr]
+        pairs = [pair for value in values for pair in mailboxes(value)]
+    return [(_display(display, charset), addr.lower()) for display, addr in pairs]
 
 
-def parse_address(value: str) -> tuple[str, str]:
-    """(display name, address) of a single decoded address, the address lower-cased."""
-    plain = _plain_address(value)
-    display, addr = plain if plain is not None else parseaddr(value)
-    return display.strip(), addr.strip().lower()
+def parse_address(value: str, charset: str | None = None) -> tuple[str, str]:
+    """(display name, address) of the first mailbox of a raw address header value."""
+    return next(iter(parse_addresses([value], charset)), ("", ""))
+
+
+def _display(raw: str, charset: str | None) -> str:
+    return decode_header_value(raw, charset) if raw else ""
 
 
 def _plain_address(value: str) -> tuple[str, str] | None:
@@ -156,7 +165,7 @@ def _plain_address(value: str) -> tuple[str, str] | None:
 
 
 def _plain_addresses(values: list[str]) -> list[tuple[str, str]] | None:
-    """What getaddresses() returns, when every comma-separated item has a plain shape; else None."""
+    """What address_list.mailboxes() finds, when every comma-separated item has a plain shape; else None."""
     pairs = []
     for value in values:
         for item in value.split(","):
