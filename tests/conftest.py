@@ -48,6 +48,14 @@ class Cli:
         return result
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked by its folder: unit, integration or e2e."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in ("unit", "integration", "e2e"):
+            item.add_marker(folder)
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     """The command line on a fresh configuration (domain example.test) in tmp_path."""

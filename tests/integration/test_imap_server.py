@@ -158,6 +158,36 @@ async def test_login_only_over_tls_and_the_folders_a_user_sees(imap: Imap) -> No
     assert "petr" not in seen_by_petrov and "ivan" not in seen_by_petrov
 
 
+async def test_list_wildcards_cost_linear_time_and_never_reach_twisteds_regexp(
+        imap: Imap, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`LIST "" "*********z"` took 7 s of the event loop (10 stars: 48 s): a backtracking
+    regular expression. Twisted's own wildcardToRegexp (GHSA-8pqf-f4m5-798g) must not be used."""
+    from twisted.mail import imap4
+
+    def forbidden(*args: Any) -> Any:
+        raise AssertionError("twisted.mail.imap4.wildcardToRegexp reached")
+
+    monkeypatch.setattr(imap4, "wildcardToRegexp", forbidden)
+
+    def go() -> tuple[list[Any], list[Any], list[Any], float]:
+        client = imap.login("ivanov")
+        started = time.monotonic()
+        hostile = _ok(client.list('""', '"' + "*" * 40 + 'z"'))
+        hostile += _ok(client.list('""', '"' + "%*" * 2000 + 'z"'))
+        elapsed = time.monotonic() - started
+        tasks = _ok(client.list('""', '"Tasks/%/%"'))
+        inbox = _ok(client.list('""', '"inBOX"'))
+        client.logout()
+        return hostile, tasks, inbox, elapsed
+
+    hostile, tasks, inbox, elapsed = await run(go)
+    assert all(h is None for h in hostile)  # imaplib: no untagged LIST line, just OK
+    assert elapsed < 5  # the old matcher had not answered the first one after minutes
+    assert any(b"Tasks/Personal/Ivanov" in line for line in tasks)
+    assert all(line.rsplit(b" ", 1)[1].strip(b'"').count(b"/") == 2 for line in tasks)  # % stops at "/"
+    assert inbox == [b'(\\HasNoChildren) "/" "INBOX"']
+
+
 async def test_select_fetch_store_search_in_a_mailbox(imap: Imap) -> None:
     raw_8bit = b"From: client@far.example\r\nSubject: \xd1\x81\xd1\x87\xd1\x91\xd1\x82 7\r\n\r\nbody\r\n"
     await run(lambda: imap.deliver("ivan@example.test", mail("first")))
