@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prostoy_mail.imapd.account import WildcardMatcher
-
 
 
 def _reference(pattern: str, name: str) -> bool:
@@ -19,11 +17,11 @@ def _reference(pattern: str, name: str) -> bool:
     return re.fullmatch(regexp, name, flags | re.DOTALL) is not None
 
 
-_CHARS = st.sampled_from(list("ab/*%") + ["INBOX", "inbox", "Ж"])
+_CHARS = st.sampled_from([*list("ab/*%"), "INBOX", "inbox", "Ж"])
 
 
 @settings(max_examples=2000, deadline=None)
-@given(st.lists(_CHARS, max_size=8).map("".join), st.lists(st.sampled_from(list("ab/Ж") + ["INBOX"]), max_size=8)
+@given(st.lists(_CHARS, max_size=8).map("".join), st.lists(st.sampled_from([*list("ab/Ж"), "INBOX"]), max_size=8)
        .map("".join))
 def test_the_matcher_agrees_with_the_regular_expression(pattern: str, name: str) -> None:
     assert WildcardMatcher(pattern, longest=len(name)).matches(name) == _reference(pattern, name)

@@ -14,6 +14,9 @@ Fixed here, each tested in tests/integration/test_imap_server.py:
   sends only the range asked for, and 8-bit header values go out RFC 2047-encoded;
 - bounds: a line or a literal over its limit ends that one connection; a client sending more
   than MAX_COMMANDS_PER_SECOND is not read from until the next second.
+
+The Twisted internals overridden or called here are listed, with a hash of their source,
+in tests/unit/test_library_internals.py, which fails when an upgrade changes one.
 """
 
 from __future__ import annotations

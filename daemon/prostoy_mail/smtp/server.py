@@ -5,8 +5,9 @@ without enhanced status codes; this subclass adds those, and takes out per-conne
 per-line work aiosmtpd does (reflection in `__init__`, a timer per line, a write per reply
 line, line-by-line DATA). It reaches into aiosmtpd internals (`push`, `_writer`,
 `_reset_timeout`, `_timeout_handle`, `_timeout_cb`, `_smtp_methods`), so aiosmtpd is pinned
-to 1.4.x in pyproject.toml; tests/integration/test_smtp_data_reader.py compares replies and
-stored bytes with stock aiosmtpd over TCP.
+exactly in pyproject.toml and tests/unit/test_library_internals.py fails when any of them
+changes; tests/integration/test_smtp_data_reader.py compares replies and stored bytes with
+stock aiosmtpd over TCP.
 """
 
 from __future__ import annotations
