@@ -84,3 +84,27 @@ def test_aiosmtpd_internals_are_unchanged(name: str) -> None:
 def test_the_installed_versions_are_the_reviewed_ones() -> None:
     assert importlib.metadata.version("aiosmtpd") == "1.4.6"
     assert importlib.metadata.version("twisted").split(".")[0] == "26"
+
+
+# The standard library's, overridden by fetch/imap.py and fetch/pop3.py to bound what an
+# external server sends (they change only with Python): checked by name and parameters.
+STDLIB = {
+    "imaplib.IMAP4.send": ["self", "data"],
+    "imaplib.IMAP4.read": ["self", "size"],
+    "imaplib.IMAP4.readline": ["self"],
+    "imaplib.IMAP4._new_tag": ["self"],
+    "poplib.POP3._putcmd": ["self", "line"],
+    "poplib.POP3._getline": ["self"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(STDLIB))
+def test_stdlib_internals_keep_their_parameters(name: str) -> None:
+    import imaplib
+    import poplib
+
+    module, cls, method = name.split(".")
+    found = getattr(getattr({"imaplib": imaplib, "poplib": poplib}[module], cls), method, None)
+    assert found is not None, f"{name} is gone: review fetch/"
+    assert list(inspect.signature(found).parameters) == STDLIB[name], f"{name} changed: review fetch/"
+    assert isinstance(poplib._MAXLINE, int)  # type: ignore[attr-defined]  # (raised by fetch/pop3.py)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import io
+import logging
 import re
 import select
 import socket
@@ -22,9 +23,18 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # (collections.abc from Python 3.12)
 
 from ..config.model import Endpoint
+from .bounds import ResponseBudget
+from .errors import FetchError
+
+__all__ = ["FetchError", "ImapConnection", "Selected", "TlsSettings", "connect_errors"]
+
+log = logging.getLogger(__name__)
 
 _UID = re.compile(rb"UID (\d+)")
 _UID_AND_SIZE = re.compile(rb"\((?=.*\bUID (\d+))(?=.*\bRFC822\.SIZE (\d+))")
@@ -32,6 +42,7 @@ FETCH_BATCH = 100  # messages per UID FETCH at most; bounded memory per round tr
 FETCH_BATCH_BYTES = 4 * 1024 * 1024  # and about this many bytes (a bigger message comes alone)
 SIZES_BATCH = 500  # UIDs per size listing
 TIMEOUT = 60.0  # seconds for any one response
+MAX_MESSAGE_SIZE = 35 * 1024 * 1024  # ([smtp] max_message_size's default) the biggest literal taken
 
 
 @contextlib.contextmanager
@@ -53,20 +64,16 @@ def connect_errors(endpoint: Endpoint, *protocol_errors: type[Exception]) -> Ite
         raise FetchError("connect", f"{endpoint}: {exc}") from None
 
 
-class FetchError(Exception):
-    """A step of talking to the external server failed; `step` says which."""
-
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"{step}: {message}")
-        self.step = step
-
-
 @dataclass(frozen=True, slots=True)
 class TlsSettings:
     mode: str  # "ssl" (implicit), "starttls" or "none"
     verify: bool = True
     ca_file: str | None = None
     timeout: float = TIMEOUT  # seconds for any one response of the server
+    max_message_size: int = MAX_MESSAGE_SIZE  # bytes: a bigger literal or message is refused
+
+    def budget(self) -> ResponseBudget:
+        return ResponseBudget(self.max_message_size, self.timeout)
 
     def context(self, host: str) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=self.ca_file)
@@ -83,21 +90,59 @@ class Selected:
     exists: int
 
 
+class _Bounded(imaplib.IMAP4):
+    """imaplib with every response bounded (fetch/bounds.py): its `send`, `read` (a literal,
+    whose announced size is checked before anything is read) and `readline` are where all
+    of imaplib's traffic passes."""
+
+    budget: ResponseBudget
+
+    def send(self, data: Buffer) -> None:
+        self.budget.start()
+        super().send(data)
+
+    def read(self, size: int) -> bytes:
+        self.budget.check_literal(size, getattr(self, "sock", None))
+        data = super().read(size)
+        self.budget.take(len(data), self.sock)
+        return data
+
+    def readline(self) -> bytes:
+        line = super().readline()
+        self.budget.take(len(line), self.sock)
+        return line
+
+
+class _BoundedImap(_Bounded):
+    def __init__(self, host: str, port: int, timeout: float, budget: ResponseBudget) -> None:
+        self.budget = budget  # (the greeting is read inside __init__)
+        super().__init__(host, port, timeout=timeout)
+
+
+class _BoundedImapSsl(_Bounded, imaplib.IMAP4_SSL):
+    def __init__(self, host: str, port: int, timeout: float, budget: ResponseBudget,
+                 ssl_context: ssl.SSLContext) -> None:
+        self.budget = budget
+        imaplib.IMAP4_SSL.__init__(self, host, port, ssl_context=ssl_context, timeout=timeout)
+
+
 class ImapConnection:
     def __init__(self, imap: imaplib.IMAP4) -> None:
         self.imap = imap
         self.capabilities = {c.upper() for c in imap.capabilities}
         self.timeout = TIMEOUT
+        self.max_message_size = MAX_MESSAGE_SIZE
+        self.too_big: set[int] = set()  # UIDs over max_message_size, already logged
 
     @classmethod
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> ImapConnection:
         """Connect, secure and log in; a FetchError names the step that failed."""
         with connect_errors(endpoint, imaplib.IMAP4.error):
             if tls.mode == "ssl":
-                imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(endpoint.host, endpoint.port,
-                                                        ssl_context=tls.context(endpoint.host), timeout=tls.timeout)
+                imap: imaplib.IMAP4 = _BoundedImapSsl(endpoint.host, endpoint.port, tls.timeout, tls.budget(),
+                                                      tls.context(endpoint.host))
             else:
-                imap = imaplib.IMAP4(endpoint.host, endpoint.port, timeout=tls.timeout)
+                imap = _BoundedImap(endpoint.host, endpoint.port, tls.timeout, tls.budget())
         if tls.mode == "starttls":
             if "STARTTLS" not in {c.upper() for c in imap.capabilities}:
                 imap.shutdown()
@@ -115,6 +160,7 @@ class ImapConnection:
             raise FetchError("login", _text(exc)) from None
         connection = cls(imap)
         connection.timeout = tls.timeout
+        connection.max_message_size = tls.max_message_size
         return connection
 
     def close(self) -> None:
@@ -161,12 +207,20 @@ class ImapConnection:
         messages are not one 250 MB response held in memory, and the first big message can be
         stored while the next is downloaded."""
         for batch in self._batches(uids):
+            asked = set(batch)
             data = self._ok("fetch", self.imap.uid("FETCH", ",".join(map(str, batch)), "(UID BODY.PEEK[])"))
             for item in data:
                 if isinstance(item, tuple) and len(item) == 2:
                     match = _UID.search(item[0])
-                    if match is not None:
-                        yield int(match[1]), bytes(item[1])
+                    if match is None:
+                        continue
+                    uid = int(match[1])
+                    if uid not in asked:  # a UID not asked for would be stored under it and move
+                        log.warning("imap: the server answered a FETCH of UIDs %s with UID %d; ignored",
+                                    _uid_set(batch)[:100], uid)  # the position past real messages
+                        continue
+                    asked.discard(uid)  # (and each once)
+                    yield uid, bytes(item[1])
 
     def _batches(self, uids: Sequence[int]) -> Iterator[list[int]]:
         for start in range(0, len(uids), SIZES_BATCH):
@@ -176,6 +230,12 @@ class ImapConnection:
             total = 0
             for uid in chunk:
                 size = sizes.get(uid, 0)  # (expunged meanwhile: the FETCH will say nothing of it)
+                if size > self.max_message_size:
+                    if uid not in self.too_big:
+                        self.too_big.add(uid)
+                        log.error("imap: message UID %d is %d bytes, over [smtp] max_message_size (%d): "
+                                  "left on the server, not imported", uid, size, self.max_message_size)
+                    continue
                 if batch and (len(batch) >= FETCH_BATCH or total + size > FETCH_BATCH_BYTES):
                     yield batch
                     batch, total = [], 0
@@ -187,11 +247,12 @@ class ImapConnection:
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each of these messages, by UID."""
         data = self._ok("fetch", self.imap.uid("FETCH", _uid_set(uids), "(UID RFC822.SIZE)"))
+        asked = set(uids)
         sizes: dict[int, int] = {}
         for item in data:
             line = item[0] if isinstance(item, tuple) else item
             match = _UID_AND_SIZE.search(line) if isinstance(line, bytes) else None
-            if match is not None:
+            if match is not None and int(match[1]) in asked:
                 sizes[int(match[1])] = int(match[2])
         return sizes
 
@@ -233,6 +294,8 @@ class ImapConnection:
         imap = self.imap
         tag = imap._new_tag()  # imaplib's own tags, so its state stays right
         imap.send(tag + b" IDLE\r\n")
+        if isinstance(imap, _Bounded):
+            imap.budget.start(extra_time=seconds)
         first = imap.readline()
         if first.startswith(b"* BYE") or not first:
             raise FetchError("idle", f"the server said goodbye: {first.decode(errors='replace').strip()}")

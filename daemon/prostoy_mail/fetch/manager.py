@@ -19,7 +19,7 @@ class FetchManager:
 
     def apply(self, config: Config) -> None:
         """Start, stop or replace watchers so that each fetching gateway has one; others go on undisturbed."""
-        self.context = replace(self.context, settings=config.fetch)
+        self.context = replace(self.context, settings=config.fetch, max_message_size=config.smtp.max_message_size)
         wanted: dict[str, tuple[Gateway, Server]] = {}
         for gateway in config.gateways:
             server = config.server(gateway.server)

@@ -13,11 +13,43 @@ import socket
 import ssl
 
 from ..config.model import Endpoint
-from .imap import FetchError, TlsSettings, connect_errors
+from .bounds import ResponseBudget
+from .errors import FetchError
+from .imap import TlsSettings, connect_errors
 
 # poplib refuses lines over 2,048 bytes; real mail has longer ones (RFC 5322 allows 998, but
 # HTML mail often ignores that). It is a module-wide limit in poplib, so it is raised here.
 poplib._MAXLINE = 1 << 20  # type: ignore[attr-defined]
+
+
+class _Bounded(poplib.POP3):
+    """poplib with every response bounded (fetch/bounds.py): each command goes out through
+    `_putcmd` and every line of the answer comes in through `_getline`. Nothing a server says
+    of a message's size (LIST, `+OK n octets`) is trusted: what RETR reads is counted."""
+
+    budget: ResponseBudget
+
+    def _putcmd(self, line: str) -> None:
+        self.budget.start()
+        super()._putcmd(line)  # type: ignore[misc]
+
+    def _getline(self) -> tuple[bytes, int]:
+        line, octets = super()._getline()  # type: ignore[misc]
+        self.budget.take(octets, self.sock)
+        return line, octets
+
+
+class _BoundedPop3(_Bounded):
+    def __init__(self, host: str, port: int, timeout: float, budget: ResponseBudget) -> None:
+        self.budget = budget  # (the greeting is read inside __init__)
+        super().__init__(host, port, timeout=timeout)
+
+
+class _BoundedPop3Ssl(_Bounded, poplib.POP3_SSL):
+    def __init__(self, host: str, port: int, timeout: float, budget: ResponseBudget,
+                 context: ssl.SSLContext) -> None:
+        self.budget = budget
+        poplib.POP3_SSL.__init__(self, host, port, context=context, timeout=timeout)
 
 
 class Pop3Connection:
@@ -28,10 +60,10 @@ class Pop3Connection:
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> Pop3Connection:
         with connect_errors(endpoint, poplib.error_proto):
             if tls.mode == "ssl":
-                pop: poplib.POP3 = poplib.POP3_SSL(endpoint.host, endpoint.port, context=tls.context(endpoint.host),
-                                                   timeout=tls.timeout)
+                pop: poplib.POP3 = _BoundedPop3Ssl(endpoint.host, endpoint.port, tls.timeout, tls.budget(),
+                                                   tls.context(endpoint.host))
             else:
-                pop = poplib.POP3(endpoint.host, endpoint.port, timeout=tls.timeout)
+                pop = _BoundedPop3(endpoint.host, endpoint.port, tls.timeout, tls.budget())
         if tls.mode == "starttls":
             try:
                 offered = "STLS" in pop.capa()

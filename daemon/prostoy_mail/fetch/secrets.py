@@ -6,7 +6,7 @@ from ..config.model import Gateway
 from ..credentials import CredentialError
 from ..credentials import gateway_password as _gateway_password
 from ..credentials import smtp_credentials as _smtp_credentials
-from .imap import FetchError
+from .errors import FetchError
 
 
 def gateway_password(gateway: Gateway) -> str:

@@ -14,7 +14,8 @@ import re
 import time
 
 from ..config.model import Config
-from .imap import FetchError, ImapConnection, _quote
+from .errors import FetchError
+from .imap import ImapConnection, _quote
 from .secrets import gateway_password
 from .watcher import tls_of
 

@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import imaplib
 import logging
+import poplib
 import random
 import threading
 import time
@@ -33,7 +34,8 @@ from ..store.ports import FetchedKey
 from ..store.raw_files import EXTERNAL_AT
 from ..store.sqlite import SqliteStore, is_store_unavailable
 from ..store.writer import StoreWriter
-from .imap import FETCH_BATCH, FETCH_BATCH_BYTES, TIMEOUT, FetchError, ImapConnection, TlsSettings
+from .errors import FetchError
+from .imap import FETCH_BATCH, FETCH_BATCH_BYTES, MAX_MESSAGE_SIZE, TIMEOUT, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
 from .secrets import gateway_password
 
@@ -53,11 +55,12 @@ class FetchContext:
     writer: StoreWriter
     settings: FetchSettings
     metrics: Metrics | None = None
+    max_message_size: int = MAX_MESSAGE_SIZE  # [smtp] max_message_size: bigger mail is not fetched
 
 
-def tls_of(server: Server, timeout: float = TIMEOUT) -> TlsSettings:
+def tls_of(server: Server, timeout: float = TIMEOUT, max_message_size: int = MAX_MESSAGE_SIZE) -> TlsSettings:
     return TlsSettings(server.fetch_security, server.verify_certificate,
-                       str(server.ca_file) if server.ca_file else None, timeout)
+                       str(server.ca_file) if server.ca_file else None, timeout, max_message_size)
 
 
 class Watcher:
@@ -116,7 +119,7 @@ class Watcher:
                 step, reason = exc.step, str(exc)
             except (imaplib.IMAP4.abort, OSError) as exc:
                 step, reason = "connection", f"connection: {exc}"
-            except imaplib.IMAP4.error as exc:
+            except (imaplib.IMAP4.error, poplib.error_proto) as exc:
                 step, reason = "protocol", f"protocol: {exc}"
             except Exception as exc:
                 log.exception("gateway %s: unexpected failure", email)
@@ -141,6 +144,9 @@ class Watcher:
 
     def _session(self) -> None:
         raise NotImplementedError
+
+    def _tls(self) -> TlsSettings:
+        return tls_of(self.server, self.context.settings.timeout, self.context.max_message_size)
 
     def _accept(self, key: FetchedKey, raw: bytes, position: int | None = None, dedupe: bool = False
                 ) -> Accepted | None:
@@ -234,7 +240,7 @@ class ImapWatcher(Watcher):
         gateway, endpoint = self.gateway, self.server.imap
         assert endpoint is not None
         password = gateway_password(gateway)
-        connection = ImapConnection.open(endpoint, tls_of(self.server, self.context.settings.timeout), gateway.login,
+        connection = ImapConnection.open(endpoint, self._tls(), gateway.login,
                                          password)
         self.connection = connection
         try:
@@ -351,7 +357,7 @@ class Pop3Watcher(Watcher):
     def _session(self) -> None:
         gateway, endpoint = self.gateway, self.server.pop3
         assert endpoint is not None
-        connection = Pop3Connection.open(endpoint, tls_of(self.server, self.context.settings.timeout), gateway.login,
+        connection = Pop3Connection.open(endpoint, self._tls(), gateway.login,
                                          gateway_password(gateway))
         self.connection = connection
         try:
