@@ -26,6 +26,7 @@ from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
+from .instance_lock import AddressLocks, StoreLock
 from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake, parse_spooled
 from .logins import LoginGuard
 from .logs import setup_logging
@@ -86,11 +87,14 @@ class Daemon:
         self.guard: LoginGuard | None = None
         self.imap: ImapService | None = None
         self.imap_watch: asyncio.Task[None] | None = None
+        self.store_lock: StoreLock | None = None
+        self.address_locks = AddressLocks()  # this machine's listening addresses, ours alone
 
     async def start(self) -> None:
         location = self.config.store_location()
         if "://" in location:
             raise ProstoyMailError(f"{self.config.path}: daemon.store: only SQLite stores are supported so far")
+        self.store_lock = StoreLock(Path(location))  # before anything is written: one daemon per store
         self.writer = StoreWriter(await asyncio.to_thread(SqliteStore, location), metrics=self.metrics)
         swept = await self.writer.run(lambda store: store.sweep_raw_files())
         if swept:
@@ -159,9 +163,18 @@ class Daemon:
             old = self.listeners.get(name)
             if old is not None and old.settings == settings:
                 continue
-            self.listeners[name] = await self._listen(name, endpoint, settings)
+            self.address_locks.claim(name, endpoint.host, endpoint.port)
+            try:
+                self.listeners[name] = await self._listen(name, endpoint, settings)
+            except OSError as exc:  # (Twisted's CannotListenError is turned into one in _listen_imap)
+                raise ProstoyMailError(f"listen.{name}: cannot listen on {endpoint}: "
+                                       f"{exc.strerror or exc}") from None
             if old is not None:
                 old.close()
+        metrics = self.config.listen.metrics
+        if metrics is not None:
+            self.address_locks.claim("metrics", metrics.host, metrics.port)
+        self.address_locks.keep_only({(e.host, e.port) for e in (*wanted.values(), metrics) if e is not None})
         await self._open_metrics()
 
     async def _listen(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
@@ -215,12 +228,18 @@ class Daemon:
             context = FolderContext(reader, self.writer.run, uidvalidity, self._delete_comment)
             self.imap = ImapService(self.config, self.guard, context, self.metrics)
             self.imap_watch = asyncio.create_task(imap_hub.watch(context))
+        from twisted.internet.error import CannotListenError
+
         options = imap_tls_options(self.config.tls)
         factory = self.imap.factory(options, implicit_tls=name == "imaps")
-        if name == "imaps":
-            port = reactor.listenSSL(endpoint.port, factory, options, interface=endpoint.host)
-        else:
-            port = reactor.listenTCP(endpoint.port, factory, interface=endpoint.host)
+        try:
+            if name == "imaps":
+                port = reactor.listenSSL(endpoint.port, factory, options, interface=endpoint.host)
+            else:
+                port = reactor.listenTCP(endpoint.port, factory, interface=endpoint.host)
+        except CannotListenError as exc:  # (not an OSError: what it wraps is)
+            error = exc.socketError
+            raise error if isinstance(error, OSError) else OSError(str(error)) from None
         return _Listener(endpoint, int(port.getHost().port), port.stopListening, settings)
 
     async def _delete_comment(self, comment_id: int) -> None:
@@ -393,6 +412,9 @@ class Daemon:
             self.imap.context.reader.close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
+        self.address_locks.release_all()
+        if self.store_lock is not None:
+            self.store_lock.release()
         log.info("prostoy-mail stopped")
 
     def _in_data(self) -> int:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.conftest import console_script
 from tests.ports import free_port
+from tests.tls_files import write_server_pair
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -348,3 +350,47 @@ def test_the_smtp_workers_exit_when_the_daemon_is_killed(service: Service) -> No
         assert not any(map(_alive, workers))  # nothing is left serving sessions that cannot be stored
         with pytest.raises((smtplib.SMTPServerDisconnected, OSError)):
             client.mail("a@b.ru")
+
+
+def _serve(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([console_script(), "--config", str(config), "serve"], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_second_daemon_on_the_same_store_or_address_refuses_to_start(service: Service, tmp_path: Path) -> None:
+    """Both would listen (SO_REUSEPORT) and the kernel would split inbound mail between them."""
+    service.notify.wait_for("READY=1")
+    pid = service.process.pid
+    same_store = _serve(service.config)
+    assert same_store.returncode == 1
+    assert f"another prostoy-mail (PID {pid}) is running on the store" in same_store.stderr, same_store.stderr
+    assert "Traceback" not in same_store.stderr
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "prostoy-mail.toml").write_text(CONFIG.format(smtp=service.smtp_port, metrics=free_port()))
+    same_port = _serve(other / "prostoy-mail.toml")
+    assert same_port.returncode == 1
+    assert (f"listen.smtp: another prostoy-mail (PID {pid}) already listens on 127.0.0.1:{service.smtp_port}"
+            in same_port.stderr), same_port.stderr
+    assert not (other / "store.db").exists() or "Traceback" not in same_port.stderr
+    send(service.smtp_port, "still one daemon")  # the first one is untouched
+    assert service.process.poll() is None
+
+    # A port taken by some other program: one line naming the listener and the address, for
+    # the SMTP listener (asyncio) and the IMAP one (Twisted: was a 44-line traceback).
+    write_server_pair(trustme.CA(), other, "localhost")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        for listener, smtp, imap in (("smtp", taken, free_port()), ("imap", free_port(), taken)):
+            (other / "prostoy-mail.toml").write_text(
+                CONFIG.format(smtp=smtp, metrics=free_port()).replace(
+                    "[listen]\n", f'[listen]\nimap = "127.0.0.1:{imap}"\n')
+                + '\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n')
+            busy = _serve(other / "prostoy-mail.toml")
+            assert busy.returncode == 1
+            assert f"listen.{listener}: cannot listen on 127.0.0.1:{taken}: Address already in use" in busy.stderr, \
+                busy.stderr
+            assert "Traceback" not in busy.stderr, busy.stderr
