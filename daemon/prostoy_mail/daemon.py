@@ -158,8 +158,7 @@ class Daemon:
             if name not in wanted:
                 self.listeners.pop(name).close()
         for name, endpoint in wanted.items():
-            settings = (endpoint, self.config.smtp, self.config.daemon.hostname,
-                        None if name == "smtp" else self.config.tls)
+            settings = (endpoint, self.config.smtp, self.config.daemon.hostname, self.config.tls)
             old = self.listeners.get(name)
             if old is not None and old.settings == settings:
                 continue
@@ -183,6 +182,8 @@ class Daemon:
         if name in ("imap", "imaps"):
             return self._listen_imap(name, endpoint, settings)
         if name == "smtp" and self.config.smtp.workers:
+            if self.config.tls.cert is not None and self.config.tls.key is not None:
+                server_context(self.config.tls)  # (a certificate that cannot be loaded: one line, here)
             workers = await self._smtp_workers()
             sockets = await bind(endpoint.host, endpoint.port)
             close = workers.listen(sockets)

@@ -22,6 +22,23 @@ class _JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+QUOTED_AT_MOST = 200  # characters of any one value a library logs (a client's 64 KB command, say)
+
+
+def _cut_arguments(record: logging.LogRecord) -> bool:
+    """aiosmtpd and Twisted quote what clients send in their log lines (a 64 KB command, say):
+    every line of the message is cut to QUOTED_AT_MOST characters (a traceback stays whole)."""
+    text = record.getMessage()
+    if len(text) > QUOTED_AT_MOST:
+        record.msg = "\n".join(_cut(line) for line in text.split("\n"))
+        record.args = None
+    return True
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= QUOTED_AT_MOST else f"{line[:QUOTED_AT_MOST]}... ({len(line)} characters)"
+
+
 def setup_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if os.environ.get("JOURNAL_STREAM"):  # journald adds its own timestamps
@@ -35,4 +52,7 @@ def setup_logging(level: str) -> None:
     aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
     # ... and a deprecation warning of its own attribute at every successful AUTH
     aiosmtpd_log.addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
-    logging.getLogger("twisted").setLevel(logging.WARNING)  # "Starting factory ..." and the like
+    aiosmtpd_log.addFilter(_cut_arguments)
+    twisted_log = logging.getLogger("twisted")
+    twisted_log.setLevel(logging.WARNING)  # "Starting factory ..." and the like
+    twisted_log.addFilter(_cut_arguments)

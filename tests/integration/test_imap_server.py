@@ -188,6 +188,22 @@ async def test_list_wildcards_cost_linear_time_and_never_reach_twisteds_regexp(
     assert inbox == [b'(\\HasNoChildren) "/" "INBOX"']
 
 
+async def test_a_negative_literal_gets_bad_and_a_long_command_is_not_echoed(imap: Imap) -> None:
+    reader, writer = await _raw_tls_session(imap)
+    writer.write(b"a1 LOGIN {-5}\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.readline(), 10)
+    assert answer.startswith(b"a1 BAD"), answer  # not "+": no continuation for a negative size
+    writer.write(b"a2 NOOP " + b"x" * 60000 + b"\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.readline(), 10)
+    assert answer.startswith(b"a2 BAD") and len(answer) < 300, answer[:100]
+    writer.write(b"a3 NOOP\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"a3 OK")
+    writer.close()
+
+
 async def test_select_fetch_store_search_in_a_mailbox(imap: Imap) -> None:
     raw_8bit = b"From: client@far.example\r\nSubject: \xd1\x81\xd1\x87\xd1\x91\xd1\x82 7\r\n\r\nbody\r\n"
     await run(lambda: imap.deliver("ivan@example.test", mail("first")))

@@ -105,12 +105,15 @@ class _Table:
         value = self._get(name, bool, "true or false")
         return default if value is None else bool(value)
 
-    def number(self, name: str, default: int, *, minimum: int = 0) -> int:
+    def number(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         value = self._get(name, int, "a whole number")
         if value is None:
             return default
         if value < minimum:
             self.problem(name, f"must be at least {minimum}, not {value}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problem(name, f"must be at most {maximum}, not {value}")
             return default
         return int(value)
 
@@ -410,14 +413,17 @@ def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
         return SmtpLimits()
     d = SmtpLimits()
     limits = SmtpLimits(
-        max_message_size=t.number("max_message_size", d.max_message_size, minimum=1024),
-        max_recipients=t.number("max_recipients", d.max_recipients, minimum=1),
-        max_line_length=t.number("max_line_length", d.max_line_length, minimum=1001),
-        max_connections_per_ip=t.number("max_connections_per_ip", d.max_connections_per_ip, minimum=1),
-        max_connections=t.number("max_connections", d.max_connections, minimum=1),
-        session_timeout=t.seconds("session_timeout", d.session_timeout),
-        idle_timeout=t.seconds("idle_timeout", d.idle_timeout),
-        max_errors=t.number("max_errors", d.max_errors, minimum=1),
+        # (the maxima refuse absurd values: a typo of 10^15 bytes is no limit at all)
+        max_message_size=t.number("max_message_size", d.max_message_size, minimum=1024, maximum=1 << 30),
+        max_recipients=t.number("max_recipients", d.max_recipients, minimum=1, maximum=100_000),
+        max_line_length=t.number("max_line_length", d.max_line_length, minimum=1001, maximum=1 << 20),
+        max_connections_per_ip=t.number("max_connections_per_ip", d.max_connections_per_ip, minimum=1,
+                                        maximum=1_000_000),
+        max_connections=t.number("max_connections", d.max_connections, minimum=1, maximum=1_000_000),
+        session_timeout=t.seconds("session_timeout", d.session_timeout, maximum=86400),
+        idle_timeout=t.seconds("idle_timeout", d.idle_timeout, maximum=86400),
+        max_errors=t.number("max_errors", d.max_errors, minimum=1, maximum=1000),
+        error_delay=t.seconds("error_delay", d.error_delay, maximum=30, zero_is_off=True),
         greeting_delay=t.seconds("greeting_delay", d.greeting_delay, maximum=30, zero_is_off=True),
         workers=t.number("workers", d.workers),
     )

@@ -75,6 +75,8 @@ class SmtpLimits:
     session_timeout: float = 600.0  # whole session, seconds
     idle_timeout: float = 300.0  # between commands, seconds
     max_errors: int = 10  # rejected commands before 421
+    # from the third rejected command on, each further rejection waits error_delay x (errors - 2) s
+    error_delay: float = 1.0
     greeting_delay: float = 0.0  # seconds before the greeting; a client talking before it is refused (554)
     # processes serving the sessions, beside the daemon's own (0: sessions in the daemon's process)
     workers: int = field(default_factory=lambda: default_smtp_workers())

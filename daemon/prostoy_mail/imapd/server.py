@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024  # bytes of one command line
 MAX_LITERAL = 64 * 1024  # bytes of a string literal (APPEND's message: up to [smtp] max_message_size)
+MAX_QUOTED = 200  # bytes of a client's command quoted back in a BAD reply
 MAX_COMMANDS_PER_SECOND = 1000  # then reading from that client pauses until the next second
 MAX_CONNECTIONS_PER_IP = 20
 
@@ -151,6 +152,8 @@ class ImapSession(imap4.IMAP4Server):
         self.transport.loseConnection()
 
     def _stringLiteral(self, size: int) -> Any:
+        if size < 0:  # `{-5}`: Twisted would ask for the literal's bytes ("+") and wait
+            raise imap4.IllegalClientResponse("Bad literal size")
         if size > MAX_LITERAL:
             self._too_big(size)
             return defer.Deferred()  # never fires: the connection is closing
@@ -160,10 +163,19 @@ class ImapSession(imap4.IMAP4Server):
         """APPEND's message: as big as a message may be, once logged in (Twisted spools big ones
         to a temporary file); before login no literal is more than MAX_LITERAL."""
         limit = self.service.config.smtp.max_message_size if self.state != "unauth" else MAX_LITERAL
+        if size < 0:
+            raise imap4.IllegalClientResponse("Bad literal size")
         if size > limit:
             self._too_big(size)
             return defer.Deferred()
         return super()._fileLiteral(size)
+
+    def sendBadResponse(self, tag: bytes | None = None, message: bytes = b"") -> None:
+        # Twisted's BAD texts quote the client's command back (`Too many arguments for command:
+        # b'...'`, all 64 KB of it): a reply quotes at most MAX_QUOTED bytes.
+        if len(message) > MAX_QUOTED:
+            message = message[:MAX_QUOTED] + b"..."
+        super().sendBadResponse(tag, message)
 
     def _too_big(self, size: int) -> None:
         log.info("imap %s: a literal of %d bytes; disconnected", self.address, size)

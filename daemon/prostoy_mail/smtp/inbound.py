@@ -14,12 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..config.model import Config, SmtpLimits
+from ..config.model import Config, SmtpLimits, Tls
 from ..mail.addresses import Recipient, Refused, classify_recipient
 from ..mail.compact import reduce_by_fields
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..mail.parse import ParsedMessage
 from ..store.raw_files import RawFiles, SpooledRaw
+from ..tls_context import server_context
 from .admission import ConnectionCounts
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
@@ -65,10 +66,12 @@ class Policy:
     domain: str
     mailboxes: frozenset[str]
     limits: SmtpLimits
+    tls: Tls | None = None  # [tls]: STARTTLS is offered (never required: port 25 takes mail in clear too)
 
     @classmethod
     def of(cls, config: Config) -> Policy:
-        return cls(config.daemon.domain, frozenset(m.login for m in config.mailboxes), config.smtp)
+        tls = config.tls if config.tls.cert is not None and config.tls.key is not None else None
+        return cls(config.daemon.domain, frozenset(m.login for m in config.mailboxes), config.smtp, tls)
 
 
 _REFUSAL_REASONS = {"550 5.1.1": "unknown_recipient", "554 5.7.1": "relay_denied", "550 5.7.1": "relay_denied",
@@ -159,8 +162,11 @@ def _normalise_spooled(files: RawFiles | None, spooled: SpooledRaw) -> SpooledRa
 
 def session_factory(handler: InboundHandler, hostname: str) -> Callable[[Callable[[], None]], BoundedSMTP]:
     """Makes an inbound SMTP session (in the daemon's process, or in an SMTP worker's) with the
-    handler's limits at the time: `make(on_close)`."""
+    handler's limits at the time: `make(on_close)`. With [tls] the sessions offer STARTTLS (the
+    certificate is loaded here, so a reload loads a renewed one)."""
     classes: dict[int, type[BoundedSMTP]] = {}
+    tls = handler.policy.tls
+    context = server_context(tls) if tls is not None else None
 
     def make(on_close: Callable[[], None]) -> BoundedSMTP:
         limits = handler.policy.limits
@@ -169,7 +175,8 @@ def session_factory(handler: InboundHandler, hostname: str) -> Callable[[Callabl
             session_class = classes[limits.max_line_length] = type(
                 "InboundSMTP", (BoundedSMTP,), {"line_length_limit": limits.max_line_length})
         return session_class(handler, limits, on_close, hostname=hostname, enable_SMTPUTF8=True,
-                             ident="prostoy-mail ESMTP", count_rejected=handler.count_rejected, spool=handler.spool)
+                             ident="prostoy-mail ESMTP", count_rejected=handler.count_rejected, spool=handler.spool,
+                             tls_context=context, require_starttls=False)
 
     return make
 

@@ -17,7 +17,7 @@ import inspect
 import logging
 import re
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,13 @@ _ENHANCED = {
     "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
     "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
     "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
+    "502 5.5.1 Too many unrecognized commands, goodbye.":
+        "421 4.7.0 Too many unrecognized commands, closing connection",
+    "454 TLS not available": "454 4.7.0 TLS not available",
 }
+ERRORS_BEFORE_DELAY = 2  # rejected commands answered at once; each further one waits longer (error_delay)
+MAX_ERROR_DELAY = 10.0  # seconds
+LOGGED_COMMAND = 200  # characters of a client's command quoted in the log at most
 
 
 SMUGGLING_REPLY = "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
@@ -68,6 +74,13 @@ def message_data(envelope: Any) -> bytes:
     line_ends.py). BoundedSMTP has already told whether it had any bare CR or LF."""
     data: bytes = envelope.original_content or b""
     return data if getattr(envelope, "clean_line_ends", False) else normalise_line_ends(data)
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8, kept by surrogateescape
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= LOGGED_COMMAND else text[:LOGGED_COMMAND] + f"... ({len(text)} characters)"
 
 
 def peer_of(session: Any) -> str:
@@ -416,9 +429,36 @@ class BoundedSMTP(SMTP):
         unusual forms still take aiosmtpd's way, so their handling does not change.
         """
         match = _PLAIN_ADDRESS.match(arg)
-        if match is None:
+        if match is not None:
+            return match[1], match[2].lstrip()
+        if _UNDECODABLE.search(arg):  # bytes that are not UTF-8: no address (501), never echoed
+            return None, None
+        try:
             return super()._getaddr(arg)
-        return match[1], match[2].lstrip()
+        except Exception:  # email's parser fails on some broken forms (`<a@[stuff>`: AttributeError)
+            return None, None
+
+    def _getparams(self, params: Sequence[str]) -> dict[str, str | bool] | None:
+        """ESMTP parameters; None (a 501 syntax error) also when one is given twice (`SIZE=1 SIZE=2`):
+        which of the two would count is anybody's guess."""
+        names = [param.partition("=")[0] for param in params]
+        if len(set(names)) != len(names):
+            return None
+        result: dict[str, str | bool] | None = super()._getparams(params)
+        return result
+
+    async def handle_exception(self, error: Exception) -> str:
+        """A command that raised: logged once (traceback, command cut short), answered without
+        Python's text (aiosmtpd answers `500 Error: (TypeName) message`)."""
+        log.error("%s: error while serving a command: %s", self._peer(), _cut(repr(error)), exc_info=error)
+        return "451 4.3.0 Error: internal error processing the command"
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        transport: Any = self.transport
+        if self._tls_protocol is not None or (transport is not None and transport.get_extra_info("sslcontext")):
+            await self.push("554 5.5.1 Error: TLS already active")  # (aiosmtpd: 220, then a traceback)
+            return
+        await super().smtp_STARTTLS(arg)
 
     def _count(self, reason: str) -> None:
         if self.count_rejected is not None:
@@ -430,8 +470,14 @@ class BoundedSMTP(SMTP):
             return
         if isinstance(status, str):
             status = _ENHANCED.get(status, status)
+            if status.startswith('500 Error: command "'):  # (aiosmtpd quotes the client's word back)
+                status = "500 5.5.1 Error: command not recognized"
             if status[:1] == "5":
                 self.errors += 1
+                if self.errors > ERRORS_BEFORE_DELAY and self.limits.error_delay:
+                    # a client sending rubbish (or guessing) is slowed more with each error
+                    await asyncio.sleep(min(MAX_ERROR_DELAY,
+                                            self.limits.error_delay * (self.errors - ERRORS_BEFORE_DELAY)))
                 if status.startswith("552 5.3.4"):
                     self._count("too_big")
                 elif status.startswith("500 5.5.2 Line too long"):
@@ -452,7 +498,8 @@ class BoundedSMTP(SMTP):
             lines = self._reply_lines
             text = "\r\n".join((*lines, status)) + "\r\n" if lines else status + "\r\n"
             lines.clear()
-            data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+            # (a reply may quote what the client sent: bytes that were not UTF-8 become "?")
+            data = text.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
         self._writer.write(data)
         await self._writer.drain()
 
@@ -469,6 +516,10 @@ class BoundedSMTP(SMTP):
 
     def _idle_check(self) -> None:
         if self.loop.time() >= self._idle_deadline:
+            transport: Any = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(b"421 4.4.2 Idle too long, closing connection\r\n")  # (aiosmtpd: just closes)
+            self._count("idle_timeout")
             self._timeout_cb()  # type: ignore[no-untyped-call]
         elif self.transport is not None:
             self._timer_at = self._idle_deadline
