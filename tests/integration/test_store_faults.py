@@ -55,7 +55,7 @@ def send(port: int, raw: bytes) -> int:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             client.sendmail("a@far.example", ["box@faults.test"], raw)
         return 250
-    except smtplib.SMTPDataError as exc:
+    except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:  # (at MAIL FROM once under MIN_FREE)
         assert exc.smtp_error.startswith(b"4.3.1 Insufficient system storage"), exc.smtp_error
         return exc.smtp_code
 
@@ -129,5 +129,55 @@ keep_on_server = false
         await until(lambda: count("SELECT count(*) FROM messages WHERE source = ?".replace("?", f"'{LOGIN}'")) == 1)
         await until(lambda: not dovecot.messages(LOGIN))
         assert count("SELECT count(*) FROM quarantine") == 0
+    finally:
+        await daemon.stop()
+
+
+async def test_a_big_message_on_a_full_disk_gets_452_after_its_data(small_disk: Path, tmp_path: Path) -> None:
+    """A spooled (over 1 MiB) message whose file cannot be written: 452 4.3.1 once its data has
+    ended (was `500 Error: (OSError) [Errno 28]`, a bounce, and the rest of the body read as
+    commands); a MAIL FROM declaring a SIZE the disk cannot take: 452 at once."""
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text("""
+[daemon]
+domain = "faults.test"
+store = "disk/store.db"
+[listen]
+smtp = "127.0.0.1:0"
+[smtp]
+workers = 0
+[[mailboxes]]
+login = "box"
+""")
+    daemon = Daemon(load_config(config))
+    await daemon.start()
+    try:
+        port = daemon.bound_port("smtp")
+        filler = await asyncio.to_thread(fill, small_disk)
+        filler.write_bytes(filler.read_bytes()[: -(2 * 1024 * 1024 + 512 * 1024)])  # ~2.5 MiB free
+        body = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * 3000  # 3 MB: spooled, more than is free
+
+        def session() -> tuple[tuple[int, bytes], tuple[int, bytes], tuple[int, bytes], tuple[int, bytes]]:
+            # (SIZE=5000000 is more than the disk has)
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                client.ehlo("me")
+                declared = client.mail("a@far.example", ["SIZE=5000000"])
+                client.rset()
+                client.mail("a@far.example")
+                client.rcpt("box@faults.test")
+                data = client.data(body)
+                after = client.noop()  # the body was not taken for commands
+                client.rset()
+                return declared, (0, b""), data, after
+
+        declared, _, data, after = await asyncio.to_thread(session)
+        assert declared[0] == 452 and declared[1].startswith(b"4.3.1"), declared
+        assert data[0] == 452 and data[1].startswith(b"4.3.1"), data
+        assert after[0] == 250
+        store = SqliteStore(small_disk / "store.db")
+        try:
+            assert int(store.db.execute("SELECT count(*) FROM messages").fetchone()[0]) == 0
+        finally:
+            store.close()
     finally:
         await daemon.stop()

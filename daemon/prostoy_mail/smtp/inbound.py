@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.model import Config, SmtpLimits, Tls
@@ -78,6 +80,19 @@ _REFUSAL_REASONS = {"550 5.1.1": "unknown_recipient", "554 5.7.1": "relay_denied
                     "501 5.1.3": "bad_address"}
 
 
+MIN_FREE = 1024 * 1024  # bytes the store's disk must have free beyond a message's declared SIZE
+
+
+def _room_for(folder: Path, size: int) -> bool:
+    """Whether the disk of `folder` can take `size` more bytes (and MIN_FREE beside: the store's
+    own writes); unknown (statvfs failing) counts as room."""
+    try:
+        stat = os.statvfs(folder if folder.exists() else folder.parent)  # (made with the first big message)
+    except OSError:
+        return True
+    return stat.f_bavail * stat.f_frsize >= size + MIN_FREE
+
+
 class InboundHandler:
     def __init__(self, policy: Policy, deliver: Deliver, count_rejected: Callable[[str], None] | None = None,
                  spool: RawFiles | None = None) -> None:
@@ -89,6 +104,13 @@ class InboundHandler:
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
                           mail_options: list[str]) -> str:
+        if self.spool is not None:
+            declared = next((int(o[5:]) for o in mail_options if o.upper().startswith("SIZE=") and o[5:].isdigit()), 0)
+            if not _room_for(self.spool.folder, declared):  # early: before the client sends it all
+                log.warning("%s: the store's disk has no room for %d more bytes; answering 452", peer_of(session),
+                            declared + MIN_FREE)
+                self._count("disk_full")
+                return "452 4.3.1 Insufficient system storage, please try again later"
         envelope.mail_from = address  # the null sender arrives as "<>" (and must stay truthy for aiosmtpd)
         envelope.mail_options.extend(mail_options)
         envelope.recipients = []

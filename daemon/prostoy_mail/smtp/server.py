@@ -415,7 +415,9 @@ class BoundedSMTP(SMTP):
             if spool.problem is not None:
                 return b"", True, spool.problem
             spooled = await spool.finish()
-            assert spooled is not None
+            if spooled is None:  # the file could not be finished (a full disk: 452)
+                assert spool.problem is not None
+                return b"", True, spool.problem
             return spooled, spool.clean, None
         except BaseException:
             spool.discard()

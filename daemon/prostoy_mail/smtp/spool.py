@@ -10,10 +10,16 @@ a 30 MiB message grew the daemon by 93 MiB.
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 
 from ..store.raw_files import RawFiles, SpooledRaw, SpoolWriter
 
+log = logging.getLogger(__name__)
+
 SPOOL_AT = 1024 * 1024  # bytes of DATA kept in memory before the rest goes to a file
+DISK_FULL_REPLY = "452 4.3.1 Insufficient system storage, please try again later"
+WRITE_FAILED_REPLY = "451 4.3.0 Temporary failure storing the message, please try again later"
 HEAD_SIZE = 1024 * 1024 + 64 * 1024  # what is kept in memory for parsing: headers and the body's start
 _END_OF_DATA = b"\r\n.\r\n"
 
@@ -22,7 +28,12 @@ class DataSpool:
     """The stuffed DATA stream from some point on; `feed()` each chunk until `end` is set."""
 
     def __init__(self, files: RawFiles, size_limit: int, line_limit: int) -> None:
-        self.writer: SpoolWriter | None = files.spool(HEAD_SIZE)
+        self.problem: str | None = None  # the reply for a broken limit or a failed write: then nothing more is kept
+        try:
+            self.writer: SpoolWriter | None = files.spool(HEAD_SIZE)
+        except OSError as exc:
+            self.writer = None
+            self._failed_write(exc)
         self.files_folder = files.folder
         self.size_limit = size_limit
         self.line_limit = line_limit
@@ -31,7 +42,6 @@ class DataSpool:
         self.stuffed_size = 0  # as aiosmtpd counts the size: the bytes as sent
         self.line = 0  # length of the line in progress
         self.clean = True  # CRLF only, no bare CR or LF
-        self.problem: str | None = None  # the reply for a broken limit: then nothing more is kept
         self.rest = b""  # what followed the end marker (pipelined commands)
         self.ended = False
 
@@ -61,7 +71,16 @@ class DataSpool:
         if self.problem is not None or self.writer is None:
             return
         self.clean = self.clean and _clean(region)
-        self.writer.write((context + region).replace(b"\r\n.", b"\r\n")[len(context):])
+        try:
+            self.writer.write((context + region).replace(b"\r\n.", b"\r\n")[len(context):])
+        except OSError as exc:  # the rest of DATA is still read (and dropped), then this is the reply
+            self._failed_write(exc)
+
+    def _failed_write(self, exc: OSError) -> None:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        log.error("writing a big message's file failed (%s); it will be answered %s after its data",
+                  exc.strerror or exc, "452" if full else "451")
+        self._fail(DISK_FULL_REPLY if full else WRITE_FAILED_REPLY)
 
     def _measure(self, region: bytes) -> None:
         """The first limit broken, in the order the bytes came (checked a chunk at a time).
@@ -89,6 +108,10 @@ class DataSpool:
         writer, self.writer = self.writer, None
         try:
             return await asyncio.to_thread(writer.finish)
+        except OSError as exc:  # (its last write or the sync)
+            writer.discard()
+            self._failed_write(exc)
+            return None
         except BaseException:
             writer.discard()
             raise
