@@ -204,6 +204,37 @@ async def test_a_negative_literal_gets_bad_and_a_long_command_is_not_echoed(imap
     writer.close()
 
 
+def _nested(levels: int) -> bytes:
+    head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(levels))
+    tail = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(levels)))
+    return (b"From: client@far.example\r\nSubject: nested %d\r\n" % levels + head
+            + b"Content-Type: text/plain\r\n\r\ninnermost\r\n" + tail)
+
+
+async def test_absurdly_nested_mail_is_served_without_dropping_the_client(imap: Imap) -> None:
+    """2,000 nested multiparts raised RecursionError inside Twisted and closed the connection:
+    that folder could be synced by no client. Deeper than 20 levels is served as one part."""
+    for levels in (2000, 300, 3):
+        await run(lambda levels=levels: imap.deliver("ivan@example.test", _nested(levels)))
+
+    def go() -> list[Any]:
+        client = imap.login()
+        _ok(client.select("INBOX", readonly=True))
+        got = [_ok(client.fetch("1:3", "(BODYSTRUCTURE)")), _ok(client.fetch("1:3", "(BODY.PEEK[1])")),
+               _ok(client.fetch("2", "(BODY.PEEK[1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1])")),
+               _ok(client.fetch("1:3", "(BODY.PEEK[])")), _ok(client.noop())]
+        client.logout()
+        return got
+
+    structures, firsts, deep, whole, _ = await run(go)
+    assert len([s for s in structures if isinstance(s, bytes)]) == 3
+    assert b'"TEXT" "PLAIN"' in structures[2].upper()  # the shallow one keeps its structure
+    assert len([f for f in firsts if isinstance(f, tuple)]) == 3
+    assert len([w for w in whole if isinstance(w, tuple)]) == 3
+    assert next(w[1] for w in whole if isinstance(w, tuple)) == _nested(2000)  # BODY[] is byte-exact
+    assert deep
+
+
 async def test_select_fetch_store_search_in_a_mailbox(imap: Imap) -> None:
     raw_8bit = b"From: client@far.example\r\nSubject: \xd1\x81\xd1\x87\xd1\x91\xd1\x82 7\r\n\r\nbody\r\n"
     await run(lambda: imap.deliver("ivan@example.test", mail("first")))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import email.header
 import io
 from collections.abc import Callable
-from email import message_from_bytes
 from email.message import Message
 from email.policy import compat32
 from typing import IO
@@ -20,6 +19,7 @@ from twisted.mail import imap4
 from zope.interface import implementer
 
 from ..mail.headers import decode_header_value
+from ..mail.mime_tree import bounded_tree
 
 
 def _ascii_value(value: str) -> str:
@@ -96,7 +96,7 @@ class StoredMessage(Part):
     @property
     def msg(self) -> Message:  # parsed on first use (FETCH BODY[] needs only the raw bytes)
         if self._msg is None:
-            self._msg = message_from_bytes(self.raw, policy=compat32)
+            self._msg = bounded_tree(self.raw)  # (no deeper than Twisted's recursion can serve)
         return self._msg
 
     def open(self) -> IO[bytes]:
