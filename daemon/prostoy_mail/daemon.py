@@ -101,7 +101,7 @@ class Daemon:
             log.info("store: removed %d message files that no message refers to (left by a crash)", swept)
         table = await self.writer.run(lambda store: build_routing_table(self.config, store))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
-        self.intake = Intake(self.writer, table, TaskTokens(key))
+        self.intake = Intake(self.writer, table, TaskTokens(key), self.config.smtp.duplicate_window)
         self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics.count_rejected,
                                            spool=self.writer.store.files)
         self.guard = guard = LoginGuard(self._password_hash, self.config.auth)
@@ -361,6 +361,7 @@ class Daemon:
             return
         self.config = config
         self.intake.replace_table(table)
+        self.intake.duplicate_window = config.smtp.duplicate_window
         self.smtp_handler.policy = Policy.of(config)
         if self.smtp_workers is not None:
             self.smtp_workers.apply(self.smtp_handler.policy, config.daemon.hostname)

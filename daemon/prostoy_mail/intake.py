@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from .mail.mime_scan import scan_multipart
 from .mail.parse import ParsedMessage, parse_message, parse_prefix
@@ -77,18 +79,20 @@ class Explanation:
 
 
 class Intake:
-    def __init__(self, writer: StoreWriter, table: RoutingTable, tokens: TaskTokens) -> None:
+    def __init__(self, writer: StoreWriter, table: RoutingTable, tokens: TaskTokens,
+                 duplicate_window: float = 0.0) -> None:
         self.writer = writer
         self.table = table
         self.tokens = tokens
+        self.duplicate_window = duplicate_window  # [smtp] duplicate_window, seconds (0: off)
 
     def replace_table(self, table: RoutingTable) -> None:
         """New rules (on reload); messages already being routed finish with the old ones."""
         self.table = table
 
     async def accept(self, inbound: Inbound) -> Accepted:
-        table = self.table
-        return await self.writer.run(lambda store: accept_now(store, self.tokens, table, inbound))
+        table, window = self.table, self.duplicate_window
+        return await self.writer.run(lambda store: accept_now(store, self.tokens, table, inbound, window))
 
     async def accept_many(self, inbounds: Sequence[Inbound]) -> list[Accepted | Exception]:
         """Several messages as one store job: each in its own savepoint (one failing does not
@@ -125,11 +129,18 @@ class Intake:
         return await self.writer.run(job)
 
 
-def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound) -> Accepted:
+def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound,
+               duplicate_window: float = 0.0) -> Accepted:
     """Store and route one message in the caller's transaction (the daemon's writer, or the CLI),
     which rolls back everything of it if this raises. A fetched message comes through
-    Intake.accept_many, which has checked it is new and moves the gateway's position."""
+    Intake.accept_many, which has checked it is new and moves the gateway's position.
+    With `duplicate_window`, SMTP mail whose very bytes came for the same mailbox that many
+    seconds ago or less (a sender's retry after a lost 250) is counted, not stored again."""
     assert store.db.in_transaction
+    if duplicate_window and inbound.source == "smtp" and inbound.fetch is None:
+        again = _recent_duplicate(store, inbound, duplicate_window)
+        if again is not None:
+            return again
     fetch = inbound.fetch
     if fetch is not None and fetch.dedupe_by_hash:
         existing = store.message_with_hash(inbound.source, hashlib.sha256(inbound.raw).hexdigest())
@@ -156,6 +167,23 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
                  ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
                  " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
     return Accepted(message_db_id, comment_ids, decision, parsed, action)
+
+
+def _recent_duplicate(store: SqliteStore, inbound: Inbound, window: float) -> Accepted | None:
+    mailboxes = [scope.split(":", 1)[1] for scope in inbound.scopes if scope.startswith("mailbox:")]
+    if not mailboxes:
+        return None
+    sha256 = inbound.spooled.sha256 if inbound.spooled else hashlib.sha256(inbound.raw).hexdigest()
+    since = datetime.fromtimestamp(time.time() - window, UTC).isoformat(timespec="seconds")
+    existing = store.recent_duplicate(sha256, mailboxes, since)
+    if existing is None:
+        return None
+    store.received_again(existing)
+    if inbound.spooled is not None:  # the copy just written is not needed: the first one is kept
+        store.files.remove(inbound.spooled.name)
+    log.info("message %d came again from %s via smtp within the duplicate window: counted, not stored twice",
+             existing, inbound.peer or "-")
+    return Accepted(existing, (), Decision(()), duplicate=True)
 
 
 def _parse(store: SqliteStore, inbound: Inbound) -> ParsedMessage:

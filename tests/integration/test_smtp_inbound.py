@@ -248,3 +248,28 @@ async def test_talking_before_the_greeting_is_refused(mail_server: Any) -> None:
     assert patient.greeting.startswith("220")
     assert (await patient.cmd("EHLO patient.example")).startswith("250")
     await patient.close()
+
+
+@pytest.mark.parametrize("size", [2_000, 2_000_000])  # kept in the store, and spooled to a file
+async def test_the_same_bytes_again_within_the_window_are_stored_once(mail_server: Any, size: int) -> None:
+    """A sender retrying after a lost 250 sends the very same bytes: 250 again, one comment,
+    which says it came twice. Other mailboxes, and mail after the window, are stored as usual."""
+    server = await mail_server(MAILBOXES)
+    raw = SIMPLE + (b"x" * 998 + b"\r\n") * (size // 1000)
+    for _ in range(2):
+        assert await server.send("client@example.org", ["sales@example.test"], raw) == {}
+    [comment] = server.comments("Mail/sales@example.test")
+    assert comment.times_received == 2
+    assert server.count("messages") == 1
+    assert await server.send("client@example.org", ["info@example.test"], raw) == {}  # another mailbox
+    assert len(server.comments("Mail/info@example.test")) == 1
+    files = server.store_path.parent / "store.db.messages"  # the second copy's file is gone, the first's kept
+    on_disk = [p for p in files.rglob("*") if p.is_file()] if files.exists() else []
+    assert len(on_disk) == server.count("messages WHERE raw_file IS NOT NULL") == (2 if size > 1_000_000 else 0)
+
+
+async def test_without_a_duplicate_window_the_same_bytes_are_stored_again(mail_server: Any) -> None:
+    server = await mail_server(MAILBOXES + "[smtp]\nduplicate_window = 0\n")
+    for _ in range(2):
+        assert await server.send("client@example.org", ["sales@example.test"], SIMPLE) == {}
+    assert [c.times_received for c in server.comments("Mail/sales@example.test")] == [1, 1]

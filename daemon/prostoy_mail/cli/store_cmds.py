@@ -184,6 +184,7 @@ def comment_json(comment: Comment) -> dict[str, Any]:
                         for a in comment.attachments],
         "source": comment.source, "routed_by": list(comment.routed_by), "bounce": comment.bounce,
         "auto_reply": comment.auto_reply, "created_at": comment.created_at, "deleted": comment.deleted_at is not None,
+        "times_received": comment.times_received,
     }
 
 
@@ -198,7 +199,8 @@ def task_comments(ctx: Context) -> int:
         ctx.say(f"task {task.id} ({task.ref}) has no comments")
     for c in comments:
         marks = [m for m, on in (("bounce", c.bounce), ("auto-reply", c.auto_reply),
-                                 ("deleted", c.deleted_at is not None)) if on]
+                                 ("deleted", c.deleted_at is not None),
+                                 (f"received {c.times_received} times", c.times_received > 1)) if on]
         sender = f"{c.from_name} <{c.from_addr}>" if c.from_name else c.from_addr or "(no From)"
         ctx.say(f"#{c.id} {c.direction} {c.date or c.created_at} from {sender}"
                 f" via {c.source}; routed by {', '.join(c.routed_by)}" + (f" [{', '.join(marks)}]" if marks else ""))

@@ -424,6 +424,7 @@ def _read_smtp_limits(t: _Table | None) -> SmtpLimits:
         idle_timeout=t.seconds("idle_timeout", d.idle_timeout, maximum=86400),
         max_errors=t.number("max_errors", d.max_errors, minimum=1, maximum=1000),
         error_delay=t.seconds("error_delay", d.error_delay, maximum=30, zero_is_off=True),
+        duplicate_window=t.seconds("duplicate_window", d.duplicate_window, maximum=30 * 86400, zero_is_off=True),
         greeting_delay=t.seconds("greeting_delay", d.greeting_delay, maximum=30, zero_is_off=True),
         workers=t.number("workers", d.workers),
     )

@@ -77,6 +77,9 @@ class SmtpLimits:
     max_errors: int = 10  # rejected commands before 421
     # from the third rejected command on, each further rejection waits error_delay x (errors - 2) s
     error_delay: float = 1.0
+    # the same bytes for the same mailbox again within this many seconds (a sender's retry after
+    # a lost 250) are answered 250 and stored once; 0: off
+    duplicate_window: float = 86400.0
     greeting_delay: float = 0.0  # seconds before the greeting; a client talking before it is refused (554)
     # processes serving the sessions, beside the daemon's own (0: sessions in the daemon's process)
     workers: int = field(default_factory=lambda: default_smtp_workers())

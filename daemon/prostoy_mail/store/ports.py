@@ -104,6 +104,7 @@ class Comment:
     auto_reply: bool
     created_at: str
     deleted_at: str | None = None
+    times_received: int = 1  # the same bytes came again within [smtp] duplicate_window: stored once
 
 
 @dataclass(frozen=True, slots=True)

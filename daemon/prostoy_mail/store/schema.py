@@ -204,6 +204,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN text_from_raw INTEGER NOT NULL DEFAULT 0;
     """,
+    # 8: the same bytes again over SMTP within [smtp] duplicate_window are stored once, counted here
+    """
+    ALTER TABLE messages ADD COLUMN times_received INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

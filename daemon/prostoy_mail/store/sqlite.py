@@ -335,6 +335,21 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def recent_duplicate(self, sha256: str, mailboxes: Sequence[str], since: str) -> int | None:
+        """An SMTP message with these bytes, received since `since` for one of these mailboxes."""
+        if not mailboxes:
+            return None
+        marks = ", ".join("?" * len(mailboxes))
+        row = self.db.execute(
+            "SELECT m.id FROM messages m JOIN mailbox_messages mm ON mm.message_id = m.id"
+            f" WHERE m.source = 'smtp' AND m.sha256 = ? AND m.received_at >= ? AND mm.mailbox IN ({marks})"
+            " ORDER BY m.id DESC LIMIT 1", (sha256, since, *mailboxes)).fetchone()
+        return None if row is None else int(row[0])
+
+    def received_again(self, message_db_id: int) -> None:
+        """Within a transaction the caller holds."""
+        self.db.execute("UPDATE messages SET times_received = times_received + 1 WHERE id = ?", (message_db_id,))
+
     def insert_comments(self, message_db_id: int, targets: Sequence[CommentTarget]) -> tuple[int, ...]:
         """Within a transaction the caller holds. At most one comment per task and message."""
         ids: list[int] = []
@@ -385,7 +400,7 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
     _COMMENT_SELECT = """
         SELECT c.id, c.task_id, c.message_id AS message_db_id, m.direction, m.message_id, m.subject,
                m.from_addr, m.from_name, m.to_addrs, m.cc_addrs, m.date, m.text, m.text_from_raw, m.attachments,
-               m.source, c.routed_by, m.bounce, m.auto_reply, c.created_at, c.deleted_at
+               m.source, c.routed_by, m.bounce, m.auto_reply, c.created_at, c.deleted_at, m.times_received
         FROM comments c JOIN messages m ON m.id = c.message_id
     """
 
@@ -493,4 +508,5 @@ def _comment(row: sqlite3.Row, text: str) -> Comment:
         attachments=tuple(Attachment(f, t, s) for f, t, s in json.loads(row["attachments"])),
         source=row["source"], routed_by=strings(row["routed_by"]), bounce=bool(row["bounce"]),
         auto_reply=bool(row["auto_reply"]), created_at=row["created_at"], deleted_at=row["deleted_at"],
+        times_received=row["times_received"],
     )
