@@ -468,3 +468,86 @@ def test_a_text_limit_says_a_text_is_longer_without_carrying_all_of_it(encoding:
     assert cut.text == whole.text[:4097]
     assert (len(whole.text) > 4096) == (lines == 6000 and not disposition)
     assert cut == dataclasses.replace(whole, text=cut.text)
+
+
+# --- 8-bit attachment names, bounces -------------------------------------------------------
+
+@pytest.mark.parametrize("charset", ["cp1251", "koi8-r", "utf-8"])
+@pytest.mark.parametrize("where", ["disposition", "type", "both"])
+def test_raw_8bit_attachment_names_are_recovered(charset: str, where: str) -> None:
+    name = "Счёт за октябрь.pdf".encode(charset)
+    disposition = b'Content-Disposition: attachment; filename="' + name + b'"\r\n' if where != "type" else \
+        b"Content-Disposition: attachment\r\n"
+    content_type = b'Content-Type: application/pdf; name="' + name + b'"\r\n' if where != "disposition" else \
+        b"Content-Type: application/pdf\r\n"
+    raw = (b"Subject: x\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+           b"hi\r\n--B\r\n" + content_type + disposition + b"\r\nJVBERi0=\r\n--B--\r\n")
+    [attachment] = parse_message(raw, None).attachments
+    assert attachment.filename == "Счёт за октябрь.pdf"
+
+
+def _dsn(head: str, body: str = "This message could not be delivered.\r\n") -> bytes:
+    return (head.strip().replace("\n", "\r\n") + "\r\n\r\n" + body).encode()
+
+
+_BOUNCES = {
+    "exim": _dsn("""From: Mail Delivery System <Mailer-Daemon@mx.example.org>
+To: a@example.test
+Subject: Mail delivery failed: returning message to sender
+X-Failed-Recipients: nobody@example.org
+Auto-Submitted: auto-replied"""),
+    "qmail": _dsn("""From: MAILER-DAEMON@mail.example.net
+To: a@example.test
+Subject: failure notice""", "Hi. This is the qmail-send program at mail.example.net.\r\n"),
+    "sendmail": _dsn("""From: Mail Delivery Subsystem <MAILER-DAEMON@example.com>
+To: a@example.test
+Subject: Returned mail: see transcript for details
+Auto-Submitted: auto-generated (failure)
+Content-Type: multipart/report; report-type=delivery-status; boundary="S"
+MIME-Version: 1.0""", "--S\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--S\r\n"
+                      "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; example.com\r\n\r\n"
+                      "Final-Recipient: RFC822; x@y.z\r\nAction: failed\r\n"
+                      "Status: 5.1.1\r\n\r\n--S--\r\n"),
+    "aol-yahoo": _dsn("""From: MAILER-DAEMON@yahoo.com
+To: a@example.test
+Subject: Failure Notice"""),
+    "mail.ru": _dsn("""From: Mail Delivery System <mailer-daemon@corp.mail.ru>
+To: a@example.test
+Subject: =?utf-8?B?0J3QtSDRg9C00LDQu9C+0YHRjCDQtNC+0YHRgtCw0LLQuNGC0Ywg0YHQvtC+0LHRidC10L3QuNC1?=
+Auto-Submitted: auto-replied""", "Сообщение не было доставлено.\r\n"),
+    "exchange-postmaster": _dsn("""From: Microsoft Outlook <postmaster@corp.example.com>
+To: a@example.test
+Subject: Undeliverable: invoice 7"""),
+    "broken-mime": _dsn("""From: "Postmaster" <postmaster@example.com>
+To: a@example.test
+Subject: Undeliverable Mail
+Content-Type: multipart/report; report-type=delivery-status"""),
+    "status-part-in-mixed": _dsn("""From: robot@example.com
+To: a@example.test
+Subject: hello
+Content-Type: multipart/mixed; boundary="M\"""", "--M\r\nContent-Type: message/delivery-status\r\n\r\n"
+                                                 "Action: failed\r\n\r\n--M--\r\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BOUNCES))
+def test_common_bounces_are_bounces_and_never_auto_replies(name: str) -> None:
+    parsed = parse_message(_BOUNCES[name], "mailer@example.test")  # (not the null sender: the content tells)
+    assert parsed.bounce and not parsed.auto_reply
+
+
+@pytest.mark.parametrize("raw", [
+    _dsn("From: Postmaster <postmaster@example.org>\nTo: a@example.test\nSubject: about our servers"),
+    _dsn("From: Ivan <ivan@example.org>\nTo: a@example.test\nSubject: Delivery failed? The parcel never came"),
+    _dsn("From: a@example.org\nTo: a@example.test\nSubject: Read: hi\nContent-Type: multipart/report; "
+         "report-type=disposition-notification; boundary=R",
+         "--R\r\nContent-Type: text/plain\r\n\r\nread\r\n--R--\r\n"),
+])
+def test_people_and_read_receipts_are_not_bounces(raw: bytes) -> None:
+    assert not parse_message(raw, "a@example.org").bounce
+
+
+def test_an_out_of_office_reply_is_an_auto_reply() -> None:
+    parsed = parse_message(_dsn("From: ivan@example.org\nTo: a@example.test\nSubject: Out of office\n"
+                                "Auto-Submitted: auto-replied"), "ivan@example.org")
+    assert parsed.auto_reply and not parsed.bounce

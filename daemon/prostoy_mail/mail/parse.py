@@ -9,6 +9,7 @@ and a message Python's parser cannot take apart still yields its headers.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
@@ -16,6 +17,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
+from .bounces import is_auto_reply, is_bounce
 from .compact import reduce_by_fields
 from .header_block import read_header_block
 from .headers import Headers, decode_bytes, decode_header_value, header_text, message_ids
@@ -120,6 +122,7 @@ def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed
         text, attachments = _body(msg, {}, keep)
     headers = Headers(msg)
     from_name, from_addr = headers.sender()
+    bounce = is_bounce(msg, headers, from_addr, mail_from)
     return ParsedMessage(
         subject=headers.text("subject"),
         from_name=from_name,
@@ -132,8 +135,8 @@ def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed
         date=_date(headers.text("date")),
         text=text,
         attachments=tuple(attachments),
-        bounce=_is_bounce(msg, headers, from_addr, mail_from),
-        auto_reply=_is_auto_reply(headers),
+        bounce=bounce,
+        auto_reply=not bounce and is_auto_reply(headers),  # a bounce is never an auto-reply
     )
 
 
@@ -171,24 +174,6 @@ def _date(value: str) -> str | None:
         return None
 
 
-def _is_bounce(msg: Message, headers: Headers, from_addr: str, mail_from: str | None) -> bool:
-    if mail_from == "":
-        return True
-    content_type = msg.get_content_type()
-    if content_type == "multipart/report" and str(msg.get_param("report-type", "")).lower() == "delivery-status":
-        return True
-    return from_addr.startswith(("mailer-daemon@", "postmaster@")) and content_type.startswith("multipart/")
-
-
-def _is_auto_reply(headers: Headers) -> bool:
-    auto_submitted = headers.text("auto-submitted").lower()
-    if auto_submitted and auto_submitted.split(";")[0].strip() != "no":
-        return True
-    if headers.text("precedence").lower() in ("bulk", "junk", "list", "auto_reply"):
-        return True
-    return any(headers.text(h) for h in ("x-autoreply", "x-autorespond", "x-auto-response-suppress"))
-
-
 def _walk(msg: Message) -> list[tuple[Message, int]]:
     """Leaf parts with their depth, depth-first, bounded in depth and count."""
     leaves: list[tuple[Message, int]] = []
@@ -215,7 +200,25 @@ def _filename(part: Message) -> str | None:
         return None
     if isinstance(name, tuple):  # RFC 2231 parts that could not be collapsed
         name = name[2]
-    return decode_header_value(str(name)) or None
+    text = str(name)
+    if "\ufffd" in text:  # raw 8-bit bytes in the parameter, which email decoded as "?": recover them
+        text = _raw_filename(part) or text
+    return decode_header_value(text, part.get_content_charset()) or None
+
+
+_RAW_NAME = re.compile(r"""(?:^|;)\s*(?:file)?name\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))""", re.IGNORECASE)
+
+
+def _raw_filename(part: Message) -> str | None:
+    """The file name as its raw header has it (8-bit bytes kept, surrogate-escaped), so that
+    decode_header_value recovers its charset as for a subject (windows-1251, KOI8-R, ...)."""
+    for header in ("content-disposition", "content-type"):
+        for key, value in part.raw_items():
+            if key.lower() == header and isinstance(value, str):
+                match = _RAW_NAME.search(value)
+                if match is not None:
+                    return match[1] if match[1] is not None else match[2]
+    return None
 
 
 def _payload(part: Message) -> bytes:
