@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import systemd_notify
-from .config.load import load_config
+from .config.load import file_digest, load_config
 from .config.model import Config, Endpoint
+from .config_state import CONFIGURATION_STATE, ConfigurationState
 from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
@@ -62,6 +64,14 @@ class _Listener:
     settings: object  # what the listener was opened with; a change means reopening it
 
 
+def _listener_settings(name: str, endpoint: Endpoint, config: Config) -> object:
+    """What a listener is opened with: when it changes, the listener is reopened (only then).
+    The IMAP listeners read everything else from the running configuration."""
+    if name in ("imap", "imaps"):
+        return (endpoint, config.tls)
+    return (endpoint, config.smtp, config.daemon.hostname, config.tls)
+
+
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -88,6 +98,8 @@ class Daemon:
         self.imap: ImapService | None = None
         self.imap_watch: asyncio.Task[None] | None = None
         self.store_lock: StoreLock | None = None
+        self.generation = 1  # of the configuration: one more with every reload that is applied
+        self.reloading = asyncio.Lock()
         self.address_locks = AddressLocks()  # this machine's listening addresses, ours alone
 
     async def start(self) -> None:
@@ -110,13 +122,15 @@ class Daemon:
         self.outbound = QueueRunner(self.writer, self.intake, self.config,
                                     RelayPool(self.config.daemon.hostname, self.config.outbound.timeout),
                                     self.sent_uploader, self.metrics)
-        await self._open_listeners()
+        (await self._open_listeners())()
+        await self._open_metrics()
         self.outbound.start()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), self.accept_fetched, self.writer,
                                                   self.config.fetch, self.metrics))
         self.fetchers.apply(self.config)
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())
+        await self._record_configuration()
         systemd_notify.ready(self.status())  # only now: the store is open and every listener is bound
         # What is loaded by now (modules, configuration, routing table) lives as long as the
         # daemon: out of the garbage collector's sight, full collections stop walking it for
@@ -147,34 +161,54 @@ class Daemon:
         if date.today() != self.today:
             self.today, self.routed_today = date.today(), 0
 
-    async def _open_listeners(self) -> None:
-        """Open what the configuration asks for; reopen a listener whose address or limits changed.
+    async def _open_listeners(self) -> Callable[[], None]:
+        """Open what the configuration asks for: a listener that is new, or whose own settings
+        changed. Nothing running is closed here: that is the commit returned, to be called once
+        everything else of the change has worked. If one listener cannot be opened, those opened
+        before it are closed again and ProstoyMailError names it (the running ones go on).
 
-        The new socket is bound (SO_REUSEPORT) before the old one closes, so no connection is
+        A new socket is bound (SO_REUSEPORT) before the old one closes, so no connection is
         refused in between; open sessions go on with the limits they started with.
         """
-        wanted = dict(self.config.listen.items())
-        for name in list(self.listeners):
-            if name not in wanted:
-                self.listeners.pop(name).close()
-        for name, endpoint in wanted.items():
-            settings = (endpoint, self.config.smtp, self.config.daemon.hostname, self.config.tls)
-            old = self.listeners.get(name)
-            if old is not None and old.settings == settings:
-                continue
-            self.address_locks.claim(name, endpoint.host, endpoint.port)
-            try:
-                self.listeners[name] = await self._listen(name, endpoint, settings)
-            except OSError as exc:  # (Twisted's CannotListenError is turned into one in _listen_imap)
-                raise ProstoyMailError(f"listen.{name}: cannot listen on {endpoint}: "
-                                       f"{exc.strerror or exc}") from None
-            if old is not None:
-                old.close()
-        metrics = self.config.listen.metrics
-        if metrics is not None:
-            self.address_locks.claim("metrics", metrics.host, metrics.port)
-        self.address_locks.keep_only({(e.host, e.port) for e in (*wanted.values(), metrics) if e is not None})
-        await self._open_metrics()
+        config = self.config
+        wanted = dict(config.listen.items())
+        opened: dict[str, _Listener] = {}
+        try:
+            for name, endpoint in wanted.items():
+                settings = _listener_settings(name, endpoint, config)
+                old = self.listeners.get(name)
+                if old is not None and old.settings == settings:
+                    continue
+                self.address_locks.claim(name, endpoint.host, endpoint.port)
+                try:
+                    opened[name] = await self._listen(name, endpoint, settings)
+                except OSError as exc:  # (Twisted's CannotListenError is turned into one in _listen_imap)
+                    raise ProstoyMailError(f"listen.{name}: cannot listen on {endpoint}: "
+                                           f"{exc.strerror or exc}") from None
+            if config.listen.metrics is not None:
+                self.address_locks.claim("metrics", config.listen.metrics.host, config.listen.metrics.port)
+        except BaseException:
+            for listener in opened.values():
+                listener.close()
+            running = {(listener.endpoint.host, listener.endpoint.port) for listener in self.listeners.values()}
+            if self.metrics_server is not None:
+                running.add((self.metrics_server[0].host, self.metrics_server[0].port))
+            self.address_locks.keep_only(running)  # (what this attempt claimed anew is let go)
+            raise
+
+        def commit() -> None:
+            for name in list(self.listeners):
+                if name not in wanted or name in opened:
+                    self.listeners.pop(name).close()
+            self.listeners.update(opened)
+            self.address_locks.keep_only(self._addresses(config))
+
+        return commit
+
+    @staticmethod
+    def _addresses(config: Config) -> set[tuple[str, int]]:
+        return {(e.host, e.port) for e in (*dict(config.listen.items()).values(), config.listen.metrics)
+                if e is not None}
 
     async def _listen(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
         loop = asyncio.get_running_loop()
@@ -348,42 +382,78 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def reload(self) -> None:
+        """SIGHUP: the configuration file again, applied all or nothing. A file that does not
+        load, or a listener that cannot be opened, leaves everything running as it was; either
+        way the outcome is recorded in the store for `prostoy-mail` edits waiting on it.
+        Reloads run one at a time (signals coming quickly each start one)."""
+        async with self.reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
         systemd_notify.reloading()
+        assert self.writer is not None and self.intake is not None and self.smtp_handler is not None
         try:
             config = await asyncio.to_thread(load_config, self.config.path)
-            assert self.writer is not None and self.intake is not None and self.smtp_handler is not None
             table = await self.writer.run(lambda store: build_routing_table(config, store))
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running configuration: %s", problem)
-            await self._refresh_last_task()
-            systemd_notify.ready(self.status())
+            await self._reloaded(refused="; ".join(str(p) for p in exc.problems))
             return
-        self.config = config
+        running = self.config
+        self._set_listener_config(config)  # what new listeners are opened with
+        try:
+            commit = await self._open_listeners()
+        except ProstoyMailError as exc:
+            self._set_listener_config(running)
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            await self._reloaded(refused=str(exc))
+            return
         self.intake.replace_table(table)
         self.intake.duplicate_window = config.smtp.duplicate_window
-        self.smtp_handler.policy = Policy.of(config)
         if self.smtp_workers is not None:
             self.smtp_workers.apply(self.smtp_handler.policy, config.daemon.hostname)
+        self.sent_uploader.config = config
+        if self.outbound is not None:
+            self.outbound.apply(config)
+        if self.fetchers is not None:
+            self.fetchers.apply(config)
+        commit()  # only now are the listeners that moved or went away closed
+        try:
+            await self._open_metrics()
+        except OSError as exc:
+            log.error("reload: listen.metrics: cannot listen on %s: %s", config.listen.metrics, exc.strerror or exc)
+        self.generation += 1
+        log.info("configuration reloaded (generation %d): %d mailboxes, %d gateways, %d rules; %s", self.generation,
+                 len(config.mailboxes), len(config.gateways), len(config.rules), self._listening())
+        await self._reloaded()
+
+    def _set_listener_config(self, config: Config) -> None:
+        """The configuration and the listeners' policies (reversible: set back if a reload fails)."""
+        assert self.smtp_handler is not None
+        self.config = config
+        self.smtp_handler.policy = Policy.of(config)
         if self.submission_handler is not None:
             self.submission_handler.policy = SendingPolicy.of(config)
             self.submission_handler.limits = config.smtp
             self.submission_handler.guard.settings = config.auth
         if self.imap is not None:
             self.imap.config = config
-        self.sent_uploader.config = config
-        if self.outbound is not None:
-            self.outbound.apply(config)
-        if self.fetchers is not None:
-            self.fetchers.apply(config)
-        try:
-            await self._open_listeners()
-        except OSError as exc:
-            log.error("reload: cannot bind a listener: %s", exc)
-        log.info("configuration reloaded: %d mailboxes, %d gateways, %d rules; %s", len(config.mailboxes),
-                 len(config.gateways), len(config.rules), self._listening())
+
+    async def _reloaded(self, refused: str | None = None) -> None:
+        """Tell systemd, and record for the command line which file was applied or refused."""
+        await self._record_configuration(refused)
         await self._refresh_last_task()
         systemd_notify.ready(self.status())
+
+    async def _record_configuration(self, refused: str | None = None) -> None:
+        assert self.writer is not None
+        state = ConfigurationState(os.getpid(), self.generation, file_digest(self.config.path),
+                                   self.config.text_sha256, refused, str(self.config.path))
+        try:
+            await self.writer.run(lambda store: store.set_setting(CONFIGURATION_STATE, state.to_json()))
+        except Exception as exc:  # (a full disk, say: the daemon runs on; the command line will time out)
+            log.warning("could not record the configuration's state in the store: %s", exc)
 
     async def stop(self) -> None:
         systemd_notify.stopping()

@@ -22,6 +22,7 @@ import fcntl
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 
 from .errors import ProstoyMailError
@@ -37,13 +38,18 @@ class StoreLock:
     def __init__(self, store: Path) -> None:
         self.path = Path(f"{store}.lock")
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for attempt in range(10):  # (a command asking who runs holds it shared for an instant)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < 9:
+                    time.sleep(0.05)
+        else:
             holder = os.pread(self.fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(self.fd)
             raise AlreadyRunning(f"another prostoy-mail (PID {holder}) is running on the store {store}; "
-                                 "stop it first (two daemons on one SQLite store would lose mail)") from None
+                                 "stop it first (two daemons on one SQLite store would lose mail)")
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
@@ -53,6 +59,24 @@ class StoreLock:
                 os.ftruncate(self.fd, 0)
             os.close(self.fd)  # (the lock goes with the descriptor)
             self.fd = -1
+
+
+def store_holder(store: Path) -> int | None:
+    """The PID of the daemon running on this store, or None when none is."""
+    try:
+        fd = os.open(f"{store}.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class AddressLocks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -394,3 +395,50 @@ def test_a_second_daemon_on_the_same_store_or_address_refuses_to_start(service: 
             assert f"listen.{listener}: cannot listen on 127.0.0.1:{taken}: Address already in use" in busy.stderr, \
                 busy.stderr
             assert "Traceback" not in busy.stderr, busy.stderr
+
+
+def test_a_command_line_edit_is_live_when_the_command_returns(service: Service) -> None:
+    """`mailbox add` tells the running daemon and waits for it: the next mail to the new
+    mailbox is taken (before, it got 550 5.1.1 until someone sent SIGHUP)."""
+    service.notify.wait_for("READY=1")
+    added = service.cli("mailbox", "add", "support")
+    assert added.returncode == 0, added.stderr
+    assert f"the running daemon (PID {service.process.pid}) applied the change (configuration generation 2)" \
+        in added.stderr, added.stderr
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
+        assert client.sendmail("a@b.ru", ["support@example.test"], b"Subject: at once\r\n\r\nx\r\n") == {}
+    rule = service.cli("rule", "add", "invoices", "--subject", "invoice", "--task", "Продажи/Счета")
+    assert rule.returncode == 0 and "configuration generation 3" in rule.stderr, rule.stderr
+    send(service.smtp_port, "invoice 5")
+    comments = service.cli("task", "comments", "Продажи/Счета", "--json")
+    assert [c["subject"] for c in json.loads(comments.stdout)] == ["invoice 5"]
+
+
+def test_a_reload_that_cannot_open_a_listener_changes_nothing(service: Service, tmp_path: Path) -> None:
+    """All or nothing: the new [smtp] limits and the moved listener are not half applied,
+    the IMAP listener is not reopened for an [smtp] change, and the refusal is one log line."""
+    service.notify.wait_for("READY=1")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        text = service.config.read_text()
+        service.config.write_text(text.replace(f"smtp = \"127.0.0.1:{service.smtp_port}\"",
+                                               f"smtp = \"127.0.0.1:{service.smtp_port}\"\n"
+                                               f"submission = \"127.0.0.1:{taken}\"")
+                                  + "\n[smtp]\nmax_recipients = 1\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n")
+        write_server_pair(trustme.CA(), service.config.parent, "localhost")
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGHUP)
+        service.notify.wait_for("READY=1", after=started)
+    deadline = time.monotonic() + 10
+    while not any("reload refused" in line for line in service.stderr_lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = [line for line in service.stderr_lines if "reload refused" in line]
+    assert refused and f"listen.submission: cannot listen on 127.0.0.1:{taken}" in refused[0], refused
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as client:
+        client.ehlo()
+        client.mail("a@b.ru")
+        assert client.rcpt("sales@example.test")[0] == 250
+        assert client.rcpt("sales+x@example.test")[0] == 250  # max_recipients = 1 was not applied
+    assert "Traceback" not in "".join(service.stderr_lines)

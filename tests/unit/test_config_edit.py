@@ -152,3 +152,17 @@ def test_atomic_write_keeps_the_mode_and_leaves_no_temporary_file(config: Path) 
     assert config.read_text() == "x = 1\n"
     assert oct(config.stat().st_mode & 0o777) == "0o640"
     assert [p.name for p in config.parent.iterdir()] == [config.name]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_an_edit_keeps_the_files_owner_group_and_mode(config: Path) -> None:
+    """root editing /etc/prostoy-mail/prostoy-mail.toml (root:prostoy-mail 0640) must not leave
+    it root:root, which the service user could no longer read."""
+    os.chown(config, 1234, 4321)
+    config.chmod(0o640)
+    doc = ConfigDocument(config)
+    doc.append("mailboxes", {"login": "extra"})
+    doc.save()
+    after = config.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode & 0o7777) == (1234, 4321, 0o640)
+    assert "extra" in config.read_text()

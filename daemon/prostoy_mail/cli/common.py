@@ -17,6 +17,7 @@ from ..config.model import Config
 from ..errors import ConfigError, ProstoyMailError
 from ..provisioning import check_references
 from ..store.sqlite import SqliteStore
+from .daemon_link import apply_to_running_daemon
 
 Handler = Callable[["Context"], int]
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class Context:
                 raise ConfigError(problems)
 
         self._config = doc.save(references)
+        if not getattr(self.args, "no_reload", False):
+            print(apply_to_running_daemon(self._config, store), file=sys.stderr)
         return self._config
 
     def close(self) -> None:

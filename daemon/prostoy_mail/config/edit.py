@@ -8,6 +8,7 @@ tomli-w (`write_new`), which has no comments to keep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -216,11 +217,17 @@ def _item(value: Value) -> Any:
 
 
 def atomic_write(path: Path, text: str, mode: int | None = None) -> None:
-    """Replace `path` with `text` so that a crash leaves either the old or the new file."""
-    if mode is None:
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
+    """Replace `path` with `text` so that a crash leaves either the old or the new file. The
+    new file keeps the old one's owner, group and mode (root editing the file of a service
+    that reads it as `root:prostoy-mail 0640` must not leave it `root:root`)."""
+    owner: tuple[int, int] | None = None
+    try:
+        old = path.stat()
+        owner = (old.st_uid, old.st_gid)
+        if mode is None:
+            mode = old.st_mode & 0o7777
+    except FileNotFoundError:
+        if mode is None:
             mode = 0o600
     folder = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -228,7 +235,10 @@ def atomic_write(path: Path, text: str, mode: int | None = None) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fchmod(f.fileno(), mode)
+            if owner is not None and owner != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(PermissionError):  # (not root: the group, if it is ours)
+                    os.fchown(f.fileno(), -1 if owner[0] == os.geteuid() else owner[0], owner[1])
+            os.fchmod(f.fileno(), mode)  # (after chown, which clears set-id bits)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

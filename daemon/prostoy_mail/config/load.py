@@ -7,6 +7,7 @@ Unknown keys are errors. Array entries are counted from 1, as an admin counts th
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -322,6 +323,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
         path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, fetch=fetch, auth=auth, outbound=outbound,
         relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
+        text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
 
 
@@ -333,6 +335,14 @@ def load_config(path: Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from None
     return parse_config(text, path.absolute(), str(path))
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes; "" when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
 
 
 def config_warnings(path: Path, config: Config) -> list[str]:

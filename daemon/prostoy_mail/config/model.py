@@ -213,6 +213,7 @@ class Config:
     mailboxes: tuple[Mailbox, ...] = ()
     gateways: tuple[Gateway, ...] = ()
     rules: tuple[Rule, ...] = ()
+    text_sha256: str = ""  # of the file's text this was read from (the daemon tells it to the command line)
 
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)

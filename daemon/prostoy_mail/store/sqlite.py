@@ -465,6 +465,15 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
 
     # --- settings -----------------------------------------------------------------------------
 
+    def setting(self, name: str) -> bytes | None:
+        row = self.db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_setting(self, name: str, value: bytes) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO settings (name, value) VALUES (?, ?)"
+                       " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+
     def secret(self, name: str) -> bytes:
         """A random 32-byte key made on first use and kept in the store (e.g. reply tokens)."""
         with self.transaction() as db:

@@ -1,0 +1,62 @@
+"""After the command line changes the configuration file: the running daemon applies it now.
+
+Until every setting lives in the store, the file is the configuration and a running daemon
+reads it on SIGHUP. An edit that left the daemon running the old file would be a trap: mail
+for a new mailbox bounced with 550, a new rule ignored although `rule explain` says it
+applies. So an edit finds the daemon running on the same store (instance_lock.store_holder),
+signals it, and waits until the daemon records that it applied, or refused, the very file
+written (config_state.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from ..config.model import Config
+from ..config_state import CONFIGURATION_STATE, ConfigurationState
+from ..errors import ProstoyMailError
+from ..instance_lock import store_holder
+from ..store.sqlite import SqliteStore
+
+WAIT = 15.0  # seconds for the daemon's word
+
+
+def apply_to_running_daemon(config: Config, store: SqliteStore) -> str:
+    """A line saying what the running daemon did with `config` (just saved); ProstoyMailError
+    when it refused it or cannot be told."""
+    location = config.store_location()
+    pid = store_holder(Path(location)) if "://" not in location else None
+    if pid is None:
+        return "no daemon is running on this store: the change applies when it starts"
+    before = _state(store)
+    if before is not None and before.path != str(config.path):
+        raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) reads {before.path}: "
+                               "edit that file, or restart the daemon with this one")
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except PermissionError:
+        raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) cannot be told by this "
+                               "user: reload it (systemctl reload prostoy-mail)") from None
+    except ProcessLookupError:
+        return "no daemon is running on this store: the change applies when it starts"
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        state = _state(store)
+        if state is not None and state.pid == pid:
+            if state.applied_sha256 == config.text_sha256:
+                return (f"the running daemon (PID {pid}) applied the change"
+                        f" (configuration generation {state.generation})")
+            if state.refused is not None and state.file_sha256 == config.text_sha256:
+                raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) refused it and "
+                                       f"runs as before: {state.refused}")
+        time.sleep(0.05)
+    raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) did not confirm the change "
+                           f"within {WAIT:.0f} s: see its log")
+
+
+def _state(store: SqliteStore) -> ConfigurationState | None:
+    data = store.setting(CONFIGURATION_STATE)
+    return None if data is None else ConfigurationState.from_json(data)
