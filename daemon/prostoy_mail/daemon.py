@@ -24,6 +24,7 @@ from . import systemd_notify
 from .config.load import file_digest, load_config
 from .config.model import Config, Endpoint
 from .config_state import CONFIGURATION_STATE, ConfigurationState
+from .control_request import ANSWER, REQUEST, ControlAnswer, ControlRequest
 from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
@@ -428,6 +429,20 @@ class Daemon:
                  len(config.mailboxes), len(config.gateways), len(config.rules), self._listening())
         await self._reloaded()
 
+    async def control(self) -> None:
+        """SIGUSR1: carry out the command line's request waiting in the store (control_request.py)."""
+        assert self.writer is not None
+        try:
+            request = ControlRequest.from_json(await self.writer.run(lambda store: store.setting(REQUEST)))
+            if request is None:
+                return
+            cleared = {address: self.guard.unblock(address) if self.guard is not None else 0
+                       for address in request.unblock}
+            answer = ControlAnswer(request.id, cleared)
+            await self.writer.run(lambda store: store.set_setting(ANSWER, answer.to_json()))
+        except Exception as exc:  # (the store failing: the command times out and says so)
+            log.warning("a request from the command line could not be carried out: %s", exc)
+
     def _set_listener_config(self, config: Config) -> None:
         """The configuration and the listeners' policies (reversible: set back if a reload fails)."""
         assert self.smtp_handler is not None
@@ -498,6 +513,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(self.control()))
         try:
             await self.start()
             await self.stopping.wait()

@@ -1,10 +1,15 @@
 """Password logins for SMTP submission (and the IMAP server): verified off the loop, throttled.
 
 Argon2 costs tens of milliseconds of CPU by design, so it runs in threads, a few at a
-time. Failed logins are counted per client address, never per user: after a few failures
-each further attempt from that address waits longer, and past the limit the address is
-refused for a while; the user can still log in from anywhere else. An unknown user costs
-the same verification as a wrong password, and gets the same answer.
+time. Failed logins are counted per client address *and* login: after a few failures each
+further attempt for that pair waits longer, and past the limit that login is refused from
+that address for a while. Failures for logins that are not known users are counted per
+address alone, and block the address for such logins only. So one person mistyping, or
+somebody guessing one user's password, behind an office NAT never locks out the others
+with correct passwords there; the user can still log in from anywhere else; and spraying
+made-up logins from one address is cut off. An unknown user costs the same verification as
+a wrong password, and gets the same answer. `prostoy-mail auth unblock ADDRESS` forgets an
+address's failures in the running daemon.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from .config.model import AuthSettings
 from .passwords import hash_password, verify_password
 
 log = logging.getLogger(__name__)
-MAX_TRACKED_ADDRESSES = 100_000
+MAX_TRACKED = 100_000  # address-and-login records kept at most (old ones are forgotten first)
+UNKNOWN = ""  # the login part of the record counting an address's failures for unknown logins
 
 
 class Outcome(Enum):
     OK = "ok"
     FAILED = "failed"  # wrong login or password (which one is never told)
-    BLOCKED = "blocked"  # too many failures from this address: not checked at all
+    BLOCKED = "blocked"  # too many failures from this address for this login: not checked at all
 
 
 @dataclass
@@ -42,66 +48,77 @@ class LoginGuard:
         self.lookup = lookup  # login -> its password hash (None: no such user, or no password)
         self.settings = settings
         self.clock = clock
-        self._failures: dict[str, _Failures] = {}
+        self._failures: dict[tuple[str, str], _Failures] = {}  # (address, login or UNKNOWN)
         self._checks = asyncio.Semaphore(settings.max_parallel_checks)
         self._dummy_hash: str | None = None
 
-    def blocked_for(self, address: str) -> float:
-        """Seconds this client address is still refused (0: it may try)."""
-        record = self._failures.get(address)
+    def blocked_for(self, address: str, login: str = UNKNOWN) -> float:
+        """Seconds this login (UNKNOWN: made-up logins) is still refused from this address (0: it may try)."""
+        record = self._failures.get((address, login.casefold()))
         if record is None:
             return 0.0
         return max(0.0, record.blocked_until - self.clock())
 
+    def unblock(self, address: str) -> int:
+        """Forget every failure counted for this client address; how many records there were."""
+        keys = [key for key in self._failures if key[0] == address]
+        for key in keys:
+            del self._failures[key]
+        if keys:
+            log.warning("%s: failed logins forgotten (auth unblock): %d records", address, len(keys))
+        return len(keys)
+
     async def check(self, address: str, login: str, password: str) -> Outcome:
-        if self.blocked_for(address):
+        stored = await self.lookup(login) if login else None
+        key = (address, login.casefold() if stored is not None else UNKNOWN)
+        record = self._current(key)
+        if record is not None and record.blocked_until > self.clock():
             return Outcome.BLOCKED
-        delay = self._delay(address)
+        delay = self._delay(record)
         if delay:
             await asyncio.sleep(delay)
-        ok = await self._verify(login, password)
-        if ok:
-            self._failures.pop(address, None)
+        if await self._verify(stored, password):
+            self._failures.pop(key, None)
             return Outcome.OK
-        return self._failed(address, login)
+        return self._failed(key, login)
 
-    def _delay(self, address: str) -> float:
-        record = self._current(address)
+    def _delay(self, record: _Failures | None) -> float:
         if record is None or record.count < self.settings.delay_after:
             return 0.0
         return float(min(2 ** (record.count - self.settings.delay_after), self.settings.max_delay))
 
-    def _current(self, address: str) -> _Failures | None:
-        record = self._failures.get(address)
+    def _current(self, key: tuple[str, str]) -> _Failures | None:
+        record = self._failures.get(key)
         if record is not None and self.clock() - record.first > self.settings.failure_window \
                 and record.blocked_until <= self.clock():
-            del self._failures[address]
+            del self._failures[key]
             return None
         return record
 
-    def _failed(self, address: str, login: str) -> Outcome:
+    def _failed(self, key: tuple[str, str], login: str) -> Outcome:
         now = self.clock()
-        record = self._current(address)
+        record = self._current(key)
         if record is None:
-            if len(self._failures) >= MAX_TRACKED_ADDRESSES:
+            if len(self._failures) >= MAX_TRACKED:
                 self._forget_old(now)
-            record = self._failures[address] = _Failures(0, now)
+            record = self._failures[key] = _Failures(0, now)
         record.count += 1
-        log.info("failed login for %r from %s (%d in a row)", login, address, record.count)
+        address, known = key[0], key[1] != UNKNOWN
+        log.info("failed login for %r from %s (%d in a row%s)", login, address, record.count,
+                 "" if known else " for unknown logins")
         if record.count >= self.settings.max_failures:
             record.blocked_until = now + self.settings.block_time
-            log.warning("%s: %d failed logins; refusing logins from this address for %ss", address, record.count,
-                        self.settings.block_time)
+            log.warning("%s: %d failed logins %s; refused for %ss", address, record.count,
+                        f"for {login!r}" if known else "for unknown logins", self.settings.block_time)
             return Outcome.BLOCKED
         return Outcome.FAILED
 
     def _forget_old(self, now: float) -> None:
-        for address in [a for a, r in self._failures.items()
-                        if now - r.first > self.settings.failure_window and r.blocked_until <= now]:
-            del self._failures[address]
+        for key in [k for k, r in self._failures.items()
+                    if now - r.first > self.settings.failure_window and r.blocked_until <= now]:
+            del self._failures[key]
 
-    async def _verify(self, login: str, password: str) -> bool:
-        stored = await self.lookup(login) if login else None
+    async def _verify(self, stored: str | None, password: str) -> bool:
         async with self._checks:
             if stored is None:  # the same work as a real check: the answer's timing tells nothing
                 if self._dummy_hash is None:

@@ -9,6 +9,7 @@ import signal
 import smtplib
 import socket
 import sqlite3
+import ssl
 import subprocess
 import threading
 import time
@@ -442,3 +443,50 @@ def test_a_reload_that_cannot_open_a_listener_changes_nothing(service: Service, 
         assert client.rcpt("sales@example.test")[0] == 250
         assert client.rcpt("sales+x@example.test")[0] == 250  # max_recipients = 1 was not applied
     assert "Traceback" not in "".join(service.stderr_lines)
+
+
+def _imap_login(port: int, source: str, login: str, password: str) -> bytes:
+    """One LOGIN over IMAPS from `source`: the server's answer line (or its BYE)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0)) as raw, \
+            context.wrap_socket(raw) as tls:
+        reader = tls.makefile("rb")
+        reader.readline()
+        tls.sendall(f"a LOGIN {login} {password}\r\n".encode())
+        while True:
+            line = reader.readline()
+            if not line or line.startswith((b"a ", b"* BYE")):
+                return line
+
+
+def test_auth_unblock_forgets_an_addresses_failed_logins(service: Service, tmp_path: Path) -> None:
+    service.notify.wait_for("READY=1")
+    (tmp_path / "pw").write_text("right-pw\n")
+    assert service.cli("user", "add", "ivanov", "--password-file", str(tmp_path / "pw")).returncode == 0
+    write_server_pair(trustme.CA(), service.config.parent, "localhost")
+    imaps = free_port()
+    text = service.config.read_text().replace("[listen]\n", f'[listen]\nimaps = "127.0.0.1:{imaps}"\n')
+    service.config.write_text(text + '\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n[auth]\nmax_failures = 3\n'
+                                     "delay_after = 10\n")
+    started = time.monotonic()
+    service.process.send_signal(signal.SIGHUP)
+    service.notify.wait_for("READY=1", after=started)
+    answers = [_imap_login(imaps, "127.0.0.5", f"nobody{n}", "x") for n in range(4)]
+    assert b"NO" in answers[0] and b"Too many failed logins" in answers[-1], answers
+    assert b"a OK" in _imap_login(imaps, "127.0.0.5", "ivanov", "right-pw")  # a known user still may
+
+    result = service.cli("auth", "unblock", "127.0.0.5")
+    assert result.returncode == 0 and "127.0.0.5: failed logins forgotten (1 record)" in result.stdout, result
+    assert b"Too many" not in _imap_login(imaps, "127.0.0.5", "nobody9", "x")  # counted afresh
+    again = service.cli("auth", "unblock", "127.0.0.6")
+    assert "127.0.0.6: no failed logins were counted for it" in again.stdout
+    assert "not an IP address" in service.cli("auth", "unblock", "mail.example").stderr
+
+
+def test_auth_unblock_without_a_daemon_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(CONFIG.format(smtp=free_port(), metrics=free_port()))
+    result = subprocess.run([console_script(), "--config", str(config), "auth", "unblock", "127.0.0.1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "no daemon is running on this store" in result.stdout

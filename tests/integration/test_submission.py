@@ -346,10 +346,10 @@ async def test_brute_force_is_slowed_then_cut_for_that_address_only(outbound: An
     assert codes[:5] == [535] * 5 and codes[5] == 454, codes  # the 6th failure blocks, then the session ends
     assert min(t for _, t in results[3:5]) >= 0.15  # after 3 failures each try is slowed
 
-    def again(source: str) -> tuple[int, bytes]:
+    def again(source: str, login: str = "ivanov") -> tuple[int, bytes]:
         with setup.client(login=None, source=source) as client:
             client.ehlo()
-            client.user, client.password = "ivanov", PASSWORDS["ivanov"]
+            client.user, client.password = login, PASSWORDS[login]
             try:
                 client.auth("PLAIN", client.auth_plain)
             except smtplib.SMTPAuthenticationError as exc:
@@ -357,8 +357,28 @@ async def test_brute_force_is_slowed_then_cut_for_that_address_only(outbound: An
             return 235, b""
 
     blocked = await asyncio.to_thread(again, "127.0.0.2")
-    assert blocked[0] == 454  # even the right password: the address is refused for now
+    assert blocked[0] == 454  # even the right password: this login is refused from this address for now
     assert (await asyncio.to_thread(again, "127.0.0.1"))[0] == 235  # the user is not locked out elsewhere
+    assert (await asyncio.to_thread(again, "127.0.0.2", "petrov"))[0] == 235  # nor a colleague behind that NAT
+
+    def spray(source: str) -> list[int]:  # made-up logins from one address: blocked for made-up logins
+        codes = []
+        with setup.client(login=None, source=source) as client:
+            client.ehlo()
+            for n in range(8):
+                client.user, client.password = f"nobody{n}", "guess"
+                try:
+                    client.auth("PLAIN", client.auth_plain)
+                except smtplib.SMTPAuthenticationError as exc:
+                    codes.append(exc.smtp_code)
+                except smtplib.SMTPServerDisconnected:
+                    break
+        return codes
+
+    assert (await asyncio.to_thread(spray, "127.0.0.3"))[-1] == 454
+    assert (await asyncio.to_thread(again, "127.0.0.3", "petrov"))[0] == 235  # known users still may
+    assert setup.daemon.guard.unblock("127.0.0.2") == 1  # (what `prostoy-mail auth unblock` asks the daemon)
+    assert (await asyncio.to_thread(again, "127.0.0.2"))[0] == 235
 
 
 async def test_sending_as_someone_else_is_refused(outbound: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from .. import __version__
 from ..config.load import default_config_path
 from ..errors import ConfigError, ProstoyMailError
-from . import config_cmds, outbound_cmds, quarantine_cmds, serve_cmd, store_cmds, tls_cmds
+from . import auth_cmds, config_cmds, outbound_cmds, quarantine_cmds, serve_cmd, store_cmds, tls_cmds
 from .common import Context
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine_cmds.register(sub)
     outbound_cmds.register(sub)
     tls_cmds.register(sub)
+    auth_cmds.register(sub)
     return parser
 
 
