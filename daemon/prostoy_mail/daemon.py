@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import systemd_notify
-from .config.load import file_digest, load_config
+from .config.load import config_warnings, file_digest, load_config, service_warnings
 from .config.model import Config, Endpoint
 from .config_state import CONFIGURATION_STATE, ConfigurationState
 from .control_request import ANSWER, REQUEST, ControlAnswer, ControlRequest
@@ -540,6 +540,8 @@ def run(config_path: Path, log_level: str = "info") -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    for warning in config_warnings(config_path, config) + service_warnings(config_path, config):
+        log.warning("%s", warning)
     try:
         _run_loop(Daemon(config).run())
     except ConfigError as exc:

@@ -27,6 +27,9 @@ class Sender:
     owner: str | None  # the user it is personal to; None: corporate
     mailbox_login: str | None = None  # for domain mailboxes: the login (reply addresses are login+token@domain)
     users: tuple[str, ...] = ()  # corporate: the users who may send as it (empty: every user)
+    # why mail from it to the outside cannot be carried ([relay] missing, the gateway's server
+    # has no SMTP endpoint); None: it can
+    no_route: str | None = None
 
     def allowed_for(self, login: str) -> bool:
         if self.owner is not None:
@@ -59,11 +62,15 @@ class SendingPolicy:
         for mailbox in config.mailboxes:
             address = mailbox.address(domain).lower()
             senders[address] = Sender(address, f"mailbox:{mailbox.login}", RELAY_ROUTE, mailbox.owner, mailbox.login,
-                                      mailbox.users)
+                                      mailbox.users,
+                                      no_route=None if config.relay is not None else "no [relay] is configured")
         for gateway in config.gateways:
             address = gateway.email.lower()
+            server = config.server(gateway.server)
+            no_route = None if server is not None and server.smtp is not None else \
+                f'the gateway\'s server "{gateway.server}" has no SMTP endpoint'
             senders[address] = Sender(address, f"gateway:{gateway.email}", f"gateway:{gateway.email}",
-                                      gateway.personal_for, users=gateway.users)
+                                      gateway.personal_for, users=gateway.users, no_route=no_route)
         return cls(domain, senders, frozenset(m.login for m in config.mailboxes))
 
     def sender(self, address: str) -> Sender | None:

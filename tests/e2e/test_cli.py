@@ -164,3 +164,36 @@ def test_passwords_in_a_readable_config_are_warned_about(cli: Cli) -> None:
 def test_an_unknown_config_file_is_a_clear_error(tmp_path: Path) -> None:
     result = Cli(tmp_path / "missing.toml")("check", ok=False)
     assert result.code == 2 and "missing.toml: no such file" in result.err
+
+
+def test_check_warns_about_certificates_secrets_and_mail_nothing_can_carry(cli: Cli) -> None:
+    import datetime
+
+    import trustme
+
+    folder = cli.config.parent
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3)
+    cert = trustme.CA().issue_cert("mx.example.test", not_after=soon)
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    (folder / "key.pem").chmod(0o644)
+    with cli.config.open("a") as f:
+        f.write('\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n')
+    cli("mailbox", "add", "sales")
+    warnings = cli("check").err
+    assert f"tls.cert: {folder / 'cert.pem'} expires on {soon:%Y-%m-%d} (in 2 days): renew it" in warnings, warnings
+    assert f"tls.key: {folder / 'key.pem'} is readable by others (mode 644)" in warnings
+    assert "relay: not set, so the domain's mailboxes (sales) cannot send mail outside" in warnings
+    expired = trustme.CA().issue_cert("mx.example.test", not_after=soon - datetime.timedelta(days=30),
+                                      not_before=soon - datetime.timedelta(days=60))
+    expired.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    assert "expired on" in cli("check").err
+    assert "expired on" not in cli("task", "list").err  # (every command warns of secrets, not of these)
+
+
+def test_absurd_limits_are_refused_with_file_and_key(cli: Cli) -> None:
+    with cli.config.open("a") as f:
+        f.write("\n[smtp]\nmax_message_size = 1000000000000000\n")
+    result = cli("check", ok=False)
+    assert result.code == 2
+    assert "smtp.max_message_size: must be at most 1073741824, not 1000000000000000" in result.err, result.err

@@ -650,3 +650,34 @@ async def test_commands_pipelined_behind_starttls_are_dropped(outbound: Any) -> 
     await writer.drain()
     assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"503")  # still needs EHLO, AUTH
     writer.close()
+
+
+NO_SMTP_GATEWAY = """
+[[servers]]
+name = "nosmtp.test"
+imap = "127.0.0.1:9"
+
+[[gateways]]
+email = "box@nosmtp.test"
+server = "nosmtp.test"
+password = "x"
+forwarding = false
+"""
+
+
+async def test_mail_that_nothing_can_carry_out_is_refused_at_rcpt(outbound: Any) -> None:
+    """Accepted, it would have waited five days in the spool and then bounced."""
+    setup: Setup = await outbound(extra=NO_SMTP_GATEWAY)
+
+    def go() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        with setup.client() as client:
+            client.mail("box@nosmtp.test")
+            outside = client.rcpt("x@far.example")
+            inside = client.rcpt("sales@example.test")  # our own mailboxes are reached without a route
+            return outside, inside
+
+    outside, inside = await asyncio.to_thread(go)
+    assert outside[0] == 550 and outside[1].startswith(b"5.7.1 <x@far.example>: mail from <box@nosmtp.test> "
+                                                        b"cannot be sent outside"), outside
+    assert b'"nosmtp.test" has no SMTP endpoint' in outside[1]
+    assert inside[0] == 250

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.edit import ConfigDocument, Value, write_new
-from ..config.load import DOMAIN_RE, LOGIN_RE, config_warnings, load_config, load_presets
+from ..config.load import DOMAIN_RE, LOGIN_RE, config_warnings, load_config, load_presets, service_warnings
 from ..config.model import (
     PROTOCOL_CHOICES,
     SECURITY_CHOICES,
@@ -105,6 +105,8 @@ def check(ctx: Context) -> int:
             if secret is not None and not secret.exists():
                 print(f"warning: {ctx.config_path}: gateway {gateway.email}: password file {secret} "
                       "does not exist here (fine if systemd provides it)", file=sys.stderr)
+    for warning in service_warnings(ctx.config_path, config):  # (once the references hold)
+        print(f"warning: {warning}", file=sys.stderr)
     own = [s for s in config.servers if not s.preset]
     listeners = ", ".join(f"{n} {e}" for n, e in config.listen.items()) or "none"
     ctx.say(f"{ctx.config_path}: OK")

@@ -13,7 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -345,8 +345,11 @@ def file_digest(path: Path) -> str:
         return ""
 
 
+CERTIFICATE_WARNING_DAYS = 14  # a certificate expiring sooner is warned about
+
+
 def config_warnings(path: Path, config: Config) -> list[str]:
-    """Things that work but should not be so: passwords in a file others can read."""
+    """Things that work but should not be so: secrets others can read (every command says so)."""
     warnings: list[str] = []
     inline = [f"gateways[{i}]" for i, g in enumerate(config.gateways, 1) if g.password or g.smtp_password]
     if config.relay and config.relay.password:
@@ -354,13 +357,60 @@ def config_warnings(path: Path, config: Config) -> list[str]:
     try:
         mode = path.stat().st_mode
     except OSError:
-        return warnings
+        mode = 0
     if inline and mode & (stat.S_IRGRP | stat.S_IROTH):
         warnings.append(
             f"{path}: holds passwords ({', '.join(inline)}) but is readable by group/others "
             f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}, or use password_file"
         )
+    secrets = [("tls.key", config.tls.key)]
+    secrets += [(f"gateways[{i}].{key}", getattr(g, key)) for i, g in enumerate(config.gateways, 1)
+                for key in ("password_file", "smtp_password_file")]
+    if config.relay is not None:
+        secrets.append(("relay.password_file", config.relay.password_file))
+    for key, secret in secrets:
+        try:
+            secret_mode = secret.stat().st_mode if secret is not None else 0
+        except OSError:
+            continue
+        if secret_mode & stat.S_IROTH:
+            warnings.append(f"{path}: {key}: {secret} is readable by others (mode {stat.S_IMODE(secret_mode):o}); "
+                            f"run: chmod o-r {secret}")
     return warnings
+
+
+def service_warnings(path: Path, config: Config) -> list[str]:
+    """What `check` and `serve` also say: a certificate expired or about to, and mail from the
+    domain's mailboxes or gateways that nothing can carry out."""
+    warnings: list[str] = []
+    if config.tls.cert is not None:
+        warnings.extend(_certificate_warnings(path, config.tls.cert))
+    if config.relay is None and config.mailboxes:
+        logins = ", ".join(m.login for m in config.mailboxes)
+        warnings.append(f"{path}: relay: not set, so the domain's mailboxes ({logins}) cannot send mail outside "
+                        "the domain (a mail client gets 550 5.7.1 for such a recipient)")
+    for gateway in config.gateways:
+        server = config.server(gateway.server)
+        if server is not None and server.smtp is None:
+            warnings.append(f"{path}: gateways: {gateway.email} cannot send mail: its server "
+                            f'"{gateway.server}" has no smtp endpoint')
+    return warnings
+
+
+def _certificate_warnings(path: Path, cert: Path) -> list[str]:
+    from cryptography import x509  # (only when there is a certificate to look at)
+
+    try:
+        certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return []  # (a missing or broken file is an error where it is loaded, with its reason)
+    expires = certificate.not_valid_after_utc
+    left = expires - datetime.now(UTC)
+    if left.total_seconds() <= 0:
+        return [f"{path}: tls.cert: {cert} expired on {expires:%Y-%m-%d}: mail clients and senders will refuse it"]
+    if left.days < CERTIFICATE_WARNING_DAYS:
+        return [f"{path}: tls.cert: {cert} expires on {expires:%Y-%m-%d} (in {left.days} days): renew it"]
+    return []
 
 
 def default_config_path() -> Path:

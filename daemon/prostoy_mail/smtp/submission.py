@@ -116,6 +116,10 @@ class SubmissionHandler:
             return f"501 5.1.3 <{address}>: bad recipient address syntax"
         if host.lower().rstrip(".") == self.policy.domain and self.policy.local_login(address) is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
+        sender = self.policy.sender(str(envelope.mail_from or ""))
+        if self.policy.local_login(address) is None and sender is not None and sender.no_route is not None:
+            # (accepted, it would wait five days in the spool and then bounce)
+            return f"550 5.7.1 <{address}>: mail from <{sender.address}> cannot be sent outside: {sender.no_route}"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
