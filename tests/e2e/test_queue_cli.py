@@ -53,6 +53,13 @@ def test_task_send_errors_are_one_clear_line(cli: Cli, tmp_path: Path) -> None:
                   "--subject", "s", "--body-file", str(body), ok=False)
     assert no_task.code == 1 and 'no task "Deals/Other"' in no_task.err
     assert cli("queue", "retry", "7", ok=False).err.strip() == "prostoy-mail: no message 7 in the outbound queue"
+    injected = cli("task", "send", "Deals/Big one", "--from", "sales@example.test", "--to", "a@b.example",
+                   "--subject", "hi\r\nBcc: spy@evil.example", "--body-file", str(body), ok=False)
+    assert injected.code == 1 and injected.err.strip() == (
+        "prostoy-mail: --subject: a header value cannot hold a line break or another control character")
+    bad_to = cli("task", "send", "Deals/Big one", "--from", "sales@example.test", "--to", "a@b.example\nX: y",
+                 "--subject", "s", "--body-file", str(body), ok=False)
+    assert bad_to.code == 1 and "--to 'a@b.example\\nX: y': not an e-mail address" in bad_to.err
 
 
 def test_a_corporate_mailbox_for_some_users_only(cli: Cli) -> None:

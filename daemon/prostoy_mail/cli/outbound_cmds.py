@@ -6,6 +6,8 @@ The command line writes to the store; the running daemon looks at the spool ever
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +66,7 @@ def task_send(ctx: Context) -> int:
     if sender is None:
         known = ", ".join(sorted(policy.senders)) or "none configured"
         raise ProstoyMailError(f"--from {args.sender}: not a domain mailbox or gateway here (known: {known})")
+    _check_header_values(args)
     body = _read_body(args.body_file)
     message_id = args.in_reply_to.strip("<>") if args.in_reply_to else None
     raw = new_message(sender=sender.address, sender_name="", to=args.to, cc=args.cc, subject=args.subject,
@@ -77,6 +80,24 @@ def task_send(ctx: Context) -> int:
     ctx.say(f"queued as {queued.entry_id}: <{queued.message_id}> from task {task.id} ({task.ref}) "
             f"to {len(recipients)} recipients; the daemon sends it within {config.outbound.poll_interval:g} s")
     return 0
+
+
+_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_header_values(args: argparse.Namespace) -> None:
+    """One line naming the option for a value that cannot go into a header (a line break
+    would start a new header: `--subject $'hi\\r\\nBcc: x@y'`), or that is not an address."""
+    for option in ("subject", "in_reply_to"):
+        value = getattr(args, option)
+        if value and _CONTROL.search(value):
+            raise ProstoyMailError(f"--{option.replace('_', '-')}: a header value cannot hold a line break or "
+                                   "another control character")
+    for option in ("to", "cc", "bcc"):
+        for address in getattr(args, option) or ():
+            if not _ADDRESS.fullmatch(address):
+                raise ProstoyMailError(f"--{option} {address!r}: not an e-mail address (local@domain)")
 
 
 def _read_body(file: str) -> str:
