@@ -16,6 +16,7 @@ WORKERS = """
 [smtp]
 workers = {workers}
 max_connections_per_ip = 3
+duplicate_window = 0  # (the same MESSAGE is sent again and again here)
 
 [[mailboxes]]
 login = "sales"
