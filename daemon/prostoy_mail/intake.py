@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from .mail.mime_scan import scan_multipart
@@ -137,8 +137,10 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     With `duplicate_window`, SMTP mail whose very bytes came for the same mailbox that many
     seconds ago or less (a sender's retry after a lost 250) is counted, not stored again."""
     assert store.db.in_transaction
+    sha256: str | None = None
     if duplicate_window and inbound.source == "smtp" and inbound.fetch is None:
-        again = _recent_duplicate(store, inbound, duplicate_window)
+        sha256 = inbound.spooled.sha256 if inbound.spooled else hashlib.sha256(inbound.raw).hexdigest()
+        again = _recent_duplicate(store, inbound, sha256, duplicate_window)
         if again is not None:
             return again
     fetch = inbound.fetch
@@ -151,7 +153,10 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     parsed = inbound.parsed or _parse(store, inbound)
     reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
     decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
-    message_db_id = store.insert_message(record_of(parsed, inbound))
+    record = record_of(parsed, inbound)
+    if sha256 is not None and record.sha256 is None:  # (computed above: not again)
+        record = replace(record, sha256=sha256)
+    message_db_id = store.insert_message(record)
     comment_ids = store.insert_comments(
         message_db_id, [CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
     for scope in inbound.scopes:  # mail for a domain mailbox is also in that mailbox (its IMAP folder)
@@ -169,11 +174,10 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     return Accepted(message_db_id, comment_ids, decision, parsed, action)
 
 
-def _recent_duplicate(store: SqliteStore, inbound: Inbound, window: float) -> Accepted | None:
+def _recent_duplicate(store: SqliteStore, inbound: Inbound, sha256: str, window: float) -> Accepted | None:
     mailboxes = [scope.split(":", 1)[1] for scope in inbound.scopes if scope.startswith("mailbox:")]
     if not mailboxes:
         return None
-    sha256 = inbound.spooled.sha256 if inbound.spooled else hashlib.sha256(inbound.raw).hexdigest()
     since = datetime.fromtimestamp(time.time() - window, UTC).isoformat(timespec="seconds")
     existing = store.recent_duplicate(sha256, mailboxes, since)
     if existing is None:
