@@ -18,7 +18,9 @@ kernel) needs no lock: two daemons never get the same one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import socket
 import struct
@@ -26,6 +28,8 @@ import time
 from pathlib import Path
 
 from .errors import ProstoyMailError
+
+log = logging.getLogger(__name__)
 
 
 class AlreadyRunning(ProstoyMailError):
@@ -94,8 +98,12 @@ class AddressLocks:
         try:
             sock.bind(name)
             sock.listen(16)  # (never accepted: a connection only asks who holds the name)
-        except OSError:
+        except OSError as exc:
             sock.close()
+            if exc.errno != errno.EADDRINUSE:  # (UNIX sockets not allowed here: no lock, but no false alarm)
+                log.warning("listen.%s: cannot lock %s:%d for this daemon (%s); a second daemon could listen "
+                            "there too", listener, host, port, exc.strerror or exc)
+                return
             raise AlreadyRunning(f"listen.{listener}: another prostoy-mail (PID {_holder(name)}) already listens "
                                  f"on {host}:{port}") from None
         self.held[(host, port)] = sock
