@@ -412,8 +412,6 @@ class Daemon:
             return
         self.intake.replace_table(table)
         self.intake.duplicate_window = config.smtp.duplicate_window
-        if self.smtp_workers is not None:
-            self.smtp_workers.apply(self.smtp_handler.policy, config.daemon.hostname)
         self.sent_uploader.config = config
         if self.outbound is not None:
             self.outbound.apply(config)
@@ -448,6 +446,8 @@ class Daemon:
         assert self.smtp_handler is not None
         self.config = config
         self.smtp_handler.policy = Policy.of(config)
+        if self.smtp_workers is not None:  # (before a new listener's sockets reach them)
+            self.smtp_workers.apply(self.smtp_handler.policy, config.daemon.hostname)
         if self.submission_handler is not None:
             self.submission_handler.policy = SendingPolicy.of(config)
             self.submission_handler.limits = config.smtp
