@@ -175,12 +175,13 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
 
 
 def _recent_duplicate(store: SqliteStore, inbound: Inbound, sha256: str, window: float) -> Accepted | None:
-    mailboxes = [scope.split(":", 1)[1] for scope in inbound.scopes if scope.startswith("mailbox:")]
-    if not mailboxes:
+    found = store.last_smtp_message_with(sha256)
+    if found is None:  # (nearly always: the rest is for the rare retry)
         return None
+    existing, received_at = found
+    mailboxes = [scope.split(":", 1)[1] for scope in inbound.scopes if scope.startswith("mailbox:")]
     since = datetime.fromtimestamp(time.time() - window, UTC).isoformat(timespec="seconds")
-    existing = store.recent_duplicate(sha256, mailboxes, since)
-    if existing is None:
+    if received_at < since or not mailboxes or not store.in_mailbox(existing, mailboxes):
         return None
     store.received_again(existing)
     if inbound.spooled is not None:  # the copy just written is not needed: the first one is kept
