@@ -204,6 +204,24 @@ async def test_a_negative_literal_gets_bad_and_a_long_command_is_not_echoed(imap
     writer.close()
 
 
+async def test_status_with_an_item_it_does_not_know_is_answered(imap: Imap) -> None:
+    """`STATUS INBOX (MESSAGES HIGHESTMODSEQ)` got no reply at all: the client hung."""
+    def go() -> tuple[str, list[Any]]:
+        client = imap.login()
+        try:
+            client.status("INBOX", "(MESSAGES HIGHESTMODSEQ)")
+            refused = ""
+        except imaplib.IMAP4.error as exc:  # (imaplib raises for BAD)
+            refused = str(exc)
+        known = _ok(client.status("INBOX", "(MESSAGES UIDNEXT)"))
+        client.logout()
+        return refused, known
+
+    refused, known = await run(go)
+    assert "BAD" in refused and "unknown STATUS item HIGHESTMODSEQ" in refused, refused
+    assert b"MESSAGES 0" in known[0] and b"UIDNEXT" in known[0]
+
+
 def _nested(levels: int) -> bytes:
     head = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (i, i) for i in range(levels))
     tail = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(levels)))

@@ -172,10 +172,23 @@ class ImapSession(imap4.IMAP4Server):
 
     def sendBadResponse(self, tag: bytes | None = None, message: bytes = b"") -> None:
         # Twisted's BAD texts quote the client's command back (`Too many arguments for command:
-        # b'...'`, all 64 KB of it): a reply quotes at most MAX_QUOTED bytes.
-        if len(message) > MAX_QUOTED:
+        # b'...'`, all 64 KB of it): a reply quotes at most MAX_QUOTED bytes. And its "Server
+        # error: <Python's exception text>" (already logged by Twisted) says only that.
+        if message.startswith(b"Server error"):
+            message = b"Server error: the command could not be processed"
+        elif len(message) > MAX_QUOTED:
             message = message[:MAX_QUOTED] + b"..."
         super().sendBadResponse(tag, message)
+
+    def sendUntaggedResponse(self, message: bytes, isAsync: Any = None) -> None:
+        if message.startswith(b"BAD Server error"):  # (Twisted's lineReceived: Python's text after it)
+            message = b"BAD Server error: the command could not be processed"
+        super().sendUntaggedResponse(message, isAsync)
+
+    def _IMAP4Server__ebStatus(self, failure: Any, tag: bytes, box: str) -> None:
+        # Twisted's own concatenates str and bytes here (TypeError): no answer, a hung client
+        reason = failure.getErrorMessage() if failure.check(imap4.IllegalClientResponse) else "server error"
+        self.sendBadResponse(tag, f"STATUS failed: {reason}".encode("utf-8", "replace"))
 
     def _too_big(self, size: int) -> None:
         log.info("imap %s: a literal of %d bytes; disconnected", self.address, size)

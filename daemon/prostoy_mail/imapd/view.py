@@ -51,6 +51,8 @@ def _internal_date(received_at: str) -> str:
     return format_datetime(datetime.fromisoformat(received_at))
 
 
+_STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN"})  # RFC 3501 6.3.10
+
 @implementer(imap4.IMailbox, imap4.ISearchableMailbox, imap4.ICloseableMailbox, imap4.IMessageCopier)
 class FolderView:
     def __init__(self, context: FolderContext, user_id: int, folder: str, writable: bool, login: str = "") -> None:
@@ -105,7 +107,10 @@ class FolderView:
     def close(self) -> None:
         self.context.views.get(self.folder, set()).discard(self)
 
-    def requestStatus(self, names: list[bytes]) -> dict[bytes, int]:
+    def requestStatus(self, names: list[str]) -> dict[str, int]:
+        unknown = [n for n in names if n.upper() not in _STATUS_ITEMS]
+        if unknown:  # (Twisted's helper raised KeyError, and then sent nothing: the client hung)
+            raise imap4.IllegalClientResponse(f"unknown STATUS item {unknown[0][:40]}")
         return imap4.statusRequestHelper(self, names)  # type: ignore[no-any-return]
 
     def addListener(self, listener: Any) -> None:
