@@ -104,7 +104,7 @@ async def test_reload_reaches_the_workers(mail_server: Any) -> None:
     with server.config_path.open("a") as config:
         config.write('\n[[mailboxes]]\nlogin = "info"\n')
     await server.daemon.reload()
-    await asyncio.sleep(0.2)  # the new policy travels to the workers
+    assert await server.daemon.smtp_workers.applied_everywhere()  # each worker has said so
     assert (await session.cmd("RCPT TO:<info@example.test>")).startswith("250")
     await session.close()
 
@@ -138,7 +138,8 @@ async def test_sessions_opened_before_a_reload_count_against_the_new_limits(mail
     server.config_path.write_text(server.config_path.read_text().replace(
         "max_connections_per_ip = 3", "max_connections_per_ip = 1", 1))  # (the listener is reopened)
     await server.daemon.reload()
-    await asyncio.sleep(0.2)  # the new policy travels to the workers
+    if workers:
+        assert await server.daemon.smtp_workers.applied_everywhere()
     refused = await server.connect()
     assert refused.greeting.startswith("421 4.7.0")
     await before.close()

@@ -11,6 +11,8 @@ import struct
 import pytest
 
 from prostoy_mail.smtp.channel import Channel
+from prostoy_mail.smtp.inbound import Delivery
+from prostoy_mail.smtp.worker_messages import Connections, Handover
 
 
 def frame(message: tuple[object, ...]) -> bytes:
@@ -66,11 +68,12 @@ async def test_what_one_end_sends_the_other_receives() -> None:
     a, b = socket.socketpair()
     left, right = await Channel.over(a), await Channel.over(b)
     big = bytes(range(256)) * 2_000
-    left.send("deliver", 1, big)
-    left.send("closed", 7)
+    delivery = Delivery(big, "a@b.ru", (), "127.0.0.1:5")
+    left.send(Handover(1, delivery))
+    left.send(Connections(2, 1, {"per_ip": 3}))
     await left.drain()
-    assert await right.receive() == ("deliver", 1, big)
-    assert await right.receive() == ("closed", 7)
+    assert await right.receive() == Handover(1, delivery)
+    assert await right.receive() == Connections(2, 1, {"per_ip": 3})
     left.close()
     assert await right.receive() is None
     right.close()

@@ -1,10 +1,7 @@
 """The daemon and an SMTP worker process talk over two UNIX socket pairs.
 
-- the channel (a stream): length-prefixed pickles both ways. Worker -> daemon: `("ready",)`,
-  `("deliver", request, Delivery)`, `("connections", opened, closed, {limit: refused})`,
-  `("rejected", reason)`, `("pong",)`. Daemon -> worker: `("policy", Policy, hostname)`,
-  `("stored", request, queue_id)` or `("failed", request, reply, reason)`, `("ping",)`,
-  `("unlisten", listener)`, `("stop", grace_seconds)`.
+- the channel (a stream): length-prefixed pickles both ways, one message each: the
+  dataclasses of worker_messages.py.
 - the hand-off (datagrams): the SMTP listening sockets (SCM_RIGHTS), each with the number of
   its listener, from the daemon to every worker, which accepts connections on them.
 
@@ -18,7 +15,6 @@ import collections
 import pickle
 import socket
 import struct
-from typing import Any
 
 _LENGTH = struct.Struct("!I")
 _NUMBER = struct.Struct("!Q")
@@ -36,7 +32,7 @@ class Channel(asyncio.BufferedProtocol):
         self.start = self.end = 0  # the unread bytes: buffer[start:end]
         self.big: bytearray | None = None  # a frame bigger than the buffer, being filled
         self.big_filled = 0
-        self.messages: collections.deque[tuple[Any, ...] | None] = collections.deque()  # None: the end
+        self.messages: collections.deque[object | None] = collections.deque()  # None: the end
         self.waiter: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.writable: asyncio.Event = asyncio.Event()
@@ -49,7 +45,7 @@ class Channel(asyncio.BufferedProtocol):
 
     # --- sending ---------------------------------------------------------------------------
 
-    def send(self, *message: Any) -> None:
+    def send(self, message: object) -> None:
         """Queue a message (never blocks; a closed channel drops it: its reader sees the end)."""
         if self.transport is None or self.transport.is_closing():
             return
@@ -72,7 +68,7 @@ class Channel(asyncio.BufferedProtocol):
 
     # --- receiving -------------------------------------------------------------------------
 
-    async def receive(self) -> tuple[Any, ...] | None:
+    async def receive(self) -> object | None:
         """The next message, or None when the other end has gone."""
         while not self.messages:
             self.waiter = asyncio.get_running_loop().create_future()
@@ -119,7 +115,7 @@ class Channel(asyncio.BufferedProtocol):
         if self.start == self.end:
             self.start = self.end = 0
 
-    def _arrived(self, message: tuple[Any, ...] | None) -> None:
+    def _arrived(self, message: object | None) -> None:
         self.messages.append(message)
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)

@@ -27,9 +27,7 @@ import logging
 import signal
 import socket
 import sys
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 from ..logs import setup_logging
 from ..mail.parse import parse_message
@@ -37,8 +35,22 @@ from ..store.raw_files import RawFiles
 from ..store.sqlite import TEXT_INLINE
 from .admission import SharedCounts
 from .channel import Channel, take_handed
-from .inbound import Delivery, DeliveryFailed, InboundHandler, session_factory
+from .inbound import Delivery, DeliveryFailed, InboundHandler, Policy, session_factory
 from .server import ConnectionLimiter
+from .worker_messages import (
+    Applied,
+    Connections,
+    Failed,
+    Handover,
+    Ping,
+    Pong,
+    Ready,
+    Rejected,
+    Stop,
+    Stored,
+    Unlisten,
+    UsePolicy,
+)
 
 log = logging.getLogger(__name__)
 TALLY_EVERY = 0.1  # seconds
@@ -69,7 +81,7 @@ class ConnectionTally:
         if self.due is not None:
             self.due.cancel()
             self.due = None
-        self.channel.send("connections", self.opened, self.closed, dict(self.refused))
+        self.channel.send(Connections(self.opened, self.closed, dict(self.refused)))
         self.opened = self.closed = 0
         self.refused.clear()
 
@@ -100,15 +112,15 @@ class Worker:
         answer: asyncio.Future[str] = self.loop.create_future()
         self.waiting[request] = answer
         try:
-            self.channel.send("deliver", request, delivery)
+            self.channel.send(Handover(request, delivery))
             await self.channel.drain()
             return await answer
         finally:
             self.waiting.pop(request, None)
 
-    def apply(self, policy: Any, hostname: str) -> None:
+    def apply(self, policy: Policy, hostname: str) -> None:
         if self.handler is None:
-            self.handler = InboundHandler(policy, self.deliver, partial(self.channel.send, "rejected"),
+            self.handler = InboundHandler(policy, self.deliver, lambda reason: self.channel.send(Rejected(reason)),
                                           spool=self.files)
         else:
             self.handler.policy = policy
@@ -143,35 +155,39 @@ class Worker:
 
     async def run(self) -> None:
         first = await self.channel.receive()
-        if first is None or first[0] != "policy":
+        if not isinstance(first, UsePolicy):
             return
-        self.apply(*first[1:])
+        self.apply(first.policy, first.hostname)
         gc.freeze()  # (as the daemon does: what is loaded by now lives as long as the process)
         self.loop.add_reader(self.handoff.fileno(), self.take_listeners)
-        self.channel.send("ready")
+        self.channel.send(Ready())
+        self.channel.send(Applied(first.generation))
         receiving = asyncio.create_task(self._receive())
         await self.done.wait()
         receiving.cancel()
 
     async def _receive(self) -> None:
         while (message := await self.channel.receive()) is not None:
-            kind = message[0]
-            if kind in ("stored", "failed"):
-                answer = self.waiting.get(message[1])
-                if answer is None or answer.done():
-                    continue  # (its session has gone)
-                if kind == "stored":
-                    answer.set_result(message[2])
-                else:
-                    answer.set_exception(DeliveryFailed(message[2], message[3]))
-            elif kind == "ping":
-                self.channel.send("pong")  # (answered from this loop: it is not stuck)
-            elif kind == "policy":
-                self.apply(*message[1:])
-            elif kind == "unlisten":
-                self.unlisten(message[1])
-            elif kind == "stop":
-                self.loop.create_task(self._stop(message[1]))
+            match message:
+                case Stored(request, queue_id):
+                    answer = self.waiting.get(request)
+                    if answer is not None and not answer.done():  # (else its session has gone)
+                        answer.set_result(queue_id)
+                case Failed(request, reply, reason):
+                    answer = self.waiting.get(request)
+                    if answer is not None and not answer.done():
+                        answer.set_exception(DeliveryFailed(reply, reason))
+                case Ping():
+                    self.channel.send(Pong())  # (answered from this loop: it is not stuck)
+                case UsePolicy(policy, hostname, generation):
+                    self.apply(policy, hostname)
+                    self.channel.send(Applied(generation))
+                case Unlisten(listener):
+                    self.unlisten(listener)
+                case Stop(grace):
+                    self.loop.create_task(self._stop(grace))
+                case _:
+                    log.error("the daemon sent what this worker does not know: %r", type(message).__name__)
         log.info("the daemon has gone; the SMTP worker stops")
         self.done.set()
 

@@ -27,6 +27,20 @@ from .admission import SharedCounts
 from .channel import Channel, hand_off
 from .inbound import Deliver, Delivery, Policy
 from .server import count_connections, store_failure_reply
+from .worker_messages import (
+    Applied,
+    Connections,
+    Failed,
+    Handover,
+    Ping,
+    Pong,
+    Ready,
+    Rejected,
+    Stop,
+    Stored,
+    Unlisten,
+    UsePolicy,
+)
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
@@ -46,6 +60,7 @@ class _Worker:
     sessions: int = 0  # its open sessions, as it has reported them
     reader: asyncio.Task[None] | None = None  # reads what it says (and replaces it when it has gone)
     last_heard: float = 0.0  # the loop's time of its last message (its loop answers pings)
+    generation: int = 0  # of the policy it has said it applies
 
 
 class SmtpWorkers:
@@ -65,6 +80,8 @@ class SmtpWorkers:
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.watching: asyncio.Task[None] | None = None
+        self.generation = 1  # of the policy: one more with every apply()
+        self.applied = asyncio.Condition()  # notified when a worker reports a generation
 
     async def start(self) -> None:
         workers = await asyncio.gather(*(self._spawn(slot) for slot in range(self.count)))
@@ -91,7 +108,7 @@ class SmtpWorkers:
                     with contextlib.suppress(ProcessLookupError):
                         worker.process.kill()
                 else:
-                    worker.channel.send("ping")
+                    worker.channel.send(Ping())
 
     async def _spawn(self, slot: int) -> _Worker:
         loop = asyncio.get_running_loop()
@@ -111,7 +128,7 @@ class SmtpWorkers:
             handoff_theirs.close()
         worker = _Worker(next(self.numbers), slot, process, await Channel.over(channel_ours), handoff_ours,
                          loop.create_future())
-        worker.channel.send("policy", self.policy, self.hostname)
+        worker.channel.send(UsePolicy(self.policy, self.hostname, self.generation))
         worker.reader = asyncio.create_task(self._listen_to(worker))
         return worker
 
@@ -128,7 +145,7 @@ class SmtpWorkers:
 
         def close() -> None:
             for worker in self.workers:
-                worker.channel.send("unlisten", listener)
+                worker.channel.send(Unlisten(listener))
             for sock in self.listening.pop(listener, []):
                 sock.close()
 
@@ -148,27 +165,37 @@ class SmtpWorkers:
         loop = asyncio.get_running_loop()
         while (message := await worker.channel.receive()) is not None:
             worker.last_heard = loop.time()
-            kind = message[0]
-            if kind == "deliver":
-                task = asyncio.create_task(self._deliver(worker, message[1], message[2]))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-            elif kind == "connections":
-                self._tally(worker, message[1], message[2], message[3])
-            elif kind == "rejected":
-                if self.metrics is not None:
-                    self.metrics.count_rejected(message[1])
-            elif kind == "ready" and not worker.ready.done():
-                worker.ready.set_result(None)
-                for listener, sockets in self.listening.items():
-                    self._hand_listener(worker, listener, sockets)
+            match message:
+                case Handover(request, delivery):
+                    task = asyncio.create_task(self._deliver(worker, request, delivery))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                case Connections(opened, closed, refused):
+                    self._tally(worker, opened, closed, refused)
+                case Rejected(reason):
+                    if self.metrics is not None:
+                        self.metrics.count_rejected(reason)
+                case Applied(generation):
+                    worker.generation = generation
+                    async with self.applied:
+                        self.applied.notify_all()
+                case Ready():
+                    if not worker.ready.done():
+                        worker.ready.set_result(None)
+                        for listener, sockets in self.listening.items():
+                            self._hand_listener(worker, listener, sockets)
+                case Pong():
+                    pass  # (being heard from is the point)
+                case _:
+                    log.error("smtp worker %d said what the daemon does not know: %r", worker.number,
+                              type(message).__name__)
         await self._gone(worker)
 
     async def _deliver(self, worker: _Worker, request: int, delivery: Delivery) -> None:
         try:
-            worker.channel.send("stored", request, await self.deliver(delivery))
+            worker.channel.send(Stored(request, await self.deliver(delivery)))
         except Exception as exc:
-            worker.channel.send("failed", request, *store_failure_reply(exc, delivery.peer, "storing"))
+            worker.channel.send(Failed(request, *store_failure_reply(exc, delivery.peer, "storing")))
 
     def _tally(self, worker: _Worker, opened: int, closed: int, refused: dict[str, int]) -> None:
         worker.sessions += opened - closed
@@ -202,9 +229,24 @@ class SmtpWorkers:
     # --- reload and stop -----------------------------------------------------------------
 
     def apply(self, policy: Policy, hostname: str) -> None:
+        """A new policy for every worker (and those started later); each acknowledges it."""
         self.policy, self.hostname = policy, hostname
+        self.generation += 1
         for worker in self.workers:
-            worker.channel.send("policy", policy, hostname)
+            worker.channel.send(UsePolicy(policy, hostname, self.generation))
+
+    async def applied_everywhere(self, timeout: float = 10.0) -> bool:
+        """Whether every running worker has said it applies the newest policy (within `timeout`)."""
+        async def everyone() -> None:
+            async with self.applied:
+                await self.applied.wait_for(
+                    lambda: all(w.generation >= self.generation for w in self.workers if w.ready.done()))
+
+        try:
+            await asyncio.wait_for(everyone(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
     async def stop(self, grace: float) -> None:
         """Workers take no new sessions; sessions in DATA finish (at most `grace` seconds)."""
@@ -213,7 +255,7 @@ class SmtpWorkers:
             self.watching.cancel()
         workers = list(self.workers)
         for worker in workers:
-            worker.channel.send("stop", grace)
+            worker.channel.send(Stop(grace))
         for worker in workers:
             try:
                 await asyncio.wait_for(worker.process.wait(), grace + 5)
