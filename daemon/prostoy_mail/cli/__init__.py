@@ -14,7 +14,19 @@ from pathlib import Path
 from .. import __version__
 from ..config.load import default_config_path
 from ..errors import ConfigError, ProstoyMailError
-from . import auth_cmds, config_cmds, outbound_cmds, quarantine_cmds, serve_cmd, store_cmds, tls_cmds
+from . import (
+    auth_cmds,
+    gateway_cmds,
+    mailbox_cmds,
+    outbound_cmds,
+    quarantine_cmds,
+    rule_cmds,
+    serve_cmd,
+    server_cmds,
+    setup_cmds,
+    store_cmds,
+    tls_cmds,
+)
 from .common import Context
 
 
@@ -29,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"prostoy-mail {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_cmd.register(sub)
-    config_cmds.register(sub)
+    setup_cmds.register(sub)
+    server_cmds.register(sub)
+    mailbox_cmds.register(sub)
+    gateway_cmds.register(sub)
+    rule_cmds.register(sub)
     store_cmds.register(sub)
     quarantine_cmds.register(sub)
     outbound_cmds.register(sub)

@@ -1,0 +1,229 @@
+"""`rule ...`: routing rules, and `rule explain`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config.edit import Value
+from ..config.model import (
+    Rule,
+)
+from ..errors import NotFound, ProstoyMailError
+from ..intake import REPLY_TOKEN_SECRET, explain
+from ..mail.parse import parse_message
+from ..mail.tokens import TaskTokens
+from ..provisioning import (
+    build_routing_table,
+    gateway_source_key,
+    mailbox_source_key,
+)
+from ..store.sqlite import SqliteStore
+from .common import Context
+
+if TYPE_CHECKING:
+    from .common import Sub
+BOOL = argparse.BooleanOptionalAction
+
+
+def register(sub: Sub) -> None:
+    rules = sub.add_parser("rule", help="routing rules, checked in their order").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    for action, handler in (("add", rule_add), ("edit", rule_edit)):
+        p = rules.add_parser(action, help=f"{action} a rule")
+        p.add_argument("name")
+        scope = p.add_mutually_exclusive_group()
+        scope.add_argument("--gateway", metavar="EMAIL", help="a rule of this gateway")
+        scope.add_argument("--mailbox", metavar="LOGIN", help="a rule of this domain mailbox")
+        if action == "edit":
+            scope.add_argument("--global", dest="make_global", action="store_true", help="make it a global rule")
+            p.add_argument("--rename", metavar="NEW_NAME")
+        p.add_argument("--subject", metavar="S", help='comma-separated words, e.g. "счёт, invoice"')
+        p.add_argument("--senders", metavar="S", help='comma-separated, e.g. "@client.ru, buh@"')
+        p.add_argument("--recipients", metavar="S")
+        what = p.add_mutually_exclusive_group(required=action == "add")
+        what.add_argument("--task", metavar="TASK", help='"Project/Title" or a task id')
+        what.add_argument("--ignore", action="store_true", help="the message goes to no task")
+        p.add_argument("--assign-to", metavar="LOGIN")
+        p.add_argument("--delete-after", action=BOOL, default=None)
+        p.add_argument("--stop", action=BOOL, default=None)
+        p.add_argument("--editable-by-owner", action=BOOL, default=None)
+        if action == "add":
+            p.add_argument("--position", type=int, metavar="N", help="place in the order (default: last)")
+        p.set_defaults(handler=handler)
+    p = rules.add_parser("list", help="list rules in their order")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=rule_list)
+    p = rules.add_parser("remove", help="remove a rule")
+    p.add_argument("name")
+    p.set_defaults(handler=rule_remove)
+    p = rules.add_parser("explain", help="which rules a message matches and where it would land (stores nothing)")
+    p.add_argument("file", type=Path, metavar="FILE.eml")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--mailbox", metavar="LOGIN", help="as if it came to this domain mailbox")
+    scope.add_argument("--gateway", metavar="EMAIL", help="as if it was fetched from this gateway")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=rule_explain)
+    p = rules.add_parser("move", help="move a rule to a place in the order (1 = first)")
+    p.add_argument("name")
+    p.add_argument("position", type=int)
+    p.set_defaults(handler=rule_move)
+
+
+def _rule_values(a: argparse.Namespace, store: SqliteStore) -> dict[str, Value]:
+    values: dict[str, Value] = {}
+    if a.gateway:
+        values.update(gateway=a.gateway.lower(), mailbox=None)
+    if a.mailbox:
+        values.update(mailbox=a.mailbox.lower(), gateway=None)
+    if getattr(a, "make_global", False):
+        values.update(gateway=None, mailbox=None)
+    for key in ("subject", "senders", "recipients"):
+        value = getattr(a, key)
+        if value is not None:
+            values[key] = value if value.strip() else None
+    if a.task:
+        task = store.resolve_task(a.task)  # fails early with a clear message
+        values.update(action="comment", task=task.ref if not a.task.strip().isdigit() else task.id)
+    if a.ignore:
+        values.update(action="ignore", task=None, assign_to=None)
+    if a.assign_to is not None:
+        values["assign_to"] = a.assign_to or None
+    for key in ("delete_after", "stop", "editable_by_owner"):
+        if getattr(a, key) is not None:
+            values[key] = getattr(a, key)
+    return values
+
+
+def rule_add(ctx: Context) -> int:
+    a = ctx.args
+    if ctx.config().rule(a.name) is not None:
+        raise ProstoyMailError(f'rule "{a.name}" already exists')
+    doc = ctx.document()
+    doc.append("rules", {"name": a.name, **_rule_values(a, ctx.store())})
+    count = len(ctx.config().rules) + 1
+    if a.position is not None:
+        if not 1 <= a.position <= count:
+            raise ProstoyMailError(f"--position must be from 1 to {count}")
+        doc.move("rules", count - 1, a.position - 1)
+    ctx.save(doc)
+    ctx.say(f"rule {a.name} added at position {a.position or count}")
+    return 0
+
+
+def rule_edit(ctx: Context) -> int:
+    a = ctx.args
+    doc = ctx.document()
+    index = doc.index_of("rules", "name", a.name)
+    values = _rule_values(a, ctx.store())
+    if a.rename:
+        if ctx.config().rule(a.rename) is not None:
+            raise ProstoyMailError(f'rule "{a.rename}" already exists')
+        values["name"] = a.rename
+    doc.update("rules", index, values)
+    ctx.save(doc)
+    ctx.say(f"rule {a.name} changed")
+    return 0
+
+
+def rule_json(position: int, rule: Rule) -> dict[str, Any]:
+    scope = "gateway" if rule.gateway else "mailbox" if rule.mailbox else "global"
+    return {
+        "position": position, "name": rule.name, "scope": scope, "gateway": rule.gateway,
+        "mailbox": rule.mailbox, "subject": list(rule.subject), "senders": list(rule.senders),
+        "recipients": list(rule.recipients), "action": rule.action, "task": rule.task,
+        "assign_to": rule.assign_to, "delete_after": rule.delete_after, "stop": rule.stop,
+        "editable_by_owner": rule.editable_by_owner,
+    }
+
+
+def rule_list(ctx: Context) -> int:
+    rows = [rule_json(i, r) for i, r in enumerate(ctx.config().rules, 1)]
+    if ctx.args.json:
+        ctx.emit_json(rows)
+    else:
+        ctx.emit_table(["#", "NAME", "SCOPE", "SUBJECT", "SENDERS", "RECIPIENTS", "ACTION", "STOP"],
+                       [(r["position"], r["name"], r["gateway"] or r["mailbox"] or "global", r["subject"],
+                         r["senders"], r["recipients"],
+                         r["task"] if r["action"] == "comment" else "ignore", r["stop"]) for r in rows])
+    return 0
+
+
+def rule_remove(ctx: Context) -> int:
+    doc = ctx.document()
+    doc.remove("rules", doc.index_of("rules", "name", ctx.args.name))
+    ctx.save(doc)
+    ctx.say(f"rule {ctx.args.name} removed")
+    return 0
+
+
+def rule_move(ctx: Context) -> int:
+    doc = ctx.document()
+    index = doc.index_of("rules", "name", ctx.args.name)
+    count = len(ctx.config().rules)
+    if not 1 <= ctx.args.position <= count:
+        raise ProstoyMailError(f"position must be from 1 to {count}")
+    doc.move("rules", index, ctx.args.position - 1)
+    ctx.save(doc)
+    ctx.say(f"rule {ctx.args.name} is now number {ctx.args.position}")
+    return 0
+
+
+def rule_explain(ctx: Context) -> int:
+    a = ctx.args
+    try:
+        raw = a.file.read_bytes()
+    except OSError as exc:
+        raise ProstoyMailError(f"{a.file}: cannot read: {exc.strerror}") from None
+    config, store = ctx.config(), ctx.store()
+    if a.mailbox and config.mailbox(a.mailbox.lower()) is None:
+        raise NotFound(f'no mailbox "{a.mailbox}"')
+    if a.gateway and config.gateway(a.gateway.lower()) is None:
+        raise NotFound(f'no gateway "{a.gateway}"')
+    table = build_routing_table(config, store)
+    tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
+    if a.mailbox:
+        scopes = [mailbox_source_key(a.mailbox.lower())]
+    elif a.gateway:
+        scopes = [gateway_source_key(a.gateway.lower())]
+    else:  # the domain mailboxes the message is addressed to
+        parsed = parse_message(raw)
+        suffix = "@" + config.daemon.domain
+        logins = [addr[: -len(suffix)].split("+")[0] for addr in (*parsed.to, *parsed.cc) if addr.endswith(suffix)]
+        scopes = [mailbox_source_key(login) for login in dict.fromkeys(logins) if config.mailbox(login)]
+    result = explain(store, tokens, table, raw, scopes)
+    tasks = {t.task_id: store.get_task(t.task_id) for t in result.decision.targets}
+    lands_in = [{"task": t.task_id, "ref": tasks[t.task_id].ref, "routed_by": list(t.routed_by),
+                 "assign_to": t.assign_to} for t in result.decision.targets]
+    data: dict[str, Any] = {
+        "subject": result.parsed.subject, "from": result.parsed.from_addr, "message_id": result.parsed.message_id,
+        "through": scopes, "reply_to_task": result.reply_task_id,
+        "rules": [{"rule": c.rule, "scope": c.scope, "matched": c.matched, "why": list(c.why)}
+                  for c in result.decision.checks],
+        "ignored_by": result.decision.ignored_by, "delete_after": result.decision.delete_after,
+        "lands_in": lands_in,
+        "bounce": result.parsed.bounce, "auto_reply": result.parsed.auto_reply,
+    }
+    if a.json:
+        ctx.emit_json(data)
+        return 0
+    ctx.say(f"Message:  {data['subject']!r} from {data['from'] or '-'} ({data['message_id'] or 'no Message-ID'})")
+    ctx.say(f"Through:  {', '.join(scopes) or 'no mailbox of this domain (only global rules apply)'}")
+    if result.reply_task_id is not None:
+        ctx.say(f"Reply:    to mail sent from task {result.reply_task_id}: no rules are consulted")
+    for check in result.decision.checks:
+        ctx.say(f"  {'MATCH' if check.matched else 'no   '} [{check.scope}] {check.rule}: {'; '.join(check.why)}")
+    if result.decision.ignored_by:
+        ctx.say(f"Ignored by rule {result.decision.ignored_by}: the message would go to no task")
+    for target in result.decision.targets:
+        assign = f", assigned to {target.assign_to}" if target.assign_to else ""
+        ref = tasks[target.task_id].ref
+        ctx.say(f"Lands in: task {target.task_id} ({ref}) by {', '.join(target.routed_by)}{assign}")
+    if not lands_in and not result.decision.ignored_by:
+        ctx.say("Lands in: no task")
+    if result.decision.delete_after:
+        ctx.say("Then:     deleted on the external server (delete_after)")
+    return 0
+
+
