@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prostoy_mail.passwords import hash_password
+from prostoy_mail.auth.password_hashes import hash_password
 
 PASSWORDS = {"ivanov": "ivanov-pw", "petrov": "petrov-pw"}
 HASHES = {login: hash_password(pw) for login, pw in PASSWORDS.items()}

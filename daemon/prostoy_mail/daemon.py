@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import systemd_notify
+from .auth.login_guard import LoginGuard
 from .config.load import config_warnings, file_digest, load_config, service_warnings
 from .config.model import Config, Endpoint
 from .config_state import CONFIGURATION_STATE, ConfigurationState
@@ -31,7 +32,6 @@ from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
 from .instance_lock import AddressLocks, StoreLock
 from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake, parse_spooled
-from .logins import LoginGuard
 from .logs import setup_logging
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
@@ -40,7 +40,7 @@ from .outbound.runner import QueueRunner
 from .outbound.submit import enqueue_now
 from .provisioning import build_routing_table, delete_comment, mailbox_source_key
 from .routing.router import Decision
-from .sending import SendingPolicy, Submission
+from .sending_policy import SendingPolicy, Submission
 from .smtp.admission import LocalCounts
 from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
 from .smtp.submission import SubmissionHandler, submission_protocol_factory

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from prostoy_mail.auth.login_guard import LoginGuard, Outcome
+from prostoy_mail.auth.password_hashes import hash_password
 from prostoy_mail.config.load import parse_config
 from prostoy_mail.config.model import AuthSettings
 from prostoy_mail.fetch.sent_folder import decode_folder_name
-from prostoy_mail.logins import LoginGuard, Outcome
 from prostoy_mail.mail.compose import FailedRecipient, delivery_status_notification, edit_header
 from prostoy_mail.mail.parse import parse_message
-from prostoy_mail.passwords import hash_password
-from prostoy_mail.sending import SendingPolicy
+from prostoy_mail.sending_policy import SendingPolicy
 
 CONFIG = """
 [daemon]

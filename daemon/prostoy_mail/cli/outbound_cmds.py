@@ -19,7 +19,7 @@ from ..mail.compose import new_message
 from ..mail.tokens import TaskTokens
 from ..outbound.submit import enqueue_now
 from ..provisioning import build_routing_table
-from ..sending import SendingPolicy, Submission
+from ..sending_policy import SendingPolicy, Submission
 from ..store.ports import OutboundEntry
 from .common import Context
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..auth.password_hashes import hash_password
 from ..errors import ProstoyMailError
-from ..passwords import hash_password
 from ..provisioning import delete_comment
 from ..store.ports import Comment, Task, User
 from .common import Context, read_password

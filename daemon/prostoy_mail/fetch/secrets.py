@@ -1,11 +1,11 @@
-"""A gateway's passwords for the fetchers: `credentials.py`, its errors as a FetchError of the step "password"."""
+"""A gateway's passwords for the fetchers: `auth/server_credentials.py`, its errors as a FetchError of the step "password"."""
 
 from __future__ import annotations
 
+from ..auth.server_credentials import CredentialError
+from ..auth.server_credentials import gateway_password as _gateway_password
+from ..auth.server_credentials import smtp_credentials as _smtp_credentials
 from ..config.model import Gateway
-from ..credentials import CredentialError
-from ..credentials import gateway_password as _gateway_password
-from ..credentials import smtp_credentials as _smtp_credentials
 from .errors import FetchError
 
 

@@ -33,8 +33,8 @@ from twisted.internet import defer, protocol
 from twisted.mail import imap4
 from zope.interface import implementer
 
+from ..auth.login_guard import LoginGuard, Outcome
 from ..config.model import Config
-from ..logins import LoginGuard, Outcome
 from ..metrics import Metrics
 from .account import Account
 from .view import FolderContext

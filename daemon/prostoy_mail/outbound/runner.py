@@ -21,12 +21,12 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from ..auth.server_credentials import CredentialError, relay_credentials, smtp_credentials
 from ..config.model import Config
-from ..credentials import CredentialError, relay_credentials, smtp_credentials
 from ..intake import Inbound, Intake, accept_now
 from ..mail.compose import FailedRecipient, delivery_status_notification
 from ..metrics import Metrics
-from ..sending import RELAY_ROUTE
+from ..sending_policy import RELAY_ROUTE
 from ..store.ports import OutboundEntry, RecipientState
 from ..store.sqlite import SqliteStore
 from ..store.writer import StoreWriter

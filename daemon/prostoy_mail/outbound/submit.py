@@ -25,7 +25,7 @@ from ..mail.compose import edit_header, has_field
 from ..mail.parse import ParsedMessage, parse_message
 from ..mail.tokens import TaskTokens
 from ..routing.router import RoutingTable
-from ..sending import RELAY_ROUTE, SendingPolicy, Submission
+from ..sending_policy import RELAY_ROUTE, SendingPolicy, Submission
 from ..store.ports import CommentTarget, MessageRecord
 from ..store.sqlite import SqliteStore
 

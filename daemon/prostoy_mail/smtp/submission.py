@@ -21,11 +21,11 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult
 
+from ..auth.login_guard import LoginGuard, Outcome
 from ..config.model import SmtpLimits
-from ..logins import LoginGuard, Outcome
 from ..mail.line_ends import SmuggledMessage
 from ..metrics import Metrics
-from ..sending import SendingPolicy, Submission, header_addresses
+from ..sending_policy import SendingPolicy, Submission, header_addresses
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
 log = logging.getLogger(__name__)

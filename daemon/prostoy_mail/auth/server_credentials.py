@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config.model import Gateway, Relay
-from .errors import ProstoyMailError
+from ..config.model import Gateway, Relay
+from ..errors import ProstoyMailError
 
 
 class CredentialError(ProstoyMailError):

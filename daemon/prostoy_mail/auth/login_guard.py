@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from .config.model import AuthSettings
-from .passwords import hash_password, verify_password
+from ..config.model import AuthSettings
+from .password_hashes import hash_password, verify_password
 
 log = logging.getLogger(__name__)
 MAX_TRACKED = 100_000  # address-and-login records kept at most (old ones are forgotten first)
