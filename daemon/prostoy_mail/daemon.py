@@ -156,7 +156,8 @@ class Daemon:
         gateways = self.fetchers.summary() if self.fetchers is not None else "no gateways fetching"
         queued = self.outbound.queued if self.outbound is not None else 0
         spool = f"; {queued} outbound queued" if queued else ""
-        return f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}{spool}"
+        return (f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}{spool}; "
+                f"configuration generation {self.generation}")
 
     def _roll_day(self) -> None:
         if date.today() != self.today:
@@ -463,6 +464,7 @@ class Daemon:
 
     async def _record_configuration(self, refused: str | None = None) -> None:
         assert self.writer is not None
+        self.metrics.config_generation.set(self.generation)
         state = ConfigurationState(os.getpid(), self.generation, file_digest(self.config.path),
                                    self.config.text_sha256, refused, str(self.config.path))
         try:

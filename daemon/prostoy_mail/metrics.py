@@ -41,6 +41,8 @@ class Metrics:
         self.logins = Counter("prostoy_mail_logins", "Password logins, by protocol and outcome",
                               ["protocol", "outcome"], registry=self.registry)
         self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)
+        self.config_generation = Gauge("prostoy_mail_config_generation", "The configuration in effect: 1 at start, "
+                                       "one more with every reload applied", registry=self.registry)
 
     def count_rejected(self, reason: str) -> None:
         self.rejected.labels(reason).inc()

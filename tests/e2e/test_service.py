@@ -137,7 +137,7 @@ def test_ready_only_when_listening_then_status_watchdog_reload_stop(service: Ser
     with socket.create_connection(("127.0.0.1", service.smtp_port), timeout=5) as probe:
         assert probe.recv(100).startswith(b"220 ")
     assert any(line.startswith("STATUS=") and f"smtp 127.0.0.1:{service.smtp_port}" in line
-               for line in ready.split("\n"))
+               and line.endswith("configuration generation 1") for line in ready.split("\n"))
 
     # watchdog: interval 0.4 s, so a ping every 0.2 s
     start = time.monotonic()
@@ -154,7 +154,8 @@ def test_ready_only_when_listening_then_status_watchdog_reload_stop(service: Ser
     service.process.send_signal(signal.SIGHUP)
     reloading_at, reloading = service.notify.wait_for("RELOADING=1", after=before_reload)
     assert re.search(r"^MONOTONIC_USEC=\d+$", reloading, re.MULTILINE)
-    service.notify.wait_for("READY=1", after=reloading_at)
+    _, reloaded = service.notify.wait_for("READY=1", after=reloading_at)
+    assert "configuration generation 2" in reloaded  # (STATUS= with the generation in effect)
     session.sendmail("a@b.ru", ["sales@example.test"], "Subject: Счёт 15\r\n\r\nbody\r\n".encode())
     session.quit()
     routed = service.cli("task", "comments", "Продажи/Счета", "--json")
@@ -230,6 +231,7 @@ def test_metrics_count_accepted_rejected_and_routed(service: Service) -> None:
     assert 'prostoy_mail_messages_routed_total{rule="fallback"} 1.0' in text
     assert 'prostoy_mail_smtp_connections_total{listener="smtp"} 2.0' in text
     assert "prostoy_mail_smtp_sessions 0.0" in text
+    assert "prostoy_mail_config_generation 1.0" in text
 
 
 def test_the_unit_is_sandboxed_to_1_5_or_better() -> None:

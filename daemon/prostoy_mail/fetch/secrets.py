@@ -1,4 +1,5 @@
-"""A gateway's passwords for the fetchers: `auth/server_credentials.py`, its errors as a FetchError of the step "password"."""
+"""A gateway's passwords for the fetchers: `auth/server_credentials.py`, its errors as a FetchError
+of the step "password"."""
 
 from __future__ import annotations
 
