@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from .mail.mime_scan import scan_multipart
-from .mail.parse import ParsedMessage, parse_message, parse_prefix
+from .mail.parse import TEXT_INLINE, ParsedMessage, parse_message, parse_prefix
 from .mail.tokens import TaskTokens
 from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
 from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
 from .store.raw_files import RawFiles, SpooledRaw
-from .store.sqlite import TEXT_INLINE, SqliteStore
+from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 
 log = logging.getLogger(__name__)

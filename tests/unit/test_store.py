@@ -182,8 +182,7 @@ def test_only_names_the_store_made_are_read(store: SqliteStore) -> None:
 
 
 def test_a_long_comment_text_is_parsed_from_the_raw_message_not_stored_twice(store: SqliteStore) -> None:
-    from prostoy_mail.mail.parse import parse_message
-    from prostoy_mail.store.sqlite import TEXT_INLINE
+    from prostoy_mail.mail.parse import TEXT_INLINE, parse_message
 
     store.add_project("P")
     task = store.add_task("P", "T")

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 20  # MIME levels we look into; deeper parts are not shown (the raw message keeps them)
 MAX_PARTS = 1000
 MAX_TEXT = 256 * 1024  # characters of body text kept for the comment
+# Comment texts longer than this are not stored beside the raw message that holds them again:
+# they are parsed from it when read (20 KB messages: a third less to write per message). So
+# the text is only ever carried this far plus one character (parse_message's text_limit).
+TEXT_INLINE = 4096
 MAX_BODY = 4 * MAX_TEXT  # bytes of a single-part text body decoded for it first (the raw message keeps all)
 _TRUNCATED = "X-Prostoy-Truncated"
 

@@ -30,9 +30,8 @@ import sys
 from pathlib import Path
 
 from ..logs import setup_logging
-from ..mail.parse import parse_message
+from ..mail.parse import TEXT_INLINE, parse_message
 from ..store.raw_files import RawFiles
-from ..store.sqlite import TEXT_INLINE
 from .admission import SharedCounts
 from .channel import Channel, take_handed
 from .inbound import Delivery, DeliveryFailed, InboundHandler, Policy, session_factory

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Conflict, NotFound, ProstoyMailError
-from ..mail.parse import parse_message
+from ..mail.parse import TEXT_INLINE, parse_message
 from .clock import now
 from .fetch_state import FetchStateMixin
 from .imap_views import ImapViewsMixin
@@ -36,10 +36,6 @@ from .ports import (
 )
 from .raw_files import RawFiles
 from .schema import MIGRATIONS, SCHEMA_VERSION
-
-# Comment texts longer than this are not stored beside the raw message that holds them again:
-# they are parsed from it when read (20 KB messages: a third less to write per message).
-TEXT_INLINE = 4096
 
 
 class StoreError(ProstoyMailError):
