@@ -22,7 +22,7 @@ from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
 from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
 from .store.raw_files import RawFiles, SpooledRaw
-from .store.sqlite import SqliteStore
+from .store.sqlite import SqliteStore, store_error
 from .store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class Intake:
                     with store.transaction():
                         results.append(accept_now(store, self.tokens, table, inbound))
                 except Exception as exc:
-                    results.append(exc)
+                    results.append(store_error(exc))  # (the store's own exceptions, as for a job)
                     continue
                 if fetch is not None and fetch.position is not None:
                     where = (fetch.key.gateway, fetch.key.folder)

@@ -210,3 +210,22 @@ def test_a_missing_message_file_is_a_clear_store_error(store: SqliteStore) -> No
     (store.files.folder / name).unlink()
     with pytest.raises(StoreError, match=f"message {message_db_id}: its file .*{name} cannot be read: No such file"):
         store.raw_message(message_db_id)
+
+
+def test_sqlite_and_disk_errors_become_the_stores_own() -> None:
+    import errno
+    import sqlite3
+
+    from prostoy_mail.store.ports import StoreFull, StoreUnavailable
+    from prostoy_mail.store.sqlite import store_error
+
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+    assert isinstance(store_error(full), StoreFull) and store_error(full).__cause__ is full
+    assert isinstance(store_error(OSError(errno.ENOSPC, "No space left")), StoreFull)
+    assert type(store_error(OSError(errno.EIO, "I/O error"))) is StoreUnavailable
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    assert type(store_error(busy)) is StoreUnavailable
+    other = ValueError("a bug")
+    assert store_error(other) is other  # not the store's failing: as it is

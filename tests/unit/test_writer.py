@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from prostoy_mail.store.ports import StoreUnavailable
 from prostoy_mail.store.sqlite import SqliteStore
 from prostoy_mail.store.writer import StoreWriter
 
@@ -43,9 +44,9 @@ async def test_a_failed_sync_fails_the_callers(tmp_path: Path) -> None:
     try:
         await writer.run(lambda store: store.add_project("First"))
         os.unlink(tmp_path / "store.db-wal")  # the sync process cannot open the WAL to sync it
-        with pytest.raises(OSError) as raised:
+        with pytest.raises(StoreUnavailable) as raised:  # (the store's own error, the OSError its cause)
             await writer.run(lambda store: store.add_project("Second"))
-        assert raised.value.errno == errno.ENOENT
+        assert isinstance(raised.value.__cause__, OSError) and raised.value.__cause__.errno == errno.ENOENT
     finally:
         writer.close()
 

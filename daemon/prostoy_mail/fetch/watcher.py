@@ -30,9 +30,9 @@ from ..config.model import FetchSettings, Gateway, Server
 from ..intake import Accepted, Fetch, Inbound
 from ..mail.mime_scan import parse_big
 from ..metrics import Metrics
-from ..store.ports import FetchedKey
+from ..store.ports import FetchedKey, StoreUnavailable
 from ..store.raw_files import EXTERNAL_AT
-from ..store.sqlite import SqliteStore, is_store_unavailable
+from ..store.sqlite import SqliteStore
 from ..store.writer import StoreWriter
 from .errors import FetchError
 from .imap import FETCH_BATCH, FETCH_BATCH_BYTES, MAX_MESSAGE_SIZE, TIMEOUT, ImapConnection, TlsSettings
@@ -218,7 +218,7 @@ class Watcher:
         return results
 
     def _failed(self, key: FetchedKey, raw: bytes, exc: Exception) -> None:
-        if is_store_unavailable(exc):  # the disk is full or the store is failing: pause, quarantine nothing
+        if isinstance(exc, StoreUnavailable):  # the disk is full or the store is failing: pause, quarantine nothing
             raise FetchError("store", f"the store is not available ({exc}); pausing")
         attempts = self.attempts.get(key, 0) + 1
         self.attempts[key] = attempts

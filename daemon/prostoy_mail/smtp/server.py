@@ -26,8 +26,8 @@ from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
 from ..mail.line_ends import has_bare_line_ends, normalise_line_ends
+from ..store.ports import StoreFull
 from ..store.raw_files import RawFiles, SpooledRaw
-from ..store.sqlite import is_disk_full
 from .admission import ConnectionCounts, LocalCounts
 from .spool import SPOOL_AT, DataSpool
 
@@ -62,7 +62,7 @@ SMUGGLING_REPLY = "550 5.5.2 Message refused: bare CR or LF around a '.' line (R
 def store_failure_reply(exc: Exception, peer: str, doing: str) -> tuple[str, str]:
     """The reply (and its metric reason) when the store could not take a message: 452 when its
     disk is full, else 451; either way the client keeps the message and tries again."""
-    if is_disk_full(exc):
+    if isinstance(exc, StoreFull):
         log.error("%s: the store's disk is full; answering 452", peer)
         return "452 4.3.1 Insufficient system storage, please try again later", "disk_full"
     log.error("%s: failed %s a message; answering 451", peer, doing, exc_info=exc)

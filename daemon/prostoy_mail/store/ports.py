@@ -19,6 +19,16 @@ Direction = Literal["in", "out"]
 PERSONAL_PROJECT = "Personal"
 
 
+class StoreUnavailable(Exception):
+    """The store as a whole is failing (its disk full, I/O errors, locked, read-only), not this
+    one message: wait and retry everything; never quarantine a message for it. What the
+    adapter raises (or answers a job with) instead of its database's own errors."""
+
+
+class StoreFull(StoreUnavailable):
+    """The store's disk (or its size limit) is full: SMTP says 452 4.3.1."""
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     id: int

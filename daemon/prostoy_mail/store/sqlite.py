@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import Conflict, NotFound, ProstoyMailError
 from ..mail.parse import TEXT_INLINE, parse_message
@@ -30,6 +30,8 @@ from .ports import (
     MessageRecord,
     Project,
     StoredMessage,
+    StoreFull,
+    StoreUnavailable,
     Task,
     TaskKind,
     User,
@@ -56,6 +58,24 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError):  # writing a message file (raw_files.py)
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     return isinstance(exc, sqlite3.Error) and _code(exc) == sqlite3.SQLITE_FULL
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def store_error(exc: _E) -> _E | StoreUnavailable:
+    """The store's own exception for what SQLite or the disk raised (StoreFull, StoreUnavailable),
+    with the original as its cause; anything else as it is."""
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    if is_disk_full(exc):
+        error: StoreUnavailable = StoreFull(f"the store's disk is full ({exc})")
+    elif is_store_unavailable(exc):
+        error = StoreUnavailable(f"the store is failing ({exc})")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
 
 
 def is_store_unavailable(exc: BaseException) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..metrics import Metrics
-from .sqlite import SqliteStore
+from .sqlite import SqliteStore, store_error
 from .syncer import SyncProcess
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ class StoreWriter:
                 continue
             if ok:
                 job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+            else:  # (SQLite's and the disk's errors as the store's own: StoreFull, StoreUnavailable)
+                job.future.set_exception(store_error(value))
 
 
 def _take_waiting(waiting: queue.SimpleQueue[Any], limit: int) -> tuple[list[Any], bool]:
