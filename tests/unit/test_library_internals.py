@@ -63,6 +63,8 @@ AIOSMTPD = {  # in aiosmtpd.smtp, reviewed on aiosmtpd 1.4.6
     "SMTP._call_handler_hook": "6ff23a6634ea0307",
     "SMTP._set_post_data_state": "1dc8a8abca2a8164",
     "SMTP.handle_exception": "33be80d97d2d75ee",
+    "SMTP._create_envelope": "54afceea638744d4",
+    "Envelope": "a678e06f91b2853d",
     "SMTP.smtp_STARTTLS": "6565289f4131fa13",
     "SMTP._getparams": "ca3dd15943d34dcc",
     "SMTP.smtp_DATA": "3a33f30d3fd6d02f",

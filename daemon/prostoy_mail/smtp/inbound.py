@@ -24,6 +24,7 @@ from ..mail.parse import ParsedMessage
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..tls_context import server_context
 from .admission import ConnectionCounts
+from .envelope import MailEnvelope
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
@@ -102,7 +103,7 @@ class InboundHandler:
         self.spool = spool  # the store's files: big messages are written there as they arrive
         self.in_data = 0  # sessions between DATA and its reply (a clean stop lets them finish)
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+    async def handle_MAIL(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           mail_options: list[str]) -> str:
         if self.spool is not None:
             declared = next((int(o[5:]) for o in mail_options if o.upper().startswith("SIZE=") and o[5:].isdigit()), 0)
@@ -116,10 +117,10 @@ class InboundHandler:
         envelope.recipients = []
         return "250 2.1.0 Ok"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+    async def handle_RCPT(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
         policy = self.policy
-        recipients: list[Recipient] = getattr(envelope, "recipients", [])
+        recipients = envelope.recipients
         if len(recipients) >= policy.limits.max_recipients:
             self._count("too_many_recipients")
             return f"452 4.5.3 Too many recipients (at most {policy.limits.max_recipients} per message)"
@@ -130,16 +131,15 @@ class InboundHandler:
             self._count(_REFUSAL_REASONS.get(refused.reply[:9], "refused_recipient"))
             return refused.reply
         recipients.append(recipient)
-        envelope.recipients = recipients
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: MailEnvelope) -> str:
         peer = peer_of(session)
-        spooled: SpooledRaw | None = getattr(envelope, "spooled", None)
+        spooled = envelope.spooled
         try:
-            if spooled is not None and not getattr(envelope, "clean_line_ends", False):
+            if spooled is not None and not envelope.clean_line_ends:
                 spooled = await asyncio.to_thread(_normalise_spooled, self.spool, spooled)
             raw = spooled.head if spooled is not None else message_data(envelope)
         except SmuggledMessage:
@@ -151,7 +151,7 @@ class InboundHandler:
             self._count(reason)
             return reply
         mail_from = "" if envelope.mail_from in ("<>", None) else envelope.mail_from
-        delivery = Delivery(raw, mail_from, tuple(getattr(envelope, "recipients", [])), peer, spooled)
+        delivery = Delivery(raw, mail_from, tuple(envelope.recipients), peer, spooled)
         try:
             queue_id = await self.deliver(delivery)
         except asyncio.CancelledError:

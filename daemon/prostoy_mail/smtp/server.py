@@ -13,6 +13,7 @@ stock aiosmtpd over TCP.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
 import re
@@ -29,6 +30,7 @@ from ..mail.line_ends import has_bare_line_ends, normalise_line_ends
 from ..store.ports import StoreFull
 from ..store.raw_files import RawFiles, SpooledRaw
 from .admission import ConnectionCounts, LocalCounts
+from .envelope import MailEnvelope
 from .spool import SPOOL_AT, DataSpool
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
@@ -62,18 +64,18 @@ SMUGGLING_REPLY = "550 5.5.2 Message refused: bare CR or LF around a '.' line (R
 def store_failure_reply(exc: Exception, peer: str, doing: str) -> tuple[str, str]:
     """The reply (and its metric reason) when the store could not take a message: 452 when its
     disk is full, else 451; either way the client keeps the message and tries again."""
-    if isinstance(exc, StoreFull):
+    if isinstance(exc, StoreFull) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
         log.error("%s: the store's disk is full; answering 452", peer)
         return "452 4.3.1 Insufficient system storage, please try again later", "disk_full"
     log.error("%s: failed %s a message; answering 451", peer, doing, exc_info=exc)
     return f"451 4.3.0 Temporary failure {doing} the message, please try again later", "store_failure"
 
 
-def message_data(envelope: Any) -> bytes:
+def message_data(envelope: MailEnvelope) -> bytes:
     """What DATA brought (kept in memory), with CRLF line ends only (raises SmuggledMessage, see
     line_ends.py). BoundedSMTP has already told whether it had any bare CR or LF."""
     data: bytes = envelope.original_content or b""
-    return data if getattr(envelope, "clean_line_ends", False) else normalise_line_ends(data)
+    return data if envelope.clean_line_ends else normalise_line_ends(data)
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8, kept by surrogateescape
@@ -334,7 +336,8 @@ class BoundedSMTP(SMTP):
                 await self.push(problem)
                 self._set_post_data_state()  # type: ignore[no-untyped-call]
                 return
-            envelope: Any = self.envelope
+            envelope = self.envelope
+            assert isinstance(envelope, MailEnvelope)  # (made by _create_envelope)
             envelope.clean_line_ends = clean  # (then the handler need not look for bare CR or LF again)
             if isinstance(content, SpooledRaw):
                 envelope.spooled = content
@@ -422,6 +425,9 @@ class BoundedSMTP(SMTP):
         except BaseException:
             spool.discard()
             raise
+
+    def _create_envelope(self) -> MailEnvelope:
+        return MailEnvelope()  # (aiosmtpd's Envelope with our fields, typed)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """MAIL/RCPT address: plain `<local@domain>` parsed directly, anything else as aiosmtpd does.

@@ -26,6 +26,7 @@ from ..config.model import SmtpLimits
 from ..mail.line_ends import SmuggledMessage
 from ..metrics import Metrics
 from ..sending_policy import SendingPolicy, Submission, header_addresses
+from .envelope import MailEnvelope
 from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class SubmissionHandler:
 
     # --- the envelope and the message ---------------------------------------------------------
 
-    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+    async def handle_MAIL(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           mail_options: list[str]) -> str:
         login = str(session.auth_data or "")
         if address in ("<>", "") or self.policy.may_send_as(login, address) is None:
@@ -107,7 +108,7 @@ class SubmissionHandler:
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+    async def handle_RCPT(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.limits.max_recipients} per message)"
@@ -124,7 +125,7 @@ class SubmissionHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 Ok"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: MailEnvelope) -> str:
         peer, login = peer_of(session), str(session.auth_data or "")
         try:
             raw = message_data(envelope)
@@ -138,7 +139,7 @@ class SubmissionHandler:
         if refused:
             log.info("%s: %s may not send as From: %s", peer, login, ", ".join(refused))
             return f"553 5.7.1 From: <{refused[0]}>: you ({login}) may not send as this address"
-        submission = Submission(raw, envelope.mail_from, tuple(envelope.rcpt_tos), login, peer)
+        submission = Submission(raw, envelope.mail_from or "", tuple(envelope.rcpt_tos), login, peer)
         try:
             queue_id = await self.submit(submission)
         except asyncio.CancelledError:
