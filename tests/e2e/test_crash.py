@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.crash import fetch_crash, outbound_crash, smtp_crash
 
 
@@ -34,6 +36,7 @@ def test_fetching_with_delete_after_commit_under_kills(tmp_path: Path) -> None:
     assert report.extra["left on the server"] == 0 and report.extra["tracebacks"] == 0, report.line()
 
 
+@pytest.mark.slow
 def test_the_spool_delivers_everything_despite_kills(tmp_path: Path) -> None:
     report = outbound_crash(tmp_path, kills=3)
     print(report.line())

@@ -322,6 +322,7 @@ async def test_a_wrong_password_and_an_unknown_user_get_the_same_535(outbound: A
     assert ok[0] == 235
 
 
+@pytest.mark.slow
 async def test_brute_force_is_slowed_then_cut_for_that_address_only(outbound: Any) -> None:
     setup: Setup = await outbound()
 
