@@ -22,8 +22,7 @@ from .routing.router import Decision, RoutingTable, route
 from .routing.rules import Facts
 from .store.ports import CommentTarget, FetchedKey, MessageRecord, ServerAction
 from .store.raw_files import RawFiles, SpooledRaw
-from .store.sqlite import SqliteStore, store_error
-from .store.writer import StoreWriter
+from .store.roles import IntakeStore, StoreJobs
 
 log = logging.getLogger(__name__)
 REPLY_TOKEN_SECRET = "reply-token-key"
@@ -79,7 +78,7 @@ class Explanation:
 
 
 class Intake:
-    def __init__(self, writer: StoreWriter, table: RoutingTable, tokens: TaskTokens,
+    def __init__(self, writer: StoreJobs[IntakeStore], table: RoutingTable, tokens: TaskTokens,
                  duplicate_window: float = 0.0) -> None:
         self.writer = writer
         self.table = table
@@ -101,7 +100,7 @@ class Intake:
         the commit), and the gateway's position moves past the ones stored."""
         table = self.table
 
-        def job(store: SqliteStore) -> list[Accepted | Exception]:
+        def job(store: IntakeStore) -> list[Accepted | Exception]:
             # Fetched messages: which were stored before is asked once for the batch, and the
             # gateway's position moves once, to the last message stored (two statements fewer a
             # message: each statement also hands the interpreter lock to the other threads).
@@ -117,7 +116,7 @@ class Intake:
                     with store.transaction():
                         results.append(accept_now(store, self.tokens, table, inbound))
                 except Exception as exc:
-                    results.append(store_error(exc))  # (the store's own exceptions, as for a job)
+                    results.append(store.own_error(exc))  # (the store's own exceptions, as for a job)
                     continue
                 if fetch is not None and fetch.position is not None:
                     where = (fetch.key.gateway, fetch.key.folder)
@@ -129,14 +128,14 @@ class Intake:
         return await self.writer.run(job)
 
 
-def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound,
+def accept_now(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, inbound: Inbound,
                duplicate_window: float = 0.0) -> Accepted:
     """Store and route one message in the caller's transaction (the daemon's writer, or the CLI),
     which rolls back everything of it if this raises. A fetched message comes through
     Intake.accept_many, which has checked it is new and moves the gateway's position.
     With `duplicate_window`, SMTP mail whose very bytes came for the same mailbox that many
     seconds ago or less (a sender's retry after a lost 250) is counted, not stored again."""
-    assert store.db.in_transaction
+    assert store.in_transaction()
     sha256: str | None = None
     if duplicate_window and inbound.source == "smtp" and inbound.fetch is None:
         sha256 = inbound.spooled.sha256 if inbound.spooled else hashlib.sha256(inbound.raw).hexdigest()
@@ -174,7 +173,7 @@ def accept_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, inbo
     return Accepted(message_db_id, comment_ids, decision, parsed, action)
 
 
-def _recent_duplicate(store: SqliteStore, inbound: Inbound, sha256: str, window: float) -> Accepted | None:
+def _recent_duplicate(store: IntakeStore, inbound: Inbound, sha256: str, window: float) -> Accepted | None:
     found = store.last_smtp_message_with(sha256)
     if found is None:  # (nearly always: the rest is for the rare retry)
         return None
@@ -191,7 +190,7 @@ def _recent_duplicate(store: SqliteStore, inbound: Inbound, sha256: str, window:
     return Accepted(existing, (), Decision(()), duplicate=True)
 
 
-def _parse(store: SqliteStore, inbound: Inbound) -> ParsedMessage:
+def _parse(store: IntakeStore, inbound: Inbound) -> ParsedMessage:
     if inbound.spooled is None:
         return parse_message(inbound.raw, inbound.mail_from, text_limit=TEXT_INLINE)
     return parse_spooled(store.files, inbound.spooled, inbound.mail_from)
@@ -214,7 +213,7 @@ def _server_action(fetch: Fetch, delete_after: bool) -> ServerAction:
     return "seen" if fetch.mark_read else ""
 
 
-def explain(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, raw: bytes,
+def explain(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, raw: bytes,
             scopes: Sequence[str]) -> Explanation:
     """What would happen to `raw`, with every rule checked; nothing is stored."""
     parsed = parse_message(raw)
@@ -227,7 +226,7 @@ def facts_of(parsed: ParsedMessage, rcpt_tos: Sequence[str]) -> Facts:
     return Facts.of(parsed.subject, parsed.from_addr, (*parsed.to, *parsed.cc, *rcpt_tos))
 
 
-def find_reply_task(store: SqliteStore, tokens: TaskTokens, parsed: ParsedMessage,
+def find_reply_task(store: IntakeStore, tokens: TaskTokens, parsed: ParsedMessage,
                     address_tokens: Sequence[tuple[str, str]]) -> int | None:
     """The task this message replies to: a signed reply address, else In-Reply-To/References."""
     candidates: list[int] = []

@@ -125,6 +125,12 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
     def close(self) -> None:
         self.db.close()
 
+    def in_transaction(self) -> bool:
+        return self.db.in_transaction
+
+    def own_error(self, exc: Exception) -> Exception:
+        return store_error(exc)
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A transaction; inside another one (e.g. a group commit), a savepoint of it."""
