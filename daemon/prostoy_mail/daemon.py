@@ -127,7 +127,7 @@ class Daemon:
         await self._open_metrics()
         self.outbound.start()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), self.accept_fetched, self.writer,
-                                                  self.config.fetch, self.metrics))
+                                                  self.writer.store.files, self.config.fetch, self.metrics))
         self.fetchers.apply(self.config)
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())

@@ -31,9 +31,8 @@ from ..intake import Accepted, Fetch, Inbound
 from ..mail.mime_scan import parse_big
 from ..metrics import Metrics
 from ..store.ports import FetchedKey, StoreUnavailable
-from ..store.raw_files import EXTERNAL_AT
-from ..store.sqlite import SqliteStore
-from ..store.writer import StoreWriter
+from ..store.raw_files import EXTERNAL_AT, RawFiles
+from ..store.roles import FetchLedger, StoreJobs
 from .errors import FetchError
 from .imap import FETCH_BATCH, FETCH_BATCH_BYTES, MAX_MESSAGE_SIZE, TIMEOUT, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
@@ -52,7 +51,8 @@ class FetchContext:
 
     loop: asyncio.AbstractEventLoop
     accept: Callable[[list[Inbound]], Awaitable[list[Accepted | Exception]]]  # the intake, batched
-    writer: StoreWriter
+    writer: StoreJobs[FetchLedger]
+    files: RawFiles  # the store's message files: a big fetched message is written there first
     settings: FetchSettings
     metrics: Metrics | None = None
     max_message_size: int = MAX_MESSAGE_SIZE  # [smtp] max_message_size: bigger mail is not fetched
@@ -98,8 +98,8 @@ class Watcher:
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.context.loop).result()
 
-    def _store(self, job: Callable[[SqliteStore], T]) -> T:
-        return self._call(self.context.writer.run(job))
+    def _store(self, job: Callable[[FetchLedger], T]) -> T:
+        return self._call(_awaited(self.context.writer.run(job)))
 
     def _run(self) -> None:
         # Parsing and writing big messages' files happen on a second thread, so that this one
@@ -136,7 +136,7 @@ class Watcher:
             delay *= random.uniform(0.5, 1.5)  # jitter: gateways on one server do not retry in step
             next_attempt = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
             with contextlib.suppress(Exception):
-                self._store(partial(SqliteStore.record_failure, gateway=email, error=reason, next_attempt=next_attempt))
+                self._store(partial(_record_failure, gateway=email, error=reason, next_attempt=next_attempt))
             log.warning("gateway %s: %s failed (%s); attempt %d, next in %.0f s", email, step, reason, failures, delay)
             if self.context.metrics is not None:
                 self.context.metrics.fetch_errors.labels(email, step).inc()
@@ -175,7 +175,7 @@ class Watcher:
         inbounds = [Inbound(raw=raw, source=gateway.email, scopes=(self.scope,), peer=self.server.name,
                             fetch=Fetch(key, gateway.keep_on_server, gateway.mark_read, position, dedupe),
                             parsed=parse_big(raw),
-                            spooled=self.context.writer.store.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
+                            spooled=self.context.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
                     for key, raw, position in items]
         return asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)
 
@@ -265,7 +265,7 @@ class ImapWatcher(Watcher):
                 position = self._store(lambda s: s.gateway_state(gateway.email))
                 last_uid = position.last_uid if position is not None else 0
                 self._import(connection, folder, connection.uids_above(last_uid))
-                self._store(partial(SqliteStore.record_success, gateway=gateway.email, steady=steady))
+                self._store(partial(_record_success, gateway=gateway.email, steady=steady))
                 if connection.can_idle:
                     connection.idle(settings.idle_renew, self.stopping)
                 else:
@@ -430,7 +430,15 @@ class _InFlight:
         return self.future.result().result()
 
 
-def _quarantine(store: SqliteStore, key: FetchedKey, raw: bytes, reason: str, attempts: int, uid: int | None) -> None:
+def _record_failure(store: FetchLedger, gateway: str, error: str, next_attempt: str) -> int:
+    return store.record_failure(gateway, error, next_attempt)
+
+
+def _record_success(store: FetchLedger, gateway: str, steady: bool) -> None:
+    store.record_success(gateway, steady=steady)
+
+
+def _quarantine(store: FetchLedger, key: FetchedKey, raw: bytes, reason: str, attempts: int, uid: int | None) -> None:
     store.quarantine(key, raw, reason, attempts)
     if uid is not None:
         store.advance_position(key.gateway, key.folder, uid)
