@@ -28,8 +28,7 @@ from ..mail.compose import FailedRecipient, delivery_status_notification
 from ..metrics import Metrics
 from ..sending_policy import RELAY_ROUTE
 from ..store.ports import OutboundEntry, RecipientState
-from ..store.sqlite import SqliteStore
-from ..store.writer import StoreWriter
+from ..store.roles import OutboundSpool, StoreJobs
 from .relay import HopFailure, NextHop, RelayPool
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ READ_BUDGET = 8 * 1024 * 1024  # bytes of messages read from the store at a time
 
 
 class QueueRunner:
-    def __init__(self, writer: StoreWriter, intake: Intake, config: Config, pool: RelayPool,
+    def __init__(self, writer: StoreJobs[OutboundSpool], intake: Intake, config: Config, pool: RelayPool,
                  upload_sent: UploadSent | None = None, metrics: Metrics | None = None) -> None:
         self.writer = writer
         self.intake = intake
@@ -76,8 +75,8 @@ class QueueRunner:
             self._wake.clear()
             try:
                 await self.run_once()
-                next_due = await self.writer.run(SqliteStore.next_outbound_due)
-                self.queued = await self.writer.run(SqliteStore.queued_outbound)
+                next_due = await self.writer.run(_next_due)
+                self.queued = await self.writer.run(_queued)
                 if self.metrics is not None:
                     self.metrics.spool.set(self.queued)
             except asyncio.CancelledError:
@@ -161,14 +160,14 @@ class QueueRunner:
         )
         table = self.intake.table
 
-        def job(store: SqliteStore) -> OutboundEntry:
+        def job(store: OutboundSpool) -> OutboundEntry:
             accepted = accept_now(store, self.intake.tokens, table, inbound)
             reply = f"250 2.0.0 delivered here as message {accepted.message_db_id}"
             return self._record(store, entry, {address: ("delivered", reply) for address in local}, raw, "")
 
         return await self.writer.run(job)
 
-    def _record(self, store: SqliteStore, entry: OutboundEntry, results: dict[str, tuple[RecipientState, str]],
+    def _record(self, store: OutboundSpool, entry: OutboundEntry, results: dict[str, tuple[RecipientState, str]],
                 raw: bytes, hop_name: str) -> OutboundEntry:
         """On the writer thread: record the answers; on expiry fail what is left; bounce what failed."""
         settings = self.config.outbound
@@ -192,7 +191,7 @@ class QueueRunner:
             self._bounce(store, updated, raw, failed)
         return updated
 
-    def _bounce(self, store: SqliteStore, entry: OutboundEntry, raw: bytes, failed: list[FailedRecipient]) -> None:
+    def _bounce(self, store: OutboundSpool, entry: OutboundEntry, raw: bytes, failed: list[FailedRecipient]) -> None:
         """A DSN to the sender, through the intake: it lands in the message's task as a reply."""
         message_id = self.intake.tokens.message_id(entry.task_id or 0, self.config.daemon.hostname)
         original_id = store.message_header_id(entry.message_db_id)
@@ -253,7 +252,15 @@ class QueueRunner:
 
 
 
-def _read_raws(store: SqliteStore, entries: list[OutboundEntry]) -> list[bytes]:
+def _next_due(store: OutboundSpool) -> float | None:
+    return store.next_outbound_due()
+
+
+def _queued(store: OutboundSpool) -> int:
+    return store.queued_outbound()
+
+
+def _read_raws(store: OutboundSpool, entries: list[OutboundEntry]) -> list[bytes]:
     """The bytes of the first of `entries`, as many as fit READ_BUDGET (at least one)."""
     raws: list[bytes] = []
     size = 0

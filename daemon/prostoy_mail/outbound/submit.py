@@ -27,7 +27,7 @@ from ..mail.tokens import TaskTokens
 from ..routing.router import RoutingTable
 from ..sending_policy import RELAY_ROUTE, SendingPolicy, Submission
 from ..store.ports import CommentTarget, MessageRecord
-from ..store.sqlite import SqliteStore
+from ..store.roles import OutboundSpool
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Queued:
     message_id: str
 
 
-def enqueue_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, config: Config, policy: SendingPolicy,
+def enqueue_now(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, config: Config, policy: SendingPolicy,
                 submission: Submission) -> Queued:
     """Store and queue one submitted message, in the caller's transaction."""
     sender = policy.sender(submission.mail_from)
@@ -81,7 +81,7 @@ def enqueue_now(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, con
     return Queued(entry_id, stored.id, task_id, message_id)
 
 
-def _task_for(store: SqliteStore, tokens: TaskTokens, table: RoutingTable, submission: Submission,
+def _task_for(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, submission: Submission,
               parsed: ParsedMessage, scope: str) -> tuple[int, str]:
     if submission.task_id is not None:
         store.get_task(submission.task_id)  # NotFound if it is gone

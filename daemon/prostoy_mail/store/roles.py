@@ -8,11 +8,21 @@ the intake's role in memory, for the intake's tests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar, runtime_checkable
 
-from .ports import CommentTarget, FetchedKey, GatewayState, MessageRecord, ServerAction
+from .ports import (
+    CommentTarget,
+    FetchedKey,
+    GatewayState,
+    MessageRecord,
+    OutboundEntry,
+    RecipientState,
+    ServerAction,
+    StoredMessage,
+    Task,
+)
 from .raw_files import RawFiles
 
 T = TypeVar("T")
@@ -70,3 +80,29 @@ class FetchLedger(Protocol):
     def pending_actions(self, gateway: str) -> list[tuple[FetchedKey, ServerAction]]: ...
     def actions_done(self, keys: Sequence[FetchedKey]) -> None: ...
     def quarantine(self, key: FetchedKey, raw: bytes, error: str, attempts: int) -> int: ...
+
+
+class OutboundSpool(IntakeStore, Protocol):
+    """The outbound side's (outbound/submit.py, outbound/runner.py): a message from a mail client
+    or `task send` filed as the task's outgoing comment and queued, each recipient's answer
+    recorded, the Sent-folder copies due. Mail for our own mailboxes and bounces go back in
+    through the intake's role, in the same job."""
+
+    def store_message(self, record: MessageRecord, targets: Sequence[CommentTarget]) -> StoredMessage: ...
+    def raw_message(self, message_db_id: int) -> bytes: ...
+    def message_header_id(self, message_db_id: int) -> str | None: ...
+    def register_sent(self, message_id: str, task_id: int) -> None: ...
+    def get_task(self, task_id: int) -> Task: ...
+    def tasks_of_message_ids(self, message_ids: Sequence[str]) -> list[int]: ...
+
+    def enqueue_outbound(self, *, message_db_id: int, task_id: int | None, sender: str, envelope_from: str,
+                         route: str, scope: str, submitted_by: str, recipients: Sequence[tuple[str, bool]],
+                         max_queue_time: float, upload_sent: bool) -> int: ...
+    def due_outbound(self, at: float, limit: int = 100) -> list[OutboundEntry]: ...
+    def next_outbound_due(self) -> float | None: ...
+    def queued_outbound(self) -> int: ...
+    def record_outbound(self, entry_id: int, results: Mapping[str, tuple[RecipientState, str]], *,
+                        attempted: bool, next_attempt: float | None = None,
+                        last_error: str | None = None) -> OutboundEntry: ...
+    def record_sent_folder(self, entry_id: int, done: bool, error: str | None, max_attempts: int) -> None: ...
+    def sent_folder_due(self, limit: int = 50) -> list[OutboundEntry]: ...
