@@ -13,7 +13,7 @@ from .routing.index import RuleList
 from .routing.router import RoutingTable, Scope
 from .routing.rules import GLOBAL, Condition, RoutingRule
 from .store.ports import Comment, Task, TaskStore
-from .store.sqlite import SqliteStore
+from .store.roles import CommentRemoval
 
 
 def mailbox_source_key(login: str) -> str:
@@ -72,7 +72,7 @@ def check_references(config: Config, store: TaskStore, file: str) -> list[Proble
     return problems
 
 
-def delete_comment(config: Config, store: SqliteStore, comment_id: int) -> tuple[Comment, set[str]]:
+def delete_comment(config: Config, store: CommentRemoval, comment_id: int) -> tuple[Comment, set[str]]:
     """Delete a comment (a tombstone stays) and, where its gateway says so, its message on the
     external server too (done by the gateway's watcher). Returns the comment and those gateways."""
     with store.transaction():

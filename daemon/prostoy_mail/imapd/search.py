@@ -15,7 +15,7 @@ from typing import Any
 from twisted.mail import imap4
 
 from ..mail.headers import decode_header_value
-from ..store.imap_views import FolderItem
+from ..store.ports import FolderItem
 from .message import StoredMessage
 
 

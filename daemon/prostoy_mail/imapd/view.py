@@ -24,9 +24,8 @@ from twisted.mail import imap4
 from zope.interface import implementer
 
 from ..mail.headers import header_text, message_ids
-from ..store.imap_views import FolderItem
-from ..store.ports import CommentTarget
-from ..store.sqlite import SqliteStore
+from ..store.ports import CommentTarget, FolderItem
+from ..store.roles import MailboxReader, MailboxWriter
 from .message import StoredMessage
 from .search import SearchItem, matches
 
@@ -37,7 +36,7 @@ FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
 class FolderContext:
     """What every view needs: the read connection, the writer, the hub, UIDVALIDITY."""
 
-    def __init__(self, reader: SqliteStore, write: Callable[[Callable[[SqliteStore], Any]], Awaitable[Any]],
+    def __init__(self, reader: MailboxReader, write: Callable[[Callable[[MailboxWriter], Any]], Awaitable[Any]],
                  uidvalidity: int, delete_comment: Callable[[int], Awaitable[None]]) -> None:
         self.reader = reader
         self.write = write
@@ -139,7 +138,7 @@ class FolderView:
         wanted = {f.decode() if isinstance(f, bytes) else str(f) for f in flags}
         user, folder = self.user_id, self.folder
 
-        def record(store: SqliteStore) -> int:
+        def record(store: MailboxWriter) -> int:
             current = store.user_flags(user, folder).get(uid, set())
             store.set_user_flags(user, folder, {uid: (current | wanted) - {"$Expunged"}})
             return uid
@@ -156,7 +155,7 @@ class FolderView:
     async def _copy(self, message_db_id: int) -> int:
         kind, key = self.folder.split(":", 1)
 
-        def job(store: SqliteStore) -> int:
+        def job(store: MailboxWriter) -> int:
             if kind == "task":
                 ids = store.insert_comments(message_db_id, [CommentTarget(int(key), ("copy",))])
                 existing = ids[0] if ids else store.comment_of(int(key), message_db_id)  # a task holds it once

@@ -11,22 +11,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 from .clock import now
-
-
-@dataclass(frozen=True, slots=True)
-class FolderItem:
-    uid: int
-    message_db_id: int
-    size: int
-    received_at: str  # ISO 8601, the internal date
-    subject: str
-    from_addr: str
-    to: str  # JSON lists, for SEARCH
-    cc: str
-    date: str | None
+from .ports import FolderItem
 
 
 def _folder_parts(folder: str) -> tuple[str, str]:

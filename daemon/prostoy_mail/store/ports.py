@@ -198,6 +198,21 @@ class OutboundEntry:
         return [r for r in self.recipients if r.state == "pending"]
 
 
+@dataclass(frozen=True, slots=True)
+class FolderItem:
+    """A message of an IMAP folder (a domain mailbox, a task, Sent), as the IMAP server lists it."""
+
+    uid: int
+    message_db_id: int
+    size: int
+    received_at: str  # ISO 8601, the internal date
+    subject: str
+    from_addr: str
+    to: str  # JSON lists, for SEARCH
+    cc: str
+    date: str | None
+
+
 class TaskStore(Protocol):
     # schema
     def schema_version(self) -> int: ...
