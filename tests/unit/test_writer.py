@@ -74,3 +74,21 @@ async def test_closing_answers_every_job_handed_in(tmp_path: Path) -> None:
     await asyncio.sleep(0)  # (handed in)
     await asyncio.to_thread(writer.close)
     assert sorted(await asyncio.gather(*jobs)) == list(range(1, 51))
+
+
+async def test_a_job_from_another_thread_is_answered_in_that_thread(tmp_path: Path) -> None:
+    """A gateway's watcher waits for its job itself, without a hop through the event loop; a
+    failing job fails there too, as the store's own error."""
+    writer = StoreWriter(SqliteStore(tmp_path / "store.db"))
+    try:
+        project = await asyncio.to_thread(writer.run_blocking, lambda store: store.add_project("From a thread"))
+        assert project.name == "From a thread"
+        assert [p.name for p in await writer.run(lambda store: store.list_projects())] == ["From a thread"]
+
+        def failing(store: SqliteStore) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        with pytest.raises(Exception, match="disk I/O error"):
+            await asyncio.to_thread(writer.run_blocking, failing)
+    finally:
+        writer.close()

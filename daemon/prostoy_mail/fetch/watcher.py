@@ -20,11 +20,11 @@ import poplib
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..config.model import FetchSettings, Gateway, Server
 from ..intake import Accepted, Fetch, Inbound
@@ -32,7 +32,7 @@ from ..mail.mime_scan import parse_big
 from ..metrics import Metrics
 from ..store.ports import FetchedKey, StoreUnavailable
 from ..store.raw_files import EXTERNAL_AT, RawFiles
-from ..store.roles import FetchLedger, StoreJobs
+from ..store.roles import BlockingStoreJobs, FetchLedger
 from .errors import FetchError
 from .imap import FETCH_BATCH, FETCH_BATCH_BYTES, MAX_MESSAGE_SIZE, TIMEOUT, ImapConnection, TlsSettings
 from .pop3 import Pop3Connection
@@ -51,7 +51,7 @@ class FetchContext:
 
     loop: asyncio.AbstractEventLoop
     accept: Callable[[list[Inbound]], Awaitable[list[Accepted | Exception]]]  # the intake, batched
-    writer: StoreJobs[FetchLedger]
+    writer: BlockingStoreJobs[FetchLedger]  # (called from the watchers' threads)
     files: RawFiles  # the store's message files: a big fetched message is written there first
     settings: FetchSettings
     metrics: Metrics | None = None
@@ -95,11 +95,9 @@ class Watcher:
 
     # --- on the watcher's thread ----------------------------------------------------------
 
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.context.loop).result()
-
     def _store(self, job: Callable[[FetchLedger], T]) -> T:
-        return self._call(_awaited(self.context.writer.run(job)))
+        """A job on the store's writer, waited for here (not through the event loop)."""
+        return self.context.writer.run_blocking(job)
 
     def _run(self) -> None:
         # Parsing and writing big messages' files happen on a second thread, so that this one

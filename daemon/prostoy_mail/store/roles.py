@@ -39,6 +39,12 @@ class StoreJobs(Protocol[S_co]):
     def run(self, fn: Callable[[S_co], T]) -> Awaitable[T]: ...
 
 
+class BlockingStoreJobs(Protocol[S_co]):
+    """The same from a thread that is not the event loop's: it waits for the answer."""
+
+    def run_blocking(self, fn: Callable[[S_co], T]) -> T: ...
+
+
 @runtime_checkable
 class IntakeStore(Protocol):
     """The inbound funnel's (intake.py): a message stored once and turned into comments, what was

@@ -20,6 +20,7 @@ connection) syncs the WAL before copying it and the database before it lets the 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import sqlite3
@@ -40,7 +41,9 @@ MAX_BATCH = 64
 @dataclass
 class _Job(Generic[T]):
     fn: Callable[[SqliteStore], T]
-    future: asyncio.Future[T]  # (of the writer's loop: every caller runs there, fetchers too)
+    # settled on the writer's loop, as the sync process answers: an asyncio future for a caller
+    # on that loop, a concurrent one for a caller in another thread (a gateway's watcher)
+    future: asyncio.Future[T] | concurrent.futures.Future[T]
 
 
 _STOP = object()
@@ -73,6 +76,13 @@ class StoreWriter:
         future: asyncio.Future[T] = self.loop.create_future()
         self._jobs.put(_Job(fn, future))
         return await future
+
+    def run_blocking(self, fn: Callable[[SqliteStore], T]) -> T:
+        """From another thread: run `fn(store)` on the writer thread and wait until it is committed.
+        (Through the event loop it took four thread hops: watcher -> loop -> writer -> loop -> watcher.)"""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put(_Job(fn, future))
+        return future.result()
 
     def close(self) -> None:
         """Finish the jobs already handed in, then stop the threads and close the store."""
