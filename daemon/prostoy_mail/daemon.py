@@ -15,7 +15,6 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,19 +29,18 @@ from .errors import ConfigError, ProstoyMailError
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
+from .funnel import MailFunnel
 from .instance_lock import AddressLocks, StoreLock
-from .intake import REPLY_TOKEN_SECRET, Accepted, Inbound, Intake, parse_spooled
+from .intake import REPLY_TOKEN_SECRET, Intake
 from .logs import setup_logging
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
 from .outbound.relay import RelayPool
 from .outbound.runner import QueueRunner
-from .outbound.submit import enqueue_now
-from .provisioning import build_routing_table, delete_comment, mailbox_source_key
-from .routing.router import Decision
-from .sending_policy import SendingPolicy, Submission
+from .provisioning import build_routing_table, delete_comment
+from .sending_policy import SendingPolicy
 from .smtp.admission import LocalCounts
-from .smtp.inbound import Delivery, InboundHandler, Policy, protocol_factory
+from .smtp.inbound import InboundHandler, Policy, protocol_factory
 from .smtp.submission import SubmissionHandler, submission_protocol_factory
 from .smtp.workers import SmtpWorkers, bind
 from .store.sqlite import SqliteStore
@@ -85,10 +83,7 @@ class Daemon:
         self.listeners: dict[str, _Listener] = {}
         self.metrics_server: tuple[Endpoint, Any] | None = None
         self.stopping = asyncio.Event()
-        self.big_parses = asyncio.Semaphore(1)
-        self.routed_today = 0
-        self.today = date.today()
-        self.last_task_id: int | None = None
+        self.funnel: MailFunnel | None = None  # every message's way into the store
         self.last_task_ref = ""
         self.background: list[asyncio.Task[None]] = []
         self.fetchers: FetchManager | None = None
@@ -115,18 +110,20 @@ class Daemon:
         table = await self.writer.run(lambda store: build_routing_table(self.config, store))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         self.intake = Intake(self.writer, table, TaskTokens(key), self.config.smtp.duplicate_window)
-        self.smtp_handler = InboundHandler(Policy.of(self.config), self.deliver, self.metrics.count_rejected,
+        self.funnel = funnel = MailFunnel(self.intake, self.writer, self.writer.store.files, self.metrics,
+                                          lambda: self.config, self._sending_policy, self._wake_outbound)
+        self.smtp_handler = InboundHandler(Policy.of(self.config), funnel.deliver, self.metrics.count_rejected,
                                            spool=self.writer.store.files)
         self.guard = guard = LoginGuard(self._password_hash, self.config.auth)
         self.submission_handler = SubmissionHandler(SendingPolicy.of(self.config), self.config.smtp, guard,
-                                                    self.submit, self.metrics)
+                                                    funnel.submit, self.metrics)
         self.outbound = QueueRunner(self.writer, self.intake, self.config,
                                     RelayPool(self.config.daemon.hostname, self.config.outbound.timeout),
                                     self.sent_uploader, self.metrics)
         (await self._open_listeners())()
         await self._open_metrics()
         self.outbound.start()
-        self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), self.accept_fetched, self.writer,
+        self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), funnel.accept_fetched, self.writer,
                                                   self.writer.store.files, self.config.fetch, self.metrics))
         self.fetchers.apply(self.config)
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
@@ -151,17 +148,21 @@ class Daemon:
 
     def status(self) -> str:
         """The STATUS line systemd shows: what the daemon is doing."""
-        self._roll_day()
+        routed_today = self.funnel.routed_today if self.funnel is not None else 0
         last = f", last to «{self.last_task_ref}»" if self.last_task_ref else ""
         gateways = self.fetchers.summary() if self.fetchers is not None else "no gateways fetching"
         queued = self.outbound.queued if self.outbound is not None else 0
         spool = f"; {queued} outbound queued" if queued else ""
-        return (f"{self._listening()}; {self.routed_today} messages routed today{last}; {gateways}{spool}; "
+        return (f"{self._listening()}; {routed_today} messages routed today{last}; {gateways}{spool}; "
                 f"configuration generation {self.generation}")
 
-    def _roll_day(self) -> None:
-        if date.today() != self.today:
-            self.today, self.routed_today = date.today(), 0
+    def _sending_policy(self) -> SendingPolicy:
+        assert self.submission_handler is not None
+        return self.submission_handler.policy
+
+    def _wake_outbound(self) -> None:
+        if self.outbound is not None:
+            self.outbound.wake()
 
     async def _open_listeners(self) -> Callable[[], None]:
         """Open what the configuration asks for: a listener that is new, or whose own settings
@@ -240,9 +241,9 @@ class Daemon:
     async def _smtp_workers(self) -> SmtpWorkers:
         """The SMTP worker processes, started when a listener first needs them."""
         if self.smtp_workers is None:
-            assert self.writer is not None
+            assert self.writer is not None and self.funnel is not None
             workers = SmtpWorkers(self.config.smtp.workers, Policy.of(self.config), self.config.daemon.hostname,
-                                  self.writer.store.files.folder, self.deliver, self.metrics)
+                                  self.writer.store.files.folder, self.funnel.deliver, self.metrics)
             await workers.start()
             self.smtp_workers = workers
         return self.smtp_workers
@@ -294,60 +295,9 @@ class Daemon:
         if wanted is not None and self.metrics_server is None:
             self.metrics_server = (wanted, serve_metrics(wanted.host, wanted.port, self.metrics))
 
-    async def deliver(self, delivery: Delivery) -> str:
-        assert self.intake is not None and self.writer is not None
-        parsed = delivery.parsed
-        if delivery.spooled is not None and parsed is None:
-            # Parsed here, not in the store's writer (a big multipart message takes a while, and
-            # every other message would wait for its commit meanwhile), one at a time (it is
-            # parsed whole: several times its size in memory).
-            async with self.big_parses:
-                parsed = await asyncio.to_thread(parse_spooled, self.writer.store.files, delivery.spooled,
-                                                 delivery.mail_from)
-        inbound = Inbound(
-            raw=delivery.raw, source="smtp",
-            scopes=tuple(dict.fromkeys(mailbox_source_key(r.login) for r in delivery.recipients)),
-            rcpt_tos=tuple(r.address for r in delivery.recipients), mail_from=delivery.mail_from,
-            peer=delivery.peer,
-            address_tokens=tuple((r.login, r.token) for r in delivery.recipients if r.token),
-            spooled=delivery.spooled, parsed=parsed,
-        )
-        accepted = await self.intake.accept(inbound)
-        self._count_routed(inbound.source, accepted.decision)
-        return str(accepted.message_db_id)
-
-    async def submit(self, submission: Submission) -> int:
-        """A message from a mail client (or `task send`) into the outbound spool; its queue id."""
-        assert self.writer is not None and self.intake is not None and self.outbound is not None
-        assert self.submission_handler is not None
-        intake, config, policy = self.intake, self.config, self.submission_handler.policy
-        queued = await self.writer.run(
-            lambda store: enqueue_now(store, intake.tokens, intake.table, config, policy, submission))
-        self.outbound.wake()
-        return queued.entry_id
-
     async def _password_hash(self, login: str) -> str | None:
         assert self.writer is not None
         return await self.writer.run(lambda store: store.password_hash(login))
-
-    async def accept_fetched(self, inbounds: list[Inbound]) -> list[Accepted | Exception]:
-        assert self.intake is not None
-        results = await self.intake.accept_many(inbounds)
-        for inbound, result in zip(inbounds, results, strict=True):
-            if isinstance(result, Accepted) and not result.duplicate:
-                self._count_routed(inbound.source, result.decision)
-        return results
-
-    def _count_routed(self, source: str, decision: Decision) -> None:
-        self.metrics.accepted.labels(source).inc()
-        for rule in decision.rule_hits:
-            self.metrics.routed.labels(rule).inc()
-        if decision.ignored_by is not None:
-            self.metrics.routed.labels(f"ignored:{decision.ignored_by}").inc()
-        self._roll_day()
-        self.routed_today += 1
-        if decision.targets:
-            self.last_task_id = decision.targets[0].task_id
 
     async def _status_updates(self, every: float = 10.0) -> None:
         """Refresh STATUS now and then (the last task's name is looked up here, not per message)."""
@@ -357,9 +307,10 @@ class Daemon:
             systemd_notify.status(self.status())
 
     async def _refresh_last_task(self) -> None:
-        if self.last_task_id is not None and self.writer is not None:
+        last_task_id = self.funnel.last_task_id if self.funnel is not None else None
+        if last_task_id is not None and self.writer is not None:
             with contextlib.suppress(Exception):  # the task may be gone; STATUS is best effort
-                task = await self.writer.run(partial(SqliteStore.get_task, task_id=self.last_task_id))
+                task = await self.writer.run(partial(SqliteStore.get_task, task_id=last_task_id))
                 self.last_task_ref = task.ref
 
     async def _watchdog(self) -> None:

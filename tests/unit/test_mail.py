@@ -19,7 +19,7 @@ from prostoy_mail.mail.headers import decode_header_value
 from prostoy_mail.mail.line_ends import SmuggledMessage, has_bare_line_ends, normalise_line_ends
 from prostoy_mail.mail.parse import parse_message
 from prostoy_mail.mail.tokens import TaskTokens
-from prostoy_mail.smtp.inbound import Delivery
+from prostoy_mail.delivery import Delivery
 from prostoy_mail.store.raw_files import SpooledRaw
 
 

@@ -12,15 +12,14 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.model import Config, SmtpLimits, Tls
-from ..mail.addresses import Recipient, Refused, classify_recipient
-from ..mail.compact import reduce_by_fields
+from ..delivery import Delivery
+from ..mail.addresses import Refused, classify_recipient
 from ..mail.line_ends import SmuggledMessage, normalise_line_ends
-from ..mail.parse import ParsedMessage
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..tls_context import server_context
 from .admission import ConnectionCounts
@@ -33,20 +32,6 @@ if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What the SMTP side hands to the intake."""
-
-    raw: bytes  # the message; when spooled, only its start
-    mail_from: str
-    recipients: tuple[Recipient, ...]
-    peer: str
-    spooled: SpooledRaw | None = None  # a big message, written to its file as it arrived
-    # parse_message(raw, mail_from, text_limit=TEXT_INLINE), when an SMTP worker parsed it (so
-    # the daemon's store writer, which every message waits for, need not)
-    parsed: ParsedMessage | None = field(default=None, repr=False)
-
-    __reduce__ = reduce_by_fields  # (pickled by SMTP workers for every message)
 
 
 Deliver = Callable[[Delivery], Awaitable[str]]  # returns a queue id for the 250 reply

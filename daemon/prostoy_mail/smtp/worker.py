@@ -29,12 +29,13 @@ import socket
 import sys
 from pathlib import Path
 
+from ..delivery import Delivery
 from ..logs import setup_logging
 from ..mail.parse import TEXT_INLINE, parse_message
 from ..store.raw_files import RawFiles
 from .admission import SharedCounts
 from .channel import Channel, take_handed
-from .inbound import Delivery, DeliveryFailed, InboundHandler, Policy, session_factory
+from .inbound import DeliveryFailed, InboundHandler, Policy, session_factory
 from .server import ConnectionLimiter
 from .worker_messages import (
     Applied,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..delivery import Delivery
 from ..mail.compact import reduce_by_fields
-from .inbound import Delivery, Policy
+from .inbound import Policy
 
 # --- worker -> daemon -------------------------------------------------------------------------
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..child_process import module_command
+from ..delivery import Delivery
 from ..errors import ProstoyMailError
 from ..metrics import Metrics
 from .admission import SharedCounts
 from .channel import Channel, hand_off
-from .inbound import Deliver, Delivery, Policy
+from .inbound import Deliver, Policy
 from .server import count_connections, store_failure_reply
 from .worker_messages import (
     Applied,
