@@ -10,8 +10,8 @@ import struct
 
 import pytest
 
-from prostoy_mail.smtp.channel import Channel
 from prostoy_mail.delivery import Delivery
+from prostoy_mail.smtp.channel import Channel
 from prostoy_mail.smtp.worker_messages import Connections, Handover
 
 

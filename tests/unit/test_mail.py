@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prostoy_mail.delivery import Delivery
 from prostoy_mail.mail.addresses import Recipient, Refused, classify_recipient
 from prostoy_mail.mail.header_block import read_header_block
 from prostoy_mail.mail.headers import decode_header_value
 from prostoy_mail.mail.line_ends import SmuggledMessage, has_bare_line_ends, normalise_line_ends
 from prostoy_mail.mail.parse import parse_message
 from prostoy_mail.mail.tokens import TaskTokens
-from prostoy_mail.delivery import Delivery
 from prostoy_mail.store.raw_files import SpooledRaw
 
 
