@@ -23,8 +23,10 @@ from ..mail.line_ends import SmuggledMessage, normalise_line_ends
 from ..store.raw_files import RawFiles, SpooledRaw
 from ..tls_context import server_context
 from .admission import ConnectionCounts
-from .envelope import MailEnvelope
-from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
+from .envelope import MailEnvelope, message_data
+from .limiter import ConnectionLimiter
+from .replies import SMUGGLING_REPLY, peer_of, store_failure_reply
+from .server import BoundedSMTP
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
     from ..metrics import Metrics

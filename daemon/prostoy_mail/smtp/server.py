@@ -13,69 +13,31 @@ stock aiosmtpd over TCP.
 from __future__ import annotations
 
 import asyncio
-import errno
 import inspect
 import logging
 import re
 import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, _AuthMechAttr, login_always_fail
 
 from ..config.model import SmtpLimits
-from ..mail.line_ends import has_bare_line_ends, normalise_line_ends
-from ..store.ports import StoreFull
+from ..mail.line_ends import has_bare_line_ends
 from ..store.raw_files import RawFiles, SpooledRaw
-from .admission import ConnectionCounts, LocalCounts
 from .envelope import MailEnvelope
+from .replies import ENHANCED
 from .spool import SPOOL_AT, DataSpool
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
-    from ..metrics import Metrics
+    pass
 
 log = logging.getLogger(__name__)
 
-# aiosmtpd's stock replies that lack an enhanced status code (RFC 3463), and ours for them.
-_ENHANCED = {
-    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed limit",
-    "552 Error: message size exceeds fixed maximum message size": "552 5.3.4 Message size exceeds fixed limit",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
-    "500 Command line too long": "500 5.5.2 Command line too long",
-    "500 Error: bad syntax": "500 5.5.2 Error: bad syntax",
-    "503 Error: send HELO first": "503 5.5.1 Error: send HELO first",
-    "503 Error: nested MAIL command": "503 5.5.1 Error: nested MAIL command",
-    "503 Error: need MAIL command": "503 5.5.1 Error: need MAIL command",
-    "503 Error: need RCPT command": "503 5.5.1 Error: need RCPT command",
-    "502 5.5.1 Too many unrecognized commands, goodbye.":
-        "421 4.7.0 Too many unrecognized commands, closing connection",
-    "454 TLS not available": "454 4.7.0 TLS not available",
-}
 ERRORS_BEFORE_DELAY = 2  # rejected commands answered at once; each further one waits longer (error_delay)
 MAX_ERROR_DELAY = 10.0  # seconds
 LOGGED_COMMAND = 200  # characters of a client's command quoted in the log at most
-
-
-SMUGGLING_REPLY = "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
-
-
-def store_failure_reply(exc: Exception, peer: str, doing: str) -> tuple[str, str]:
-    """The reply (and its metric reason) when the store could not take a message: 452 when its
-    disk is full, else 451; either way the client keeps the message and tries again."""
-    if isinstance(exc, StoreFull) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
-        log.error("%s: the store's disk is full; answering 452", peer)
-        return "452 4.3.1 Insufficient system storage, please try again later", "disk_full"
-    log.error("%s: failed %s a message; answering 451", peer, doing, exc_info=exc)
-    return f"451 4.3.0 Temporary failure {doing} the message, please try again later", "store_failure"
-
-
-def message_data(envelope: MailEnvelope) -> bytes:
-    """What DATA brought (kept in memory), with CRLF line ends only (raises SmuggledMessage, see
-    line_ends.py). BoundedSMTP has already told whether it had any bare CR or LF."""
-    data: bytes = envelope.original_content or b""
-    return data if envelope.clean_line_ends else normalise_line_ends(data)
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8, kept by surrogateescape
@@ -83,23 +45,6 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8, kept 
 
 def _cut(text: str) -> str:
     return text if len(text) <= LOGGED_COMMAND else text[:LOGGED_COMMAND] + f"... ({len(text)} characters)"
-
-
-def peer_of(session: Any) -> str:
-    peer = getattr(session, "peer", None)
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
-
-
-class Refuse(asyncio.Protocol):
-    """Answers a connection over a limit with 421 and closes it."""
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports do not derive from asyncio.WriteTransport: no isinstance() here
-        transport.write(self.reply.encode() + b"\r\n")  # type: ignore[attr-defined]
-        transport.close()
 
 
 _END_OF_DATA = b"\r\n.\r\n"
@@ -477,7 +422,7 @@ class BoundedSMTP(SMTP):
             self._reply_lines.append(status)  # a line of a multi-line reply (EHLO): sent with its last line
             return
         if isinstance(status, str):
-            status = _ENHANCED.get(status, status)
+            status = ENHANCED.get(status, status)
             if status.startswith('500 Error: command "'):  # (aiosmtpd quotes the client's word back)
                 status = "500 5.5.1 Error: command not recognized"
             if status[:1] == "5":
@@ -534,87 +479,3 @@ class BoundedSMTP(SMTP):
             self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
 
 
-class ConnectionLimiter:
-    """The protocol factory of a listener: bounds connections in total and per client address.
-
-    `counts` holds the open connections (this process's, or those of every SMTP worker);
-    `report(event, detail)` hears of each connection "opened", "closed" or "refused" (with the
-    limit): by default into `metrics`, in a worker over its channel to the daemon's."""
-
-    def __init__(self, limits: SmtpLimits, make: Callable[[Callable[[], None]], asyncio.BaseProtocol],
-                 metrics: Metrics | None = None, name: str = "smtp", counts: ConnectionCounts | None = None,
-                 report: Callable[[str, str], None] | None = None) -> None:
-        self.limits = limits
-        self.make = make
-        self.counts = counts if counts is not None else LocalCounts()
-        self.report = report if report is not None else partial(count_connection, metrics, name)
-
-    def __call__(self) -> asyncio.BaseProtocol:
-        return _PeerProbe(self)
-
-    def open(self, ip: str) -> asyncio.BaseProtocol:
-        refusal = self.admit(ip)
-        if refusal is not None:
-            return Refuse(refusal)
-        return self.make(partial(self.release, ip))
-
-    def admit(self, ip: str) -> str | None:
-        """None when a connection from `ip` may open (it is counted until `release`), else the
-        421 reply that refuses it."""
-        refused = self.counts.take(ip, self.limits)
-        if refused is not None:
-            if refused == "per_address_limit":
-                log.info("%s: refused, already %d connections from this address", ip,
-                         self.limits.max_connections_per_ip)
-            self.report("refused", refused)
-            return _REFUSALS[refused]
-        self.report("opened", "")
-        return None
-
-    def release(self, ip: str) -> None:
-        """A connection `admit` counted has closed."""
-        self.counts.give_back(ip)
-        self.report("closed", "")
-
-
-_REFUSALS = {"total_limit": "421 4.3.2 Too many connections, try again later",
-             "per_address_limit": "421 4.7.0 Too many connections from your address, try again later"}
-
-
-def count_connection(metrics: Metrics | None, listener: str, event: str, detail: str) -> None:
-    """A connection event into the metrics."""
-    count_connections(metrics, listener, int(event == "opened"), int(event == "closed"),
-                      {detail: 1} if event == "refused" else {})
-
-
-def count_connections(metrics: Metrics | None, listener: str, opened: int, closed: int,
-                      refused: Mapping[str, int]) -> None:
-    """Connections opened, closed and refused (by the limit) into the metrics; an SMTP worker's
-    come to the daemon in tallies."""
-    if metrics is None:
-        return
-    if opened:
-        metrics.connections.labels(listener).inc(opened)
-    if opened != closed:
-        metrics.sessions.inc(opened - closed)
-    for limit, count in refused.items():
-        metrics.connections_refused.labels(limit).inc(count)
-
-
-class _PeerProbe(asyncio.Protocol):
-    """Learns the client's address, then hands the connection to the real protocol.
-
-    asyncio's protocol factory is called before the peer is known; this thin first
-    protocol chooses between the SMTP session and a 421 once it is.
-    """
-
-    def __init__(self, limiter: ConnectionLimiter) -> None:
-        self.limiter = limiter
-        self.inner: asyncio.BaseProtocol | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        self.inner = self.limiter.open(ip)
-        transport.set_protocol(self.inner)
-        self.inner.connection_made(transport)

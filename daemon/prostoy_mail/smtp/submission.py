@@ -26,8 +26,10 @@ from ..config.model import SmtpLimits
 from ..mail.line_ends import SmuggledMessage
 from ..metrics import Metrics
 from ..sending_policy import SendingPolicy, Submission, header_addresses
-from .envelope import MailEnvelope
-from .server import SMUGGLING_REPLY, BoundedSMTP, ConnectionLimiter, message_data, peer_of, store_failure_reply
+from .envelope import MailEnvelope, message_data
+from .limiter import ConnectionLimiter
+from .replies import SMUGGLING_REPLY, peer_of, store_failure_reply
+from .server import BoundedSMTP
 
 log = logging.getLogger(__name__)
 Submit = Callable[[Submission], Awaitable[int]]  # returns the queue id for the 250 reply

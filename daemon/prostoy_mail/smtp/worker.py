@@ -36,7 +36,7 @@ from ..store.raw_files import RawFiles
 from .admission import SharedCounts
 from .channel import Channel, take_handed
 from .inbound import DeliveryFailed, InboundHandler, Policy, session_factory
-from .server import ConnectionLimiter
+from .limiter import ConnectionLimiter
 from .worker_messages import (
     Applied,
     Connections,

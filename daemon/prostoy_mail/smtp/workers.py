@@ -27,7 +27,8 @@ from ..metrics import Metrics
 from .admission import SharedCounts
 from .channel import Channel, hand_off
 from .inbound import Deliver, Policy
-from .server import count_connections, store_failure_reply
+from .limiter import count_connections
+from .replies import store_failure_reply
 from .worker_messages import (
     Applied,
     Connections,
