@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,8 +29,9 @@ from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
 from .funnel import MailFunnel
-from .instance_lock import AddressLocks, StoreLock
+from .instance_lock import StoreLock
 from .intake import REPLY_TOKEN_SECRET, Intake
+from .listeners import Listener, Listeners
 from .logs import setup_logging
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
@@ -55,22 +55,6 @@ STOP_GRACE_SECONDS = 30.0
 IMAP_UIDVALIDITY_SECRET = "imap-uidvalidity"
 
 
-@dataclass
-class _Listener:
-    endpoint: Endpoint
-    port: int
-    close: Callable[[], object]
-    settings: object  # what the listener was opened with; a change means reopening it
-
-
-def _listener_settings(name: str, endpoint: Endpoint, config: Config) -> object:
-    """What a listener is opened with: when it changes, the listener is reopened (only then).
-    The IMAP listeners read everything else from the running configuration."""
-    if name in ("imap", "imaps"):
-        return (endpoint, config.tls)
-    return (endpoint, config.smtp, config.daemon.hostname, config.tls)
-
-
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -80,7 +64,7 @@ class Daemon:
         self.smtp_handler: InboundHandler | None = None
         self.smtp_workers: SmtpWorkers | None = None  # processes serving inbound SMTP sessions, if any
         self.smtp_counts = LocalCounts()  # SMTP sessions in this process (across reloads), for the limits
-        self.listeners: dict[str, _Listener] = {}
+        self.listeners = Listeners()  # by name; each address claimed for this daemon alone
         self.metrics_server: tuple[Endpoint, Any] | None = None
         self.stopping = asyncio.Event()
         self.funnel: MailFunnel | None = None  # every message's way into the store
@@ -96,7 +80,6 @@ class Daemon:
         self.store_lock: StoreLock | None = None
         self.generation = 1  # of the configuration: one more with every reload that is applied
         self.reloading = asyncio.Lock()
-        self.address_locks = AddressLocks()  # this machine's listening addresses, ours alone
 
     async def start(self) -> None:
         location = self.config.store_location()
@@ -141,10 +124,10 @@ class Daemon:
         if name == "metrics":
             assert self.metrics_server is not None
             return int(self.metrics_server[1].server_port)
-        return self.listeners[name].port
+        return self.listeners.port(name)
 
     def _listening(self) -> str:
-        return ", ".join(f"{name} {listener.endpoint}" for name, listener in self.listeners.items()) or "no listeners"
+        return self.listeners.describe()
 
     def status(self) -> str:
         """The STATUS line systemd shows: what the daemon is doing."""
@@ -165,55 +148,11 @@ class Daemon:
             self.outbound.wake()
 
     async def _open_listeners(self) -> Callable[[], None]:
-        """Open what the configuration asks for: a listener that is new, or whose own settings
-        changed. Nothing running is closed here: that is the commit returned, to be called once
-        everything else of the change has worked. If one listener cannot be opened, those opened
-        before it are closed again and ProstoyMailError names it (the running ones go on).
+        """The listeners the configuration asks for, opened (listeners.py; the commit is returned)."""
+        metrics = {(self.metrics_server[0].host, self.metrics_server[0].port)} if self.metrics_server else set()
+        return await self.listeners.change_to(self.config, self._listen, metrics)
 
-        A new socket is bound (SO_REUSEPORT) before the old one closes, so no connection is
-        refused in between; open sessions go on with the limits they started with.
-        """
-        config = self.config
-        wanted = dict(config.listen.items())
-        opened: dict[str, _Listener] = {}
-        try:
-            for name, endpoint in wanted.items():
-                settings = _listener_settings(name, endpoint, config)
-                old = self.listeners.get(name)
-                if old is not None and old.settings == settings:
-                    continue
-                self.address_locks.claim(name, endpoint.host, endpoint.port)
-                try:
-                    opened[name] = await self._listen(name, endpoint, settings)
-                except OSError as exc:  # (Twisted's CannotListenError is turned into one in _listen_imap)
-                    raise ProstoyMailError(f"listen.{name}: cannot listen on {endpoint}: "
-                                           f"{exc.strerror or exc}") from None
-            if config.listen.metrics is not None:
-                self.address_locks.claim("metrics", config.listen.metrics.host, config.listen.metrics.port)
-        except BaseException:
-            for listener in opened.values():
-                listener.close()
-            running = {(listener.endpoint.host, listener.endpoint.port) for listener in self.listeners.values()}
-            if self.metrics_server is not None:
-                running.add((self.metrics_server[0].host, self.metrics_server[0].port))
-            self.address_locks.keep_only(running)  # (what this attempt claimed anew is let go)
-            raise
-
-        def commit() -> None:
-            for name in list(self.listeners):
-                if name not in wanted or name in opened:
-                    self.listeners.pop(name).close()
-            self.listeners.update(opened)
-            self.address_locks.keep_only(self._addresses(config))
-
-        return commit
-
-    @staticmethod
-    def _addresses(config: Config) -> set[tuple[str, int]]:
-        return {(e.host, e.port) for e in (*dict(config.listen.items()).values(), config.listen.metrics)
-                if e is not None}
-
-    async def _listen(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
+    async def _listen(self, name: str, endpoint: Endpoint, settings: object) -> Listener:
         loop = asyncio.get_running_loop()
         hostname = self.config.daemon.hostname
         if name in ("imap", "imaps"):
@@ -224,7 +163,7 @@ class Daemon:
             workers = await self._smtp_workers()
             sockets = await bind(endpoint.host, endpoint.port)
             close = workers.listen(sockets)
-            return _Listener(endpoint, int(sockets[0].getsockname()[1]), close, settings)
+            return Listener(endpoint, int(sockets[0].getsockname()[1]), close, settings)
         if name == "smtp":
             assert self.smtp_handler is not None
             factory = protocol_factory(self.smtp_handler, hostname, self.metrics, self.smtp_counts)
@@ -236,7 +175,7 @@ class Daemon:
             factory = submission_protocol_factory(self.submission_handler, hostname, context, implicit_tls=implicit)
             server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True,
                                               ssl=context if implicit else None)
-        return _Listener(endpoint, int(server.sockets[0].getsockname()[1]), server.close, settings)
+        return Listener(endpoint, int(server.sockets[0].getsockname()[1]), server.close, settings)
 
     async def _smtp_workers(self) -> SmtpWorkers:
         """The SMTP worker processes, started when a listener first needs them."""
@@ -248,7 +187,7 @@ class Daemon:
             self.smtp_workers = workers
         return self.smtp_workers
 
-    def _listen_imap(self, name: str, endpoint: Endpoint, settings: object) -> _Listener:
+    def _listen_imap(self, name: str, endpoint: Endpoint, settings: object) -> Listener:
         """IMAP through Twisted, whose reactor runs on this same event loop."""
         # Imported here: Twisted and pyOpenSSL take a quarter of a second to import, which a
         # daemon without an IMAP listener need not spend at every start.
@@ -278,7 +217,7 @@ class Daemon:
         except CannotListenError as exc:  # (not an OSError: what it wraps is)
             error = exc.socketError
             raise error if isinstance(error, OSError) else OSError(str(error)) from None
-        return _Listener(endpoint, int(port.getHost().port), port.stopListening, settings)
+        return Listener(endpoint, int(port.getHost().port), port.stopListening, settings)
 
     async def _delete_comment(self, comment_id: int) -> None:
         assert self.writer is not None
@@ -427,9 +366,7 @@ class Daemon:
         systemd_notify.stopping()
         for task in [*self.background, *([self.imap_watch] if self.imap_watch else [])]:
             task.cancel()
-        for listener in self.listeners.values():
-            listener.close()
-        self.listeners.clear()
+        self.listeners.close_all()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STOP_GRACE_SECONDS
         while self._in_data() and loop.time() < deadline:
@@ -452,7 +389,7 @@ class Daemon:
             self.imap.context.reader.close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
-        self.address_locks.release_all()
+        self.listeners.release_addresses()
         if self.store_lock is not None:
             self.store_lock.release()
         log.info("prostoy-mail stopped")

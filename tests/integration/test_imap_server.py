@@ -672,13 +672,14 @@ async def test_sent_shows_what_was_submitted_and_takes_the_clients_copy_once(ima
 async def test_a_reload_that_changes_smtp_leaves_the_imap_listeners_alone(imap: Imap) -> None:
     """[smtp] changes reopened the IMAP listeners too, which failed (Twisted's CannotListenError,
     not an OSError) and stopped the reload halfway."""
-    before = {name: imap.daemon.listeners[name] for name in ("imap", "imaps", "smtp")}
+    before = {name: imap.daemon.listeners.open[name] for name in ("imap", "imaps", "smtp")}
     client = await run(lambda: imap.login(implicit=True))
     config = imap.path / "prostoy-mail.toml"
     config.write_text(config.read_text() + "\n[smtp]\nmax_recipients = 7\n")
     await imap.daemon.reload()
-    assert imap.daemon.listeners["imap"] is before["imap"] and imap.daemon.listeners["imaps"] is before["imaps"]
-    assert imap.daemon.listeners["smtp"] is not before["smtp"]  # (its limits changed)
+    running = imap.daemon.listeners.open
+    assert running["imap"] is before["imap"] and running["imaps"] is before["imaps"]
+    assert running["smtp"] is not before["smtp"]  # (its limits changed)
     assert imap.daemon.config.smtp.max_recipients == 7
     assert _ok(await run(client.noop))  # the session opened before goes on
     await run(client.logout)
