@@ -7,40 +7,21 @@ it out and writes the answer under the request's id, which the command waits for
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+
+from .config_state import JsonRecord
 
 REQUEST = "control.request"  # the store's settings rows
 ANSWER = "control.answer"
 
 
 @dataclass(frozen=True, slots=True)
-class ControlRequest:
+class ControlRequest(JsonRecord):
     id: str
     unblock: list[str] = field(default_factory=list)  # client addresses whose failed logins are forgotten
 
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | None) -> ControlRequest | None:
-        try:
-            return None if data is None else cls(**json.loads(data))
-        except (ValueError, TypeError):
-            return None
-
 
 @dataclass(frozen=True, slots=True)
-class ControlAnswer:
+class ControlAnswer(JsonRecord):
     id: str
     cleared: dict[str, int] = field(default_factory=dict)  # address -> failure records forgotten
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | None) -> ControlAnswer | None:
-        try:
-            return None if data is None else cls(**json.loads(data))
-        except (ValueError, TypeError):
-            return None

@@ -31,7 +31,8 @@ _BOUNCE_SUBJECT = re.compile(
 )
 
 
-def is_bounce(msg: Message, headers: Headers, from_addr: str, mail_from: str | None) -> bool:
+def is_bounce(msg: Message, headers: Headers, from_addr: str, mail_from: str | None, automatic: bool) -> bool:
+    """`automatic`: is_auto_reply(headers), which the caller needs too."""
     if mail_from == "" or headers.text("x-failed-recipients"):
         return True
     content_type = msg.get_content_type()
@@ -43,8 +44,7 @@ def is_bounce(msg: Message, headers: Headers, from_addr: str, mail_from: str | N
     local = from_addr.split("@", 1)[0]
     if _DAEMON.match(local):
         return True
-    automatic = _POSTMASTER.match(local) or is_auto_reply(headers)
-    return bool(automatic and _BOUNCE_SUBJECT.search(headers.text("subject")))
+    return bool((automatic or _POSTMASTER.match(local)) and _BOUNCE_SUBJECT.search(headers.text("subject")))
 
 
 def _has_status_part(msg: Message) -> bool:

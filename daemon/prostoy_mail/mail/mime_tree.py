@@ -19,9 +19,8 @@ from .parse import MAX_DEPTH
 
 
 def bounded_tree(raw: bytes) -> Message:
-    """The compat32 parse of `raw`, no deeper than MAX_DEPTH multipart levels."""
-    if raw.lower().count(b"boundary") <= MAX_DEPTH:  # (each level needs a boundary of its own)
-        return message_from_bytes(raw, policy=compat32)
+    """The compat32 parse of `raw`, no deeper than MAX_DEPTH multipart levels. (The walk below
+    visits the parts down to that depth only: for ordinary mail, each part once.)"""
     try:
         msg = message_from_bytes(raw, policy=compat32)
     except RecursionError:

@@ -126,7 +126,8 @@ def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed
         text, attachments = _body(msg, {}, keep)
     headers = Headers(msg)
     from_name, from_addr = headers.sender()
-    bounce = is_bounce(msg, headers, from_addr, mail_from)
+    automatic = is_auto_reply(headers)
+    bounce = is_bounce(msg, headers, from_addr, mail_from, automatic)
     return ParsedMessage(
         subject=headers.text("subject"),
         from_name=from_name,
@@ -140,7 +141,7 @@ def _parse_message(raw: bytes, mail_from: str | None, whole: bool = True, parsed
         text=text,
         attachments=tuple(attachments),
         bounce=bounce,
-        auto_reply=not bounce and is_auto_reply(headers),  # a bounce is never an auto-reply
+        auto_reply=automatic and not bounce,  # a bounce is never an auto-reply
     )
 
 

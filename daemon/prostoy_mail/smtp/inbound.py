@@ -25,7 +25,7 @@ from ..tls_context import server_context
 from .admission import ConnectionCounts
 from .envelope import MailEnvelope, message_data
 from .limiter import ConnectionLimiter
-from .replies import SMUGGLING_REPLY, peer_of, store_failure_reply
+from .replies import DISK_FULL_REPLY, SMUGGLING_REPLY, peer_of, store_failure_reply
 from .server import BoundedSMTP
 
 if TYPE_CHECKING:  # (an SMTP worker process does without prometheus-client)
@@ -72,10 +72,11 @@ MIN_FREE = 1024 * 1024  # bytes the store's disk must have free beyond a message
 
 
 def _room_for(folder: Path, size: int) -> bool:
-    """Whether the disk of `folder` can take `size` more bytes (and MIN_FREE beside: the store's
-    own writes); unknown (statvfs failing) counts as room."""
+    """Whether the disk of the store's message files (`folder`, beside the store: the same disk as
+    its parent, which exists before the folder is made) can take `size` more bytes and MIN_FREE
+    beside (the store's own writes); unknown (statvfs failing) counts as room."""
     try:
-        stat = os.statvfs(folder if folder.exists() else folder.parent)  # (made with the first big message)
+        stat = os.statvfs(folder.parent)
     except OSError:
         return True
     return stat.f_bavail * stat.f_frsize >= size + MIN_FREE
@@ -98,7 +99,7 @@ class InboundHandler:
                 log.warning("%s: the store's disk has no room for %d more bytes; answering 452", peer_of(session),
                             declared + MIN_FREE)
                 self._count("disk_full")
-                return "452 4.3.1 Insufficient system storage, please try again later"
+                return DISK_FULL_REPLY
         envelope.mail_from = address  # the null sender arrives as "<>" (and must stay truthy for aiosmtpd)
         envelope.mail_options.extend(mail_options)
         envelope.recipients = []

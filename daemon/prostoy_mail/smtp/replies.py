@@ -31,12 +31,15 @@ ENHANCED = {
 SMUGGLING_REPLY = "550 5.5.2 Message refused: bare CR or LF around a '.' line (RFC 5321 2.3.8)"
 
 
+DISK_FULL_REPLY = "452 4.3.1 Insufficient system storage, please try again later"
+
+
 def store_failure_reply(exc: Exception, peer: str, doing: str) -> tuple[str, str]:
     """The reply (and its metric reason) when the store could not take a message: 452 when its
     disk is full, else 451; either way the client keeps the message and tries again."""
     if isinstance(exc, StoreFull) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
         log.error("%s: the store's disk is full; answering 452", peer)
-        return "452 4.3.1 Insufficient system storage, please try again later", "disk_full"
+        return DISK_FULL_REPLY, "disk_full"
     log.error("%s: failed %s a message; answering 451", peer, doing, exc_info=exc)
     return f"451 4.3.0 Temporary failure {doing} the message, please try again later", "store_failure"
 

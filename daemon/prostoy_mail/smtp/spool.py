@@ -10,16 +10,11 @@ a 30 MiB message grew the daemon by 93 MiB.
 from __future__ import annotations
 
 import asyncio
-import errno
-import logging
 
 from ..store.raw_files import RawFiles, SpooledRaw, SpoolWriter
-
-log = logging.getLogger(__name__)
+from .replies import store_failure_reply
 
 SPOOL_AT = 1024 * 1024  # bytes of DATA kept in memory before the rest goes to a file
-DISK_FULL_REPLY = "452 4.3.1 Insufficient system storage, please try again later"
-WRITE_FAILED_REPLY = "451 4.3.0 Temporary failure storing the message, please try again later"
 HEAD_SIZE = 1024 * 1024 + 64 * 1024  # what is kept in memory for parsing: headers and the body's start
 _END_OF_DATA = b"\r\n.\r\n"
 
@@ -77,10 +72,8 @@ class DataSpool:
             self._failed_write(exc)
 
     def _failed_write(self, exc: OSError) -> None:
-        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-        log.error("writing a big message's file failed (%s); it will be answered %s after its data",
-                  exc.strerror or exc, "452" if full else "451")
-        self._fail(DISK_FULL_REPLY if full else WRITE_FAILED_REPLY)
+        reply, _reason = store_failure_reply(exc, "a big message's file", "storing")  # 452 when the disk is full
+        self._fail(reply)  # (answered once the rest of DATA has been read)
 
     def _measure(self, region: bytes) -> None:
         """The first limit broken, in the order the bytes came (checked a chunk at a time).
