@@ -7,29 +7,11 @@ so that it can say whether the change is live, or why not.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from typing import Any, Self
+from dataclasses import dataclass
+
+from .json_record import JsonRecord
 
 CONFIGURATION_STATE = "daemon.configuration"  # the store's settings row
-
-
-class JsonRecord:
-    """A dataclass written to (and read from) a settings row of the store as JSON."""
-
-    __slots__ = ()
-
-    def to_json(self) -> bytes:
-        record: Any = self
-        return json.dumps(asdict(record)).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | None) -> Self | None:
-        """None when there is none, or it is not one (written by another version)."""
-        try:
-            return None if data is None else cls(**json.loads(data))
-        except (ValueError, TypeError):
-            return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config_state import JsonRecord
+from .json_record import JsonRecord
 
 REQUEST = "control.request"  # the store's settings rows
 ANSWER = "control.answer"
