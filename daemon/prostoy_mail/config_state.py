@@ -22,3 +22,4 @@ class ConfigurationState(JsonRecord):
     applied_sha256: str  # of the text the daemon runs with
     refused: str | None  # why the last reload was refused, if it was
     path: str  # the configuration file the daemon reads
+    reloads: int = 0  # reloads this daemon has carried out, applied or refused (a waiting command sees its own)

@@ -37,10 +37,10 @@ from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
 from .outbound.relay import RelayPool
 from .outbound.runner import QueueRunner
-from .provisioning import build_routing_table, delete_comment
-from .sending_policy import SendingPolicy
+from .provisioning import delete_comment
+from .running_config import RunningConfig
 from .smtp.admission import LocalCounts
-from .smtp.inbound import InboundHandler, Policy, protocol_factory
+from .smtp.inbound import InboundHandler, protocol_factory
 from .smtp.submission import SubmissionHandler, submission_protocol_factory
 from .smtp.workers import SmtpWorkers, bind
 from .store.sqlite import SqliteStore
@@ -57,7 +57,8 @@ IMAP_UIDVALIDITY_SECRET = "imap-uidvalidity"
 
 class Daemon:
     def __init__(self, config: Config) -> None:
-        self.config = config
+        self.starting_config = config  # until start() has built the RunningConfig from it
+        self.running: RunningConfig | None = None  # the configuration in effect (running_config.py)
         self.metrics = Metrics()
         self.writer: StoreWriter | None = None
         self.intake: Intake | None = None
@@ -73,13 +74,27 @@ class Daemon:
         self.fetchers: FetchManager | None = None
         self.submission_handler: SubmissionHandler | None = None
         self.outbound: QueueRunner | None = None
-        self.sent_uploader = SentFolderUploader(config)
+        self.sent_uploader = SentFolderUploader(lambda: self.config)
         self.guard: LoginGuard | None = None
         self.imap: ImapService | None = None
         self.imap_watch: asyncio.Task[None] | None = None
         self.store_lock: StoreLock | None = None
-        self.generation = 1  # of the configuration: one more with every reload that is applied
         self.reloading = asyncio.Lock()
+        self.reloads = 0  # carried out, applied or refused (recorded for the command line waiting on one)
+
+    @property
+    def config(self) -> Config:
+        """The configuration in effect."""
+        return self.running.config if self.running is not None else self.starting_config
+
+    @property
+    def generation(self) -> int:
+        """Of the configuration in effect: 1 at start, one more with every reload applied."""
+        return self.running.generation if self.running is not None else 0
+
+    def _in_effect(self) -> RunningConfig:
+        assert self.running is not None
+        return self.running
 
     async def start(self) -> None:
         location = self.config.store_location()
@@ -90,20 +105,25 @@ class Daemon:
         swept = await self.writer.run(lambda store: store.sweep_raw_files())
         if swept:
             log.info("store: removed %d message files that no message refers to (left by a crash)", swept)
-        table = await self.writer.run(lambda store: build_routing_table(self.config, store))
+        starting = self.starting_config
+        running = await self.writer.run(lambda store: RunningConfig.build(starting, store, generation=1))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
-        self.intake = Intake(self.writer, table, TaskTokens(key), self.config.smtp.duplicate_window)
+        # Every collaborator reads the configuration in effect through one of these readers:
+        # a reload swaps self.running, and they see the new one whole from then on.
+        self.intake = Intake(self.writer, lambda: self._in_effect().intake, TaskTokens(key))
         self.funnel = funnel = MailFunnel(self.intake, self.writer, self.writer.store.files, self.metrics,
-                                          lambda: self.config, self._sending_policy, self._wake_outbound)
-        self.smtp_handler = InboundHandler(Policy.of(self.config), funnel.deliver, self.metrics.count_rejected,
-                                           spool=self.writer.store.files)
-        self.guard = guard = LoginGuard(self._password_hash, self.config.auth)
-        self.submission_handler = SubmissionHandler(SendingPolicy.of(self.config), self.config.smtp, guard,
-                                                    funnel.submit, self.metrics)
-        self.outbound = QueueRunner(self.writer, self.intake, self.config,
-                                    RelayPool(self.config.daemon.hostname, self.config.outbound.timeout),
+                                          lambda: self.config, lambda: self._in_effect().sending,
+                                          self._wake_outbound)
+        self.smtp_handler = InboundHandler(lambda: self._in_effect().smtp, funnel.deliver,
+                                           self.metrics.count_rejected, spool=self.writer.store.files)
+        self.guard = guard = LoginGuard(self._password_hash, lambda: self.config.auth)
+        self.submission_handler = SubmissionHandler(lambda: self._in_effect().sending, lambda: self.config.smtp,
+                                                    guard, funnel.submit, self.metrics)
+        self.outbound = QueueRunner(self.writer, self.intake, lambda: self.config,
+                                    RelayPool(starting.daemon.hostname, starting.outbound.timeout),
                                     self.sent_uploader, self.metrics)
-        (await self._open_listeners())()
+        (await self._open_listeners(running))()
+        self.running = running
         await self._open_metrics()
         self.outbound.start()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), funnel.accept_fetched, self.writer,
@@ -139,55 +159,55 @@ class Daemon:
         return (f"{self._listening()}; {routed_today} messages routed today{last}; {gateways}{spool}; "
                 f"configuration generation {self.generation}")
 
-    def _sending_policy(self) -> SendingPolicy:
-        assert self.submission_handler is not None
-        return self.submission_handler.policy
-
     def _wake_outbound(self) -> None:
         if self.outbound is not None:
             self.outbound.wake()
 
-    async def _open_listeners(self) -> Callable[[], None]:
-        """The listeners the configuration asks for, opened (listeners.py; the commit is returned)."""
+    async def _open_listeners(self, wanted: RunningConfig) -> Callable[[], None]:
+        """The listeners `wanted` asks for, opened (listeners.py; the commit is returned)."""
         metrics = {(self.metrics_server[0].host, self.metrics_server[0].port)} if self.metrics_server else set()
-        return await self.listeners.change_to(self.config, self._listen, metrics)
+        return await self.listeners.change_to(wanted.config, partial(self._listen, wanted), metrics)
 
-    async def _listen(self, name: str, endpoint: Endpoint, settings: object) -> Listener:
+    async def _listen(self, wanted: RunningConfig, name: str, endpoint: Endpoint, settings: object) -> Listener:
+        """One listener, opened for the configuration `wanted` (not yet in effect on a reload)."""
         loop = asyncio.get_running_loop()
-        hostname = self.config.daemon.hostname
+        config = wanted.config
+        hostname = config.daemon.hostname
         if name in ("imap", "imaps"):
-            return self._listen_imap(name, endpoint, settings)
-        if name == "smtp" and self.config.smtp.workers:
-            if self.config.tls.cert is not None and self.config.tls.key is not None:
-                server_context(self.config.tls)  # (a certificate that cannot be loaded: one line, here)
-            workers = await self._smtp_workers()
+            return self._listen_imap(config, name, endpoint, settings)
+        if name == "smtp" and config.smtp.workers:
+            if wanted.smtp.tls is not None:
+                server_context(wanted.smtp.tls)  # (a certificate that cannot be loaded: one line, here)
+            workers = await self._smtp_workers(wanted)
             sockets = await bind(endpoint.host, endpoint.port)
             close = workers.listen(sockets)
             return Listener(endpoint, int(sockets[0].getsockname()[1]), close, settings)
         if name == "smtp":
             assert self.smtp_handler is not None
-            factory = protocol_factory(self.smtp_handler, hostname, self.metrics, self.smtp_counts)
+            factory = protocol_factory(self.smtp_handler, wanted.smtp, hostname, self.metrics, self.smtp_counts)
             server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True)
         else:
             assert self.submission_handler is not None
-            context = server_context(self.config.tls)
+            context = server_context(config.tls)
             implicit = name == "submissions"
-            factory = submission_protocol_factory(self.submission_handler, hostname, context, implicit_tls=implicit)
+            factory = submission_protocol_factory(self.submission_handler, config.smtp, hostname, context,
+                                                  implicit_tls=implicit)
             server = await loop.create_server(factory, endpoint.host, endpoint.port, reuse_port=True,
                                               ssl=context if implicit else None)
         return Listener(endpoint, int(server.sockets[0].getsockname()[1]), server.close, settings)
 
-    async def _smtp_workers(self) -> SmtpWorkers:
-        """The SMTP worker processes, started when a listener first needs them."""
+    async def _smtp_workers(self, wanted: RunningConfig) -> SmtpWorkers:
+        """The SMTP worker processes, started when a listener first needs them (with the policy of
+        `wanted`: on a reload, the workers are told of it only when it is swapped in)."""
         if self.smtp_workers is None:
             assert self.writer is not None and self.funnel is not None
-            workers = SmtpWorkers(self.config.smtp.workers, Policy.of(self.config), self.config.daemon.hostname,
-                                  self.writer.store.files.folder, self.funnel.deliver, self.metrics)
+            workers = SmtpWorkers(wanted.config.smtp.workers, wanted.smtp, wanted.config.daemon.hostname,
+                                  wanted.generation, self.writer.store.files.folder, self.funnel.deliver, self.metrics)
             await workers.start()
             self.smtp_workers = workers
         return self.smtp_workers
 
-    def _listen_imap(self, name: str, endpoint: Endpoint, settings: object) -> Listener:
+    def _listen_imap(self, config: Config, name: str, endpoint: Endpoint, settings: object) -> Listener:
         """IMAP through Twisted, whose reactor runs on this same event loop."""
         # Imported here: Twisted and pyOpenSSL take a quarter of a second to import, which a
         # daemon without an IMAP listener need not spend at every start.
@@ -200,14 +220,14 @@ class Daemon:
         reactor = imap_reactor.install(asyncio.get_running_loop())
         if self.imap is None:
             assert self.writer is not None and self.guard is not None
-            reader = SqliteStore(self.config.store_location())
+            reader = SqliteStore(config.store_location())
             uidvalidity = int.from_bytes(reader.secret(IMAP_UIDVALIDITY_SECRET)[:4], "big") & 0x7FFFFFFF or 1
             context = FolderContext(reader, self.writer.run, uidvalidity, self._delete_comment)
-            self.imap = ImapService(self.config, self.guard, context, self.metrics)
+            self.imap = ImapService(lambda: self.config, self.guard, context, self.metrics)
             self.imap_watch = asyncio.create_task(imap_hub.watch(context))
         from twisted.internet.error import CannotListenError
 
-        options = imap_tls_options(self.config.tls)
+        options = imap_tls_options(config.tls)
         factory = self.imap.factory(options, implicit_tls=name == "imaps")
         try:
             if name == "imaps":
@@ -282,39 +302,40 @@ class Daemon:
             await self._reload()
 
     async def _reload(self) -> None:
+        """The new configuration is built whole beside the running one (rules resolved against the
+        store, the listeners' policies), its new listeners opened, and only then swapped in with
+        one assignment: before that, nothing the daemon runs has changed."""
+        self.reloads += 1
         systemd_notify.reloading()
-        assert self.writer is not None and self.intake is not None and self.smtp_handler is not None
+        running = self._in_effect()
+        assert self.writer is not None
         try:
-            config = await asyncio.to_thread(load_config, self.config.path)
-            table = await self.writer.run(lambda store: build_routing_table(config, store))
-        except ConfigError as exc:
-            for problem in exc.problems:
+            config = await asyncio.to_thread(load_config, running.config.path)
+            wanted = await self.writer.run(
+                lambda store: RunningConfig.build(config, store, generation=running.generation + 1))
+            commit = await self._open_listeners(wanted)
+        except (ConfigError, ProstoyMailError) as exc:
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            for problem in problems:
                 log.error("reload refused, keeping the running configuration: %s", problem)
-            await self._reloaded(refused="; ".join(str(p) for p in exc.problems))
+            await self._reloaded(refused="; ".join(str(p) for p in problems))
             return
-        running = self.config
-        self._set_listener_config(config)  # what new listeners are opened with
-        try:
-            commit = await self._open_listeners()
-        except ProstoyMailError as exc:
-            self._set_listener_config(running)
-            log.error("reload refused, keeping the running configuration: %s", exc)
-            await self._reloaded(refused=str(exc))
-            return
-        self.intake.replace_table(table)
-        self.intake.duplicate_window = config.smtp.duplicate_window
-        self.sent_uploader.config = config
+        self.running = wanted  # the swap: from here on every reader sees the new generation
+        if self.smtp_workers is not None:
+            self.smtp_workers.apply(wanted.smtp, config.daemon.hostname, wanted.generation)
         if self.outbound is not None:
-            self.outbound.apply(config)
+            self.outbound.wake()  # (its poll interval, say, may have changed)
         if self.fetchers is not None:
-            self.fetchers.apply(config)
+            self.fetchers.apply(config)  # watchers started, stopped or replaced
         commit()  # only now are the listeners that moved or went away closed
         try:
             await self._open_metrics()
         except OSError as exc:
             log.error("reload: listen.metrics: cannot listen on %s: %s", config.listen.metrics, exc.strerror or exc)
-        self.generation += 1
-        log.info("configuration reloaded (generation %d): %d mailboxes, %d gateways, %d rules; %s", self.generation,
+        if self.smtp_workers is not None and not await self.smtp_workers.applied_everywhere():
+            log.warning("reload: not every SMTP worker has acknowledged configuration generation %d yet",
+                        wanted.generation)
+        log.info("configuration reloaded (generation %d): %d mailboxes, %d gateways, %d rules; %s", wanted.generation,
                  len(config.mailboxes), len(config.gateways), len(config.rules), self._listening())
         await self._reloaded()
 
@@ -332,20 +353,6 @@ class Daemon:
         except Exception as exc:  # (the store failing: the command times out and says so)
             log.warning("a request from the command line could not be carried out: %s", exc)
 
-    def _set_listener_config(self, config: Config) -> None:
-        """The configuration and the listeners' policies (reversible: set back if a reload fails)."""
-        assert self.smtp_handler is not None
-        self.config = config
-        self.smtp_handler.policy = Policy.of(config)
-        if self.smtp_workers is not None:  # (before a new listener's sockets reach them)
-            self.smtp_workers.apply(self.smtp_handler.policy, config.daemon.hostname)
-        if self.submission_handler is not None:
-            self.submission_handler.policy = SendingPolicy.of(config)
-            self.submission_handler.limits = config.smtp
-            self.submission_handler.guard.settings = config.auth
-        if self.imap is not None:
-            self.imap.config = config
-
     async def _reloaded(self, refused: str | None = None) -> None:
         """Tell systemd, and record for the command line which file was applied or refused."""
         await self._record_configuration(refused)
@@ -356,7 +363,7 @@ class Daemon:
         assert self.writer is not None
         self.metrics.config_generation.set(self.generation)
         state = ConfigurationState(os.getpid(), self.generation, file_digest(self.config.path),
-                                   self.config.text_sha256, refused, str(self.config.path))
+                                   self.config.text_sha256, refused, str(self.config.path), self.reloads)
         try:
             await self.writer.run(lambda store: store.set_setting(CONFIGURATION_STATE, state.to_json()))
         except Exception as exc:  # (a full disk, say: the daemon runs on; the command line will time out)

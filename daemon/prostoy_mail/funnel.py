@@ -73,9 +73,9 @@ class MailFunnel:
 
     async def submit(self, submission: Submission) -> int:
         """A message from a mail client (or `task send`) into the outbound spool; its queue id."""
-        intake, config, policy = self.intake, self.config(), self.sending_policy()
+        intake, config, policy, table = self.intake, self.config(), self.sending_policy(), self.intake.rules().table
         queued = await self.spool.run(
-            lambda store: enqueue_now(store, intake.tokens, intake.table, config, policy, submission))
+            lambda store: enqueue_now(store, intake.tokens, table, config, policy, submission))
         self.sent()
         return queued.entry_id
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -77,28 +77,31 @@ class Explanation:
     decision: Decision
 
 
-class Intake:
-    def __init__(self, writer: StoreJobs[IntakeStore], table: RoutingTable, tokens: TaskTokens,
-                 duplicate_window: float = 0.0) -> None:
-        self.writer = writer
-        self.table = table
-        self.tokens = tokens
-        self.duplicate_window = duplicate_window  # [smtp] duplicate_window, seconds (0: off)
+@dataclass(frozen=True, slots=True)
+class IntakeRules:
+    """What the configuration in effect says the intake routes by."""
 
-    def replace_table(self, table: RoutingTable) -> None:
-        """New rules (on reload); messages already being routed finish with the old ones."""
-        self.table = table
+    table: RoutingTable  # the rules with their tasks resolved to ids
+    duplicate_window: float = 0.0  # [smtp] duplicate_window, seconds (0: off)
+
+
+class Intake:
+    def __init__(self, writer: StoreJobs[IntakeStore], rules: Callable[[], IntakeRules], tokens: TaskTokens) -> None:
+        self.writer = writer
+        self.rules = rules  # those in effect (a reload swaps them; a message being routed keeps its own)
+        self.tokens = tokens
 
     async def accept(self, inbound: Inbound) -> Accepted:
-        table, window = self.table, self.duplicate_window
-        return await self.writer.run(lambda store: accept_now(store, self.tokens, table, inbound, window))
+        rules = self.rules()
+        return await self.writer.run(
+            lambda store: accept_now(store, self.tokens, rules.table, inbound, rules.duplicate_window))
 
     async def accept_many(self, inbounds: Sequence[Inbound]) -> list[Accepted | Exception]:
         """Several messages as one store job: each in its own savepoint (one failing does not
         spoil the others), one commit for all. Each result is the Accepted or the exception.
         The way in for fetched messages: one fetched before is not stored again (a restart after
         the commit), and the gateway's position moves past the ones stored."""
-        table = self.table
+        table = self.rules().table
 
         def job(store: IntakeStore) -> list[Accepted | Exception]:
             # Fetched messages: which were stored before is asked once for the batch, and the

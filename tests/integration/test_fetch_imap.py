@@ -65,6 +65,14 @@ def message(subject: str, body: str = "body") -> bytes:
     return f"From: client@client.ru\r\nTo: support@example.org\r\nSubject: {subject}\r\n\r\n{body}\r\n".encode()
 
 
+async def more_checks(server: Any, email: str, count: int = 2) -> None:
+    """Until the gateway's watcher has checked its mailbox `count` more times (polls, or IDLE
+    renewals): what was not fetched by then is not fetched."""
+    checks = server.daemon.fetchers.checks
+    start = checks(email)
+    await until(lambda: checks(email) >= start + count)
+
+
 def subjects(server: Any, email: str) -> list[str]:
     return [c.subject for c in server.comments(f"Mail/{email}")]
 
@@ -90,7 +98,7 @@ async def test_new_mail_arrives_through_idle_old_mail_stays_out(mail_server: Any
     assert (comment.subject, comment.source, comment.routed_by) == ("Счёт № 7", mailbox, ("fallback",))
     assert comment.text == "Оплатите, пожалуйста"
     assert latency < 5.0, latency  # IDLE, not polling
-    await asyncio.sleep(3.5)  # several IDLE renewals (idle_renew = 1) on one connection, no reconnects
+    await more_checks(server, mailbox, 3)  # each after an IDLE renewal (idle_renew = 1): on one connection
     daemon_logins = [line for line in dovecot.log().splitlines()
                      if f"Login: user=<{mailbox}>" in line and ", TLS," in line]  # the test's own are plain
     assert len(daemon_logins) == 1, dovecot.log()[-2000:]
@@ -157,8 +165,7 @@ async def test_restarts_neither_lose_nor_duplicate(mail_server: Any, dovecot: Do
     await until(lambda: all("\\Seen" in flags for _, flags, _ in dovecot.messages(mailbox)))
     await again.daemon.stop()
     third = await mail_server(config)
-    await until(lambda: (s := third.store().gateway_state(mailbox)) and s.last_success)
-    await asyncio.sleep(1.5)
+    await more_checks(third, mailbox)
     assert sorted(subjects(third, mailbox)) == ["one", "three", "two"]
     assert third.count("messages") == 3
 
@@ -184,7 +191,7 @@ async def test_a_new_uidvalidity_neither_loses_nor_duplicates(mail_server: Any, 
     store.close()
     again = await mail_server(config)
     await until(lambda: sorted(subjects(again, mailbox)) == ["after", "before"])
-    await asyncio.sleep(1.0)
+    await more_checks(again, mailbox)
     assert again.count("messages") == 2
 
 
@@ -241,8 +248,7 @@ async def test_without_that_option_a_deleted_comment_does_not_come_back(mail_ser
     store.close()
     await server.daemon.stop()
     again = await mail_server(config)
-    await until(lambda: (s := again.store().gateway_state(mailbox)) and s.last_success)
-    await asyncio.sleep(1.5)
+    await more_checks(again, mailbox)
     assert again.comments(f"Mail/{mailbox}") == [] and len(dovecot.messages(mailbox)) == 1
 
 
@@ -294,8 +300,7 @@ async def test_pop3_polls_and_deletes_after_the_commit(mail_server: Any, dovecot
     assert len(dovecot.messages(mailbox)) == 1  # the old one stays: it was there before the gateway
     await server.daemon.stop()
     again = await mail_server(config)
-    await until(lambda: (s := again.store().gateway_state(mailbox)) and s.last_success)
-    await asyncio.sleep(1.5)
+    await more_checks(again, mailbox)
     assert subjects(again, mailbox) == ["new over pop3"] and again.count("messages") == 1
 
 
@@ -317,7 +322,7 @@ async def test_a_failure_in_the_middle_of_a_batch_loses_nothing(mail_server: Any
     store.db.execute("DROP TRIGGER flaky")  # the fault passes before the message is quarantined
     store.close()
     await until(lambda: sorted(subjects(again, mailbox)) == ["first", "flaky", "fourth", "third"])
-    await asyncio.sleep(1.0)
+    await more_checks(again, mailbox)
     assert again.count("messages") == 4 and again.store().list_quarantine() == []
 
 
@@ -327,7 +332,7 @@ async def test_forwarding_off_fetches_nothing_until_a_reload_turns_it_on(mail_se
 
     server = await mail_server(gateway_config(dovecot, mailbox, options="forwarding = false"))
     await append(dovecot, mailbox, message("not fetched: forwarding is off"))
-    await asyncio.sleep(2.0)
+    assert mailbox not in server.daemon.fetchers.watchers  # no watcher: nothing can be fetched
     assert server.comments(f"Mail/{mailbox}") == [] and server.store().gateway_state(mailbox) is None
     server.config_path.write_text(server.config_path.read_text().replace("forwarding = false", "forwarding = true"))
     await server.daemon.reload()
@@ -347,7 +352,7 @@ async def test_pop3_first_import_takes_only_mail_since_import_since(mail_server:
     await append(dovecot, mailbox, recent)
     server = await mail_server(pop3_config(dovecot, mailbox, options='import_since = "2026-01-01"'))
     await until(lambda: subjects(server, mailbox) == ["from 2026"])
-    await asyncio.sleep(1.5)  # another poll: the old one stays out
+    await more_checks(server, mailbox)  # more polls: the old one stays out
     assert subjects(server, mailbox) == ["from 2026"] and len(dovecot.messages(mailbox)) == 2
 
 

@@ -26,6 +26,7 @@ from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.tls_files import write_server_pair
 from tests.users import HASHES, PASSWORDS
+from tests.waiting import until
 
 
 @dataclass
@@ -539,16 +540,17 @@ async def test_a_flood_of_commands_is_slowed_for_that_client_only(imap: Imap) ->
     writer.write(b"".join(b"n%d NOOP\r\n" % i for i in range(3500)))  # 1,000 commands a second
     await writer.drain()
 
+    answered = [0]
+
     async def answers() -> float:
-        count = 0
-        while count < 3500:
+        while answered[0] < 3500:
             line = await asyncio.wait_for(reader.readline(), 10)
             assert line, "disconnected"
-            count += line.startswith(b"n")
+            answered[0] += line.startswith(b"n")
         return loop.time() - started
 
     flood = asyncio.create_task(answers())
-    await asyncio.sleep(0.3)
+    await until(lambda: answered[0] >= 500)  # the flood is being answered (and soon slowed)
     other_started = loop.time()
 
     def other() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from prostoy_mail.config_state import CONFIGURATION_STATE, ConfigurationState
 from prostoy_mail.intake import REPLY_TOKEN_SECRET
 from prostoy_mail.mail.tokens import TaskTokens
 from prostoy_mail.store.sqlite import SqliteStore
@@ -117,6 +119,21 @@ async def test_replies_find_their_task(mail_server: Any) -> None:
     assert fallback.routed_by == ("fallback",)
 
 
+def await_refusal(config: Path, pid: int, timeout: float = 20.0) -> ConfigurationState:
+    """Until the daemon `pid` records that it refused its configuration file (config_state.py)."""
+    deadline = time.monotonic() + timeout
+    store = SqliteStore(config.parent / "store.db")
+    try:
+        while time.monotonic() < deadline:
+            state = ConfigurationState.from_json(store.setting(CONFIGURATION_STATE))
+            if state is not None and state.pid == pid and state.refused is not None:
+                return state
+            time.sleep(0.05)
+    finally:
+        store.close()
+    raise AssertionError("the daemon did not record a refusal")
+
+
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([console_script(), "--config", str(config), *args], capture_output=True, text=True,
                           timeout=60)
@@ -210,13 +227,17 @@ def test_rules_change_on_sighup_without_dropping_a_session(tmp_path: Path) -> No
         client.sendmail("a@b.ru", ["sales@example.test"], message(b"urgent 1"))
         with config.open("a") as f:
             f.write('[[rules]]\nname = "urgent"\nsubject = "urgent"\naction = "comment"\ntask = "Sales/Urgent"\n')
-        daemon.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        reloaded = run_cli(config, "reload")  # SIGHUP, and the daemon's word
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert re.fullmatch(r"the running daemon \(PID \d+\) applied \S+ \(configuration generation 2\)\n",
+                            reloaded.stdout), reloaded.stdout
         client.sendmail("a@b.ru", ["sales@example.test"], message(b"urgent 2"))
         good = config.read_text()
         config.write_text(good + "\n[[rules]]\nname = broken\n")
-        daemon.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        refused = run_cli(config, "reload")  # checked here: the daemon is not even told
+        assert refused.returncode == 2 and "not valid TOML" in refused.stderr, refused.stderr
+        daemon.send_signal(signal.SIGHUP)  # told anyway: it refuses the file and says so
+        await_refusal(config, daemon.pid)
         client.sendmail("a@b.ru", ["sales@example.test"], message(b"urgent 3"))
         client.quit()
         config.write_text(good)
@@ -230,3 +251,44 @@ def test_rules_change_on_sighup_without_dropping_a_session(tmp_path: Path) -> No
     assert "reload refused, keeping the running configuration" in err and "not valid TOML" in err
     assert "Traceback" not in err
     assert os.path.exists(tmp_path / "store.db")
+
+
+def test_reload_says_when_the_daemon_refuses_and_the_old_listener_goes_on(tmp_path: Path) -> None:
+    """What only the daemon can find out (a port taken by someone else) is refused there:
+    `reload` says so and why, exit 1; nothing the daemon runs has changed (the same generation)."""
+    import smtplib
+    import socket
+
+    port = free_port()
+    config = tmp_path / "prostoy-mail.toml"
+    text = (f'[daemon]\ndomain = "example.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
+            '[[mailboxes]]\nlogin = "sales"\n')
+    config.write_text(text)
+    assert run_cli(config, "reload").stderr == "prostoy-mail: no daemon is running on this store: nothing to reload\n"
+    daemon = subprocess.Popen([console_script(), "--config", str(config), "serve"], stderr=subprocess.PIPE, text=True)
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for _ in range(100):
+            try:
+                smtplib.SMTP("127.0.0.1", port, timeout=10).quit()
+                break
+            except OSError:
+                time.sleep(0.1)
+        config.write_text(text.replace(f":{port}", f":{taken.getsockname()[1]}"))
+        refused = run_cli(config, "reload")
+        assert refused.returncode == 1, refused
+        assert re.fullmatch(rf"prostoy-mail: the running daemon \(PID {daemon.pid}\) refused {re.escape(str(config))} and runs as "
+                            rf"before: listen.smtp: cannot listen on 127.0.0.1:\d+: Address already in use\n",
+                            refused.stderr), refused.stderr
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:  # the old listener, untouched
+            assert client.sendmail("a@b.ru", ["sales@example.test"], message(b"still here")) == {}
+        config.write_text(text)
+        again = run_cli(config, "reload")
+        assert again.stdout.endswith("(configuration generation 2)\n"), again  # the refusal applied nothing
+    finally:
+        taken.close()
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0 and "Traceback" not in err, err

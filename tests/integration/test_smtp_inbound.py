@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.waiting import until
 
 MAILBOXES = """
 [[mailboxes]]
@@ -172,7 +173,8 @@ async def test_connections_per_address_are_bounded(mail_server: Any) -> None:
     third = await server.connect()
     assert third.greeting.startswith("421 4.7.0")
     await first.close()
-    await asyncio.sleep(0.1)
+    sessions = server.daemon.metrics.sessions
+    await until(lambda: sessions._value.get() == 1)  # the daemon (or its worker) has counted the close
     fourth = await server.connect()  # a slot is free again
     assert fourth.greeting.startswith("220")
     for s in (second, third, fourth):

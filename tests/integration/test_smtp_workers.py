@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from typing import Any
@@ -105,6 +104,7 @@ async def test_reload_reaches_the_workers(mail_server: Any) -> None:
         config.write('\n[[mailboxes]]\nlogin = "info"\n')
     await server.daemon.reload()
     assert await server.daemon.smtp_workers.applied_everywhere()  # each worker has said so
+    assert [w.generation for w in server.daemon.smtp_workers.workers] == [2, 2] == [server.daemon.generation] * 2
     assert (await session.cmd("RCPT TO:<info@example.test>")).startswith("250")
     await session.close()
 
@@ -121,7 +121,8 @@ async def test_a_worker_that_hangs_is_killed_and_replaced(mail_server: Any, monk
     monkeypatch.setattr(workers_module, "SILENT_LIMIT", 1.0)
     server = await mail_server(WORKERS.format(workers=2))
     healthy, stuck = server.daemon.smtp_workers.workers
-    await asyncio.sleep(1.5)  # pinged and answering: nobody is killed
+    # pinged and answering for longer than SILENT_LIMIT (a ping every 0.1 s): nobody is killed
+    await until(lambda: min(healthy.pongs, stuck.pongs) >= 15)
     assert pids(server) == {healthy.process.pid, stuck.process.pid}
     os.kill(stuck.process.pid, signal.SIGSTOP)  # its loop stops: it answers no ping
     await until(lambda: stuck.process.pid not in pids(server) and len(pids(server)) == 2, timeout=15)

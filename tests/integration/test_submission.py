@@ -610,7 +610,8 @@ async def test_the_spool_survives_a_restart(outbound: Any, tmp_path: Path) -> No
         (got,) = await setup.gateway_peer.wait_for(1)
         assert b"across a restart" in got.raw
         assert (await until(lambda: (e := setup.entry(queue_id(reply))).state != "queued" and e)).state == "sent"
-        await asyncio.sleep(1.5)  # several passes of the runner: nothing is sent twice
+        passes = restarted.outbound.passes
+        await until(lambda: restarted.outbound.passes >= passes + 3)  # more passes: nothing is sent twice
         assert len(setup.gateway_peer.received) == 1
     finally:
         await restarted.stop()

@@ -86,7 +86,7 @@ def test_failures_slow_then_block_one_address_only() -> None:
     settings = AuthSettings(delay_after=2, max_delay=0.01, max_failures=4, failure_window=60, block_time=30)
 
     async def scenario() -> list[Outcome]:
-        guard = LoginGuard(lookup, settings, clock=lambda: now[0])
+        guard = LoginGuard(lookup, lambda: settings, clock=lambda: now[0])
         outcomes = [await guard.check("10.0.0.1", "ivanov", "wrong") for _ in range(4)]
         outcomes.append(await guard.check("10.0.0.1", "ivanov", "right"))  # blocked: not even checked
         outcomes.append(await guard.check("10.0.0.2", "ivanov", "right"))  # another address: fine

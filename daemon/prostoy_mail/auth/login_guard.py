@@ -43,14 +43,19 @@ class _Failures:
 
 
 class LoginGuard:
-    def __init__(self, lookup: Callable[[str], Awaitable[str | None]], settings: AuthSettings,
+    def __init__(self, lookup: Callable[[str], Awaitable[str | None]], settings: Callable[[], AuthSettings],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.lookup = lookup  # login -> its password hash (None: no such user, or no password)
-        self.settings = settings
+        self.settings_in_effect = settings  # ([auth] in effect, as a reload swaps it)
         self.clock = clock
         self._failures: dict[tuple[str, str], _Failures] = {}  # (address, login or UNKNOWN)
-        self._checks = asyncio.Semaphore(settings.max_parallel_checks)
+        # (sized once, at start: a reload does not resize it)
+        self._checks = asyncio.Semaphore(settings().max_parallel_checks)
         self._dummy_hash: str | None = None
+
+    @property
+    def settings(self) -> AuthSettings:
+        return self.settings_in_effect()
 
     def blocked_for(self, address: str, login: str = UNKNOWN) -> float:
         """Seconds this login (UNKNOWN: made-up logins) is still refused from this address (0: it may try)."""

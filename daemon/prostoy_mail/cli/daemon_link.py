@@ -22,38 +22,41 @@ from ..instance_lock import store_holder
 from ..store.sqlite import SqliteStore
 
 WAIT = 15.0  # seconds for the daemon's word
+NO_DAEMON = "no daemon is running on this store: the change applies when it starts"
 
 
-def apply_to_running_daemon(config: Config, store: SqliteStore) -> str:
-    """A line saying what the running daemon did with `config` (just saved); ProstoyMailError
-    when it refused it or cannot be told."""
+def apply_to_running_daemon(config: Config, store: SqliteStore, *, saved: bool = True) -> str:
+    """A line saying what the running daemon did with `config` (just saved, or, with saved=False,
+    to be read again as it is); ProstoyMailError when it refused it or cannot be told."""
+    lead, it = (f"saved {config.path}, but ", "it") if saved else ("", str(config.path))
     location = config.store_location()
     pid = store_holder(Path(location)) if "://" not in location else None
     if pid is None:
-        return "no daemon is running on this store: the change applies when it starts"
+        return NO_DAEMON
     before = _state(store)
     if before is not None and before.path != str(config.path):
-        raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) reads {before.path}: "
+        raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) reads {before.path}: "
                                "edit that file, or restart the daemon with this one")
     try:
         os.kill(pid, signal.SIGHUP)
     except PermissionError:
-        raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) cannot be told by this "
+        raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) cannot be told by this "
                                "user: reload it (systemctl reload prostoy-mail)") from None
     except ProcessLookupError:
-        return "no daemon is running on this store: the change applies when it starts"
+        return NO_DAEMON
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         state = _state(store)
-        if state is not None and state.pid == pid:
+        fresh = before is None or before.pid != pid or (state is not None and state.reloads > before.reloads)
+        if state is not None and state.pid == pid and fresh:
             if state.applied_sha256 == config.text_sha256:
-                return (f"the running daemon (PID {pid}) applied the change"
+                return (f"the running daemon (PID {pid}) applied {'the change' if saved else it}"
                         f" (configuration generation {state.generation})")
             if state.refused is not None and state.file_sha256 == config.text_sha256:
-                raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) refused it and "
+                raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) refused {it} and "
                                        f"runs as before: {state.refused}")
         time.sleep(0.05)
-    raise ProstoyMailError(f"saved {config.path}, but the running daemon (PID {pid}) did not confirm the change "
+    raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) did not confirm {'the change' if saved else it} "
                            f"within {WAIT:.0f} s: see its log")
 
 

@@ -38,6 +38,11 @@ class FetchManager:
                 self.watchers[email] = (gateway, server, started)
                 started.start()
 
+    def checks(self, email: str) -> int:
+        """How many checks of the gateway's mailbox its watcher has finished (0: none running)."""
+        running = self.watchers.get(email)
+        return running[2].checks if running is not None else 0
+
     def summary(self) -> str:
         if not self.watchers:
             return "no gateways fetching"

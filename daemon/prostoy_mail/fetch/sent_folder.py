@@ -12,6 +12,7 @@ import asyncio
 import imaplib
 import re
 import time
+from collections.abc import Callable
 
 from ..config.model import Config
 from .errors import FetchError
@@ -95,8 +96,8 @@ def _holds(imap: imaplib.IMAP4, folder: str, message_id: str) -> bool:
 class SentFolderUploader:
     """The outbound runner's `upload_sent`: append in a thread, on the configuration of the moment."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, config: Callable[[], Config]) -> None:
+        self.config = config  # the configuration in effect
 
     async def __call__(self, gateway_email: str, raw: bytes, message_id: str | None) -> None:
-        await asyncio.to_thread(append_to_sent, self.config, gateway_email, raw, message_id)
+        await asyncio.to_thread(append_to_sent, self.config(), gateway_email, raw, message_id)

@@ -76,6 +76,7 @@ class Watcher:
         self.stopping = threading.Event()
         self.connection: ImapConnection | Pop3Connection | None = None
         self.attempts: dict[FetchedKey, int] = {}
+        self.checks = 0  # whole checks of the mailbox that went well (each ends with record_success)
         self.thread = threading.Thread(target=self._run, name=f"fetch {gateway.email}", daemon=True)
         self._preparer: concurrent.futures.ThreadPoolExecutor
 
@@ -264,6 +265,7 @@ class ImapWatcher(Watcher):
                 last_uid = position.last_uid if position is not None else 0
                 self._import(connection, folder, connection.uids_above(last_uid))
                 self._store(partial(_record_success, gateway=gateway.email, steady=steady))
+                self.checks += 1
                 if connection.can_idle:
                     connection.idle(settings.idle_renew, self.stopping)
                 else:
@@ -386,6 +388,7 @@ class Pop3Watcher(Watcher):
             if deleted:
                 self._store(lambda s: s.actions_done(deleted))
             self._store(lambda s: s.record_success(email, steady=True))
+            self.checks += 1
         finally:
             self.connection = None
             connection.close()

@@ -85,7 +85,7 @@ class Realm:
 
     def requestAvatar(self, avatar_id: bytes, mind: Any, *interfaces: Any) -> tuple[Any, Account, Callable[[], None]]:
         user = self.service.context.reader.get_user(avatar_id.decode())
-        return imap4.IAccount, Account(user, self.service.context, lambda: self.service.config), lambda: None
+        return imap4.IAccount, Account(user, self.service.context, self.service.config_in_effect), lambda: None
 
 
 class ImapSession(imap4.IMAP4Server):
@@ -300,14 +300,18 @@ def _section(part: Any, msg: Any) -> bytes:
 class ImapService:
     """The listeners' shared state: configuration, logins, folders, connections per address."""
 
-    def __init__(self, config: Config, guard: LoginGuard, context: FolderContext,
+    def __init__(self, config: Callable[[], Config], guard: LoginGuard, context: FolderContext,
                  metrics: Metrics | None = None) -> None:
-        self.config = config
+        self.config_in_effect = config  # (as a reload swaps it)
         self.guard = guard
         self.context = context
         self.metrics = metrics
         self.per_ip: dict[str, int] = {}
         self.sessions: set[ImapSession] = set()
+
+    @property
+    def config(self) -> Config:
+        return self.config_in_effect()
 
     def close_all(self) -> None:
         """On stop: every client is told and disconnected."""

@@ -39,11 +39,11 @@ READ_BUDGET = 8 * 1024 * 1024  # bytes of messages read from the store at a time
 
 
 class QueueRunner:
-    def __init__(self, writer: StoreJobs[OutboundSpool], intake: Intake, config: Config, pool: RelayPool,
-                 upload_sent: UploadSent | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, writer: StoreJobs[OutboundSpool], intake: Intake, config: Callable[[], Config],
+                 pool: RelayPool, upload_sent: UploadSent | None = None, metrics: Metrics | None = None) -> None:
         self.writer = writer
         self.intake = intake
-        self.config = config
+        self.config_in_effect = config  # (as a reload swaps it)
         self.pool = pool
         self.upload_sent = upload_sent
         self.metrics = metrics
@@ -51,13 +51,14 @@ class QueueRunner:
         self._task: asyncio.Task[None] | None = None
         self._sent_retry_at: dict[int, float] = {}  # entry id -> when to try its Sent copy again
         self.queued = 0  # messages waiting in the spool, as of the last pass
+        self.passes = 0  # passes over the spool finished (each sends what was due)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbound-runner")
 
-    def apply(self, config: Config) -> None:
-        self.config = config
-        self.wake()
+    @property
+    def config(self) -> Config:
+        return self.config_in_effect()
 
     def wake(self) -> None:
         """Something was queued or changed: look at the spool now."""
@@ -75,6 +76,7 @@ class QueueRunner:
             self._wake.clear()
             try:
                 await self.run_once()
+                self.passes += 1
                 next_due = await self.writer.run(_next_due)
                 self.queued = await self.writer.run(_queued)
                 if self.metrics is not None:
@@ -158,7 +160,7 @@ class QueueRunner:
             address_tokens=tuple((logins[a], a.split("@")[0].split("+", 1)[1]) for a in local
                                  if "+" in a.split("@")[0]),
         )
-        table = self.intake.table
+        table = self.intake.rules().table
 
         def job(store: OutboundSpool) -> OutboundEntry:
             accepted = accept_now(store, self.intake.tokens, table, inbound)
@@ -202,7 +204,7 @@ class QueueRunner:
         source = "smtp" if entry.route == RELAY_ROUTE else entry.route.split(":", 1)[1]
         inbound = Inbound(raw=dsn, source=source, scopes=(entry.scope,), rcpt_tos=(entry.sender,), mail_from="",
                           peer=self.config.daemon.hostname)
-        accepted = accept_now(store, self.intake.tokens, self.intake.table, inbound)
+        accepted = accept_now(store, self.intake.tokens, self.intake.rules().table, inbound)
         log.warning("outbound %d: %d recipients failed; bounce %d to %s (%s)", entry.id, len(failed),
                     accepted.message_db_id, entry.sender, "; ".join(f"{f.address}: {f.reply}" for f in failed))
 

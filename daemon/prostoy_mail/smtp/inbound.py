@@ -83,13 +83,17 @@ def _room_for(folder: Path, size: int) -> bool:
 
 
 class InboundHandler:
-    def __init__(self, policy: Policy, deliver: Deliver, count_rejected: Callable[[str], None] | None = None,
-                 spool: RawFiles | None = None) -> None:
-        self.policy = policy
+    def __init__(self, policy: Callable[[], Policy], deliver: Deliver,
+                 count_rejected: Callable[[str], None] | None = None, spool: RawFiles | None = None) -> None:
+        self.policy_in_effect = policy  # (a reload swaps it; a command reads it once)
         self.deliver = deliver
         self.count_rejected = count_rejected  # a refusal, by reason (a metric)
         self.spool = spool  # the store's files: big messages are written there as they arrive
         self.in_data = 0  # sessions between DATA and its reply (a clean stop lets them finish)
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_in_effect()
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           mail_options: list[str]) -> str:
@@ -170,12 +174,12 @@ def _normalise_spooled(files: RawFiles | None, spooled: SpooledRaw) -> SpooledRa
     return files.write(raw, head_size=len(spooled.head))
 
 
-def session_factory(handler: InboundHandler, hostname: str) -> Callable[[Callable[[], None]], BoundedSMTP]:
+def session_factory(handler: InboundHandler, hostname: str,
+                    tls: Tls | None) -> Callable[[Callable[[], None]], BoundedSMTP]:
     """Makes an inbound SMTP session (in the daemon's process, or in an SMTP worker's) with the
-    handler's limits at the time: `make(on_close)`. With [tls] the sessions offer STARTTLS (the
-    certificate is loaded here, so a reload loads a renewed one)."""
+    handler's limits at the time: `make(on_close)`. With `tls` ([tls]) the sessions offer STARTTLS
+    (the certificate is loaded here, when a listener is opened: a reload loads a renewed one)."""
     classes: dict[int, type[BoundedSMTP]] = {}
-    tls = handler.policy.tls
     context = server_context(tls) if tls is not None else None
 
     def make(on_close: Callable[[], None]) -> BoundedSMTP:
@@ -191,9 +195,9 @@ def session_factory(handler: InboundHandler, hostname: str) -> Callable[[Callabl
     return make
 
 
-def protocol_factory(handler: InboundHandler, hostname: str, metrics: Metrics | None,
+def protocol_factory(handler: InboundHandler, policy: Policy, hostname: str, metrics: Metrics | None,
                      counts: ConnectionCounts | None = None) -> ConnectionLimiter:
-    """The listener's protocol factory (sessions in the daemon's process), bounded by the
-    policy's limits at the time of binding; `counts`: the open sessions (kept across a reload
-    that reopens the listener, so those opened before still count)."""
-    return ConnectionLimiter(handler.policy.limits, session_factory(handler, hostname), metrics, "smtp", counts)
+    """The listener's protocol factory (sessions in the daemon's process), bounded by the limits
+    of `policy`, the one the listener is opened for; `counts`: the open sessions (kept across a
+    reload that reopens the listener, so those opened before still count)."""
+    return ConnectionLimiter(policy.limits, session_factory(handler, hostname, policy.tls), metrics, "smtp", counts)

@@ -39,14 +39,22 @@ BLOCKED = "454 4.7.0 Too many failed logins from your address; try again later"
 
 
 class SubmissionHandler:
-    def __init__(self, policy: SendingPolicy, limits: SmtpLimits, guard: LoginGuard, submit: Submit,
-                 metrics: Metrics | None = None) -> None:
-        self.policy = policy
-        self.limits = limits
+    def __init__(self, policy: Callable[[], SendingPolicy], limits: Callable[[], SmtpLimits], guard: LoginGuard,
+                 submit: Submit, metrics: Metrics | None = None) -> None:
+        self.policy_in_effect = policy  # (these two: the configuration in effect, as a reload swaps it)
+        self.limits_in_effect = limits
         self.guard = guard
         self.submit = submit
         self.metrics = metrics
         self.in_data = 0
+
+    @property
+    def policy(self) -> SendingPolicy:
+        return self.policy_in_effect()
+
+    @property
+    def limits(self) -> SmtpLimits:
+        return self.limits_in_effect()
 
     # --- AUTH (these replace aiosmtpd's own PLAIN and LOGIN, which check synchronously) ------
 
@@ -163,11 +171,11 @@ def _ip(session: Any) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
-def submission_protocol_factory(handler: SubmissionHandler, hostname: str, context: ssl.SSLContext,
-                                *, implicit_tls: bool) -> ConnectionLimiter:
-    """A submission listener's protocol factory. With implicit TLS the server socket does the TLS;
-    else STARTTLS is offered and required before MAIL (and AUTH)."""
-    limits = handler.limits
+def submission_protocol_factory(handler: SubmissionHandler, limits: SmtpLimits, hostname: str,
+                                context: ssl.SSLContext, *, implicit_tls: bool) -> ConnectionLimiter:
+    """A submission listener's protocol factory, its sessions bounded by `limits` (those it is
+    opened with). With implicit TLS the server socket does the TLS; else STARTTLS is offered and
+    required before MAIL (and AUTH)."""
     session_class = type("SubmissionSMTP", (BoundedSMTP,), {"line_length_limit": limits.max_line_length})
 
     def make(on_close: Callable[[], None]) -> asyncio.BaseProtocol:

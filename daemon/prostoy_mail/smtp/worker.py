@@ -95,6 +95,7 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self.requests = itertools.count(1)
         self.waiting: dict[int, asyncio.Future[str]] = {}  # deliveries the daemon has not answered yet
+        self.policy: Policy  # the daemon's newest (UsePolicy); the first comes before any session
         self.handler: InboundHandler | None = None
         self.limiter: ConnectionLimiter | None = None  # the protocol factory of the listening sockets
         self.servers: dict[int, list[asyncio.AbstractServer]] = {}  # listener number -> its servers here
@@ -119,12 +120,11 @@ class Worker:
             self.waiting.pop(request, None)
 
     def apply(self, policy: Policy, hostname: str) -> None:
+        self.policy = policy
         if self.handler is None:
-            self.handler = InboundHandler(policy, self.deliver, lambda reason: self.channel.send(Rejected(reason)),
-                                          spool=self.files)
-        else:
-            self.handler.policy = policy
-        make = session_factory(self.handler, hostname)
+            self.handler = InboundHandler(lambda: self.policy, self.deliver,
+                                          lambda reason: self.channel.send(Rejected(reason)), spool=self.files)
+        make = session_factory(self.handler, hostname, policy.tls)
         if self.limiter is None:
             self.limiter = ConnectionLimiter(policy.limits, make, counts=self.counts, report=self.tally)
         else:

@@ -63,10 +63,11 @@ class _Worker:
     reader: asyncio.Task[None] | None = None  # reads what it says (and replaces it when it has gone)
     last_heard: float = 0.0  # the loop's time of its last message (its loop answers pings)
     generation: int = 0  # of the policy it has said it applies
+    pongs: int = 0  # pings it has answered
 
 
 class SmtpWorkers:
-    def __init__(self, count: int, policy: Policy, hostname: str, folder: Path,
+    def __init__(self, count: int, policy: Policy, hostname: str, generation: int, folder: Path,
                  deliver: Deliver, metrics: Metrics | None = None) -> None:
         self.count = count
         self.policy = policy
@@ -82,7 +83,7 @@ class SmtpWorkers:
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.watching: asyncio.Task[None] | None = None
-        self.generation = 1  # of the policy: one more with every apply()
+        self.generation = generation  # the daemon's configuration generation of the newest policy
         self.applied = asyncio.Condition()  # notified when a worker reports a generation
 
     async def start(self) -> None:
@@ -187,7 +188,7 @@ class SmtpWorkers:
                         for listener, sockets in self.listening.items():
                             self._hand_listener(worker, listener, sockets)
                 case Pong():
-                    pass  # (being heard from is the point)
+                    worker.pongs += 1  # (being heard from is the point)
                 case _:
                     log.error("smtp worker %d said what the daemon does not know: %r", worker.number,
                               type(message).__name__)
@@ -230,15 +231,16 @@ class SmtpWorkers:
 
     # --- reload and stop -----------------------------------------------------------------
 
-    def apply(self, policy: Policy, hostname: str) -> None:
-        """A new policy for every worker (and those started later); each acknowledges it."""
-        self.policy, self.hostname = policy, hostname
-        self.generation += 1
+    def apply(self, policy: Policy, hostname: str, generation: int) -> None:
+        """The policy of the daemon's configuration `generation`, for every worker (and those
+        started later); each acknowledges it (applied_everywhere)."""
+        self.policy, self.hostname, self.generation = policy, hostname, generation
         for worker in self.workers:
-            worker.channel.send(UsePolicy(policy, hostname, self.generation))
+            worker.channel.send(UsePolicy(policy, hostname, generation))
 
     async def applied_everywhere(self, timeout: float = 10.0) -> bool:
-        """Whether every running worker has said it applies the newest policy (within `timeout`)."""
+        """Whether every running worker has said it applies the newest policy (within `timeout`);
+        a worker that is starting gets it first thing, before its Ready."""
         async def everyone() -> None:
             async with self.applied:
                 await self.applied.wait_for(
