@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.config_factory import QUICK_FETCH, config_text
 from tests.ports import free_port, wait_port
 from tests.tls_files import write_server_pair
 
@@ -169,9 +170,9 @@ def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000, kill:
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = work / "prostoy-mail.toml"
-    config.write_text(f'[daemon]\ndomain = "crash.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
-                      f'[smtp]\nmax_connections_per_ip = 1000\nmax_message_size = {max(size * 2, 10 << 20)}\n'
-                      'workers = 2\n[[mailboxes]]\nlogin = "box"\n')
+    config.write_text(config_text(
+        domain="crash.test", listen={"smtp": f"127.0.0.1:{port}"}, mailboxes=["box"],
+        smtp={"max_connections_per_ip": 1000, "max_message_size": max(size * 2, 10 << 20), "workers": 2}))
     daemon = DaemonProcess(config, port)
     daemon.start()
     stop = threading.Event()
@@ -218,17 +219,9 @@ def fetch_crash(work: Path, kills: int, messages: int = 200) -> Report:
     try:
         port = free_port()
         config = work / "prostoy-mail.toml"
-        config.write_text(f"""[daemon]
-domain = "crash.test"
-store = "store.db"
-[listen]
-smtp = "127.0.0.1:{port}"
-[fetch]
-idle_renew = 2
-poll_interval = 1
-backoff_initial = 0.2
-backoff_max = 1
-""" + dovecot.gateway_toml(login, options="keep_on_server = false\nimport_since = 2000-01-01"))
+        config.write_text(config_text(domain="crash.test", listen={"smtp": f"127.0.0.1:{port}"},
+                                      fetch={**QUICK_FETCH, "idle_renew": 2}) + "\n"
+                          + dovecot.gateway_toml(login, options="keep_on_server = false\nimport_since = 2000-01-01"))
         daemon = DaemonProcess(config, port)
         daemon.start()
         stop = threading.Event()
@@ -294,25 +287,10 @@ def outbound_crash(work: Path, kills: int, senders: int = 2) -> Report:
     ca.configure_trust(client_context)
     port = free_port()
     config = work / "prostoy-mail.toml"
-    config.write_text(f"""[daemon]
-domain = "crash.test"
-store = "store.db"
-[listen]
-submission = "127.0.0.1:{port}"
-[tls]
-cert = "cert.pem"
-key = "key.pem"
-[outbound]
-retry_initial = 0.2
-retry_max = 1
-poll_interval = 0.5
-[relay]
-host = "127.0.0.1"
-port = {peer_port}
-security = "none"
-[[mailboxes]]
-login = "box"
-""")
+    config.write_text(config_text(
+        domain="crash.test", listen={"submission": f"127.0.0.1:{port}"}, tls={"cert": "cert.pem", "key": "key.pem"},
+        outbound={"retry_initial": 0.2, "retry_max": 1, "poll_interval": 0.5},
+        relay={"host": "127.0.0.1", "port": peer_port, "security": "none"}, mailboxes=["box"]))
     (work / "pw").write_text("pw\n")
     subprocess.run([CLI, "--config", str(config), "user", "add", "u", "--password-file", str(work / "pw")],
                    check=True, capture_output=True)

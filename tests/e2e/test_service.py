@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.config_factory import config_text
 from tests.conftest import console_script
 from tests.ports import free_port
 from tests.tls_files import write_server_pair
@@ -84,26 +85,22 @@ class Service:
                               text=True, timeout=60)
 
 
-CONFIG = """\
-[daemon]
-domain = "example.test"
-store = "store.db"
-mail_project = "Почта"
 
-[listen]
-smtp = "127.0.0.1:{smtp}"
-metrics = "127.0.0.1:{metrics}"
 
-[[mailboxes]]
-login = "sales"
-"""
+def service_config(smtp: int, metrics: int, imap: int | None = None) -> str:
+    """The service's configuration: SMTP and metrics on these ports (and IMAP, with [tls])."""
+    listen = {"smtp": f"127.0.0.1:{smtp}", "metrics": f"127.0.0.1:{metrics}"}
+    if imap is None:
+        return config_text(daemon={"mail_project": "Почта"}, mailboxes=["sales"], listen=listen)
+    return config_text(daemon={"mail_project": "Почта"}, mailboxes=["sales"],
+                       listen={**listen, "imap": f"127.0.0.1:{imap}"}, tls={"cert": "cert.pem", "key": "key.pem"})
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     smtp_port, metrics_port = free_port(), free_port()
     config = tmp_path / "prostoy-mail.toml"
-    config.write_text(CONFIG.format(smtp=smtp_port, metrics=metrics_port))
+    config.write_text(service_config(smtp_port, metrics_port))
     for args in (("project", "add", "Продажи"), ("task", "add", "Продажи", "Счета")):
         subprocess.run([console_script(), "--config", str(config), *args], check=True, capture_output=True)
     notify = NotifySocket(tmp_path / "notify.sock")
@@ -372,7 +369,7 @@ def test_a_second_daemon_on_the_same_store_or_address_refuses_to_start(service: 
 
     other = tmp_path / "other"
     other.mkdir()
-    (other / "prostoy-mail.toml").write_text(CONFIG.format(smtp=service.smtp_port, metrics=free_port()))
+    (other / "prostoy-mail.toml").write_text(service_config(service.smtp_port, free_port()))
     same_port = _serve(other / "prostoy-mail.toml")
     assert same_port.returncode == 1
     assert (f"listen.smtp: another prostoy-mail (PID {pid}) already listens on 127.0.0.1:{service.smtp_port}"
@@ -389,10 +386,7 @@ def test_a_second_daemon_on_the_same_store_or_address_refuses_to_start(service: 
         squatter.listen()
         taken = squatter.getsockname()[1]
         for listener, smtp, imap in (("smtp", taken, free_port()), ("imap", free_port(), taken)):
-            (other / "prostoy-mail.toml").write_text(
-                CONFIG.format(smtp=smtp, metrics=free_port()).replace(
-                    "[listen]\n", f'[listen]\nimap = "127.0.0.1:{imap}"\n')
-                + '\n[tls]\ncert = "cert.pem"\nkey = "key.pem"\n')
+            (other / "prostoy-mail.toml").write_text(service_config(smtp, free_port(), imap))
             busy = _serve(other / "prostoy-mail.toml")
             assert busy.returncode == 1
             assert f"listen.{listener}: cannot listen on 127.0.0.1:{taken}: Address already in use" in busy.stderr, \
@@ -488,7 +482,7 @@ def test_auth_unblock_forgets_an_addresses_failed_logins(service: Service, tmp_p
 
 def test_auth_unblock_without_a_daemon_says_so(tmp_path: Path) -> None:
     config = tmp_path / "prostoy-mail.toml"
-    config.write_text(CONFIG.format(smtp=free_port(), metrics=free_port()))
+    config.write_text(service_config(free_port(), free_port()))
     result = subprocess.run([console_script(), "--config", str(config), "auth", "unblock", "127.0.0.1"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "no daemon is running on this store" in result.stdout

@@ -15,16 +15,9 @@ from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.ports import Comment
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import config_text
 
-BASE_CONFIG = """\
-[daemon]
-domain = "example.test"
-hostname = "mx.example.test"
-store = "store.db"
-
-[listen]
-smtp = "127.0.0.1:0"
-"""
+BASE_CONFIG = config_text()  # SMTP on a free loopback port; a test adds what it needs
 
 
 @dataclass

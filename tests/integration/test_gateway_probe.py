@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from tests.config_factory import config_text
 from tests.conftest import console_script
 from tests.dovecot import Dovecot
 
@@ -49,25 +50,12 @@ async def smtp_peer(dovecot: Dovecot) -> AsyncIterator[int]:
 def write_config(tmp_path: Path, dovecot: Dovecot, smtp_port: int, password: str, imap_port: str = "imap",
                  ca: bool = True) -> Path:
     config = tmp_path / "prostoy-mail.toml"
-    config.write_text(f"""
-[daemon]
-domain = "example.test"
-store = "store.db"
-
-[[servers]]
-name = "dovecot.test"
-imap = "127.0.0.1:{dovecot.ports[imap_port]}"
-pop3 = "127.0.0.1:{dovecot.ports['pop3']}"
-smtp = "127.0.0.1:{smtp_port}"
-ssl = false
-security = "ssl"
-{f'ca_file = "{dovecot.ca_file}"' if ca else ""}
-
-[[gateways]]
-email = "probe@example.org"
-server = "dovecot.test"
-password = "{password}"
-""")
+    server = {"name": "dovecot.test", "imap": f"127.0.0.1:{dovecot.ports[imap_port]}",
+              "pop3": f"127.0.0.1:{dovecot.ports['pop3']}", "smtp": f"127.0.0.1:{smtp_port}", "ssl": False,
+              "security": "ssl", **({"ca_file": str(dovecot.ca_file)} if ca else {})}
+    config.write_text(config_text(listen={}, servers=[server],
+                                  gateways=[{"email": "probe@example.org", "server": "dovecot.test",
+                                             "password": password}]))
     return config
 
 

@@ -24,6 +24,7 @@ import trustme
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import LOOPBACK_ANY_PORT, config_text
 from tests.tls_files import write_server_pair
 from tests.users import HASHES, PASSWORDS
 from tests.waiting import until
@@ -65,43 +66,14 @@ async def imap(tmp_path: Path) -> AsyncIterator[Imap]:
     ca = trustme.CA()
     write_server_pair(ca, tmp_path, "localhost", "127.0.0.1", common_name="localhost")
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    (tmp_path / "prostoy-mail.toml").write_text("""
-[daemon]
-domain = "example.test"
-hostname = "mx.example.test"
-store = "store.db"
-
-[listen]
-smtp = "127.0.0.1:0"
-imap = "127.0.0.1:0"
-imaps = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-
-[relay]            # nobody listens there: sent mail stays queued, which is all these tests need
-host = "127.0.0.1"
-port = 9
-security = "none"
-
-[tls]
-cert = "cert.pem"
-key = "key.pem"
-
-[auth]
-delay_after = 3
-max_delay = 0.1
-max_failures = 5
-
-[[mailboxes]]
-login = "ivan"
-owner = "ivanov"
-
-[[mailboxes]]
-login = "petr"
-owner = "petrov"
-
-[[mailboxes]]
-login = "sales"
-""")
+    any_port = LOOPBACK_ANY_PORT
+    (tmp_path / "prostoy-mail.toml").write_text(config_text(
+        listen={"smtp": any_port, "imap": any_port, "imaps": any_port, "submission": any_port},
+        # nobody listens at the relay: sent mail stays queued, which is all these tests need
+        relay={"host": "127.0.0.1", "port": 9, "security": "none"},
+        tls={"cert": "cert.pem", "key": "key.pem"},
+        auth={"delay_after": 3, "max_delay": 0.1, "max_failures": 5},
+        mailboxes=[{"login": "ivan", "owner": "ivanov"}, {"login": "petr", "owner": "petrov"}, "sales"]))
     store = SqliteStore(tmp_path / "store.db")
     for login, password_hash in HASHES.items():
         store.add_user(login, login.title(), password_hash, login == "ivanov")

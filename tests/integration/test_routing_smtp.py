@@ -16,6 +16,7 @@ from prostoy_mail.config_state import CONFIGURATION_STATE, ConfigurationState
 from prostoy_mail.intake import REPLY_TOKEN_SECRET
 from prostoy_mail.mail.tokens import TaskTokens
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import config_text
 from tests.conftest import console_script
 from tests.ports import free_port
 
@@ -211,8 +212,7 @@ def test_rules_change_on_sighup_without_dropping_a_session(tmp_path: Path) -> No
 
     port = free_port()
     config = tmp_path / "prostoy-mail.toml"
-    config.write_text(f'[daemon]\ndomain = "example.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
-                      '[[mailboxes]]\nlogin = "sales"\n')
+    config.write_text(config_text(listen={"smtp": f"127.0.0.1:{port}"}, mailboxes=["sales"]))
     assert run_cli(config, "project", "add", "Sales").returncode == 0
     assert run_cli(config, "task", "add", "Sales", "Urgent").returncode == 0
     daemon = subprocess.Popen([console_script(), "--config", str(config), "serve"], stderr=subprocess.PIPE, text=True)
@@ -261,8 +261,7 @@ def test_reload_says_when_the_daemon_refuses_and_the_old_listener_goes_on(tmp_pa
 
     port = free_port()
     config = tmp_path / "prostoy-mail.toml"
-    text = (f'[daemon]\ndomain = "example.test"\nstore = "store.db"\n[listen]\nsmtp = "127.0.0.1:{port}"\n'
-            '[[mailboxes]]\nlogin = "sales"\n')
+    text = config_text(listen={"smtp": f"127.0.0.1:{port}"}, mailboxes=["sales"])
     config.write_text(text)
     assert run_cli(config, "reload").stderr == "prostoy-mail: no daemon is running on this store: nothing to reload\n"
     daemon = subprocess.Popen([console_script(), "--config", str(config), "serve"], stderr=subprocess.PIPE, text=True)
@@ -279,9 +278,9 @@ def test_reload_says_when_the_daemon_refuses_and_the_old_listener_goes_on(tmp_pa
         config.write_text(text.replace(f":{port}", f":{taken.getsockname()[1]}"))
         refused = run_cli(config, "reload")
         assert refused.returncode == 1, refused
-        assert re.fullmatch(rf"prostoy-mail: the running daemon \(PID {daemon.pid}\) refused {re.escape(str(config))} and runs as "
-                            rf"before: listen.smtp: cannot listen on 127.0.0.1:\d+: Address already in use\n",
-                            refused.stderr), refused.stderr
+        assert re.fullmatch(rf"prostoy-mail: the running daemon \(PID {daemon.pid}\) refused "
+                            rf"{re.escape(str(config))} and runs as before: listen.smtp: cannot listen on "
+                            rf"127.0.0.1:\d+: Address already in use\n", refused.stderr), refused.stderr
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:  # the old listener, untouched
             assert client.sendmail("a@b.ru", ["sales@example.test"], message(b"still here")) == {}
         config.write_text(text)

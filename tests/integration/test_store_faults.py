@@ -17,6 +17,7 @@ import pytest
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import QUICK_FETCH, config_text
 from tests.dovecot import Dovecot
 from tests.waiting import until
 
@@ -70,32 +71,14 @@ async def test_a_full_disk_gets_452_pauses_fetching_and_both_resume(small_disk: 
 
 async def _scenario(disk: Path, tmp_path: Path, dovecot: Dovecot) -> None:
     config = tmp_path / "prostoy-mail.toml"
-    config.write_text(f"""
-[daemon]
-domain = "faults.test"
-store = "disk/store.db"
-[listen]
-smtp = "127.0.0.1:0"
-[fetch]
-idle_renew = 1
-poll_interval = 1
-backoff_initial = 0.2
-backoff_max = 0.5
-max_attempts = 2
-[[servers]]
-name = "dovecot.test"
-imap = "127.0.0.1:{dovecot.ports['imap']}"
-fetch_security = "none"
-ssl = false
-[[mailboxes]]
-login = "box"
-[[gateways]]
-email = "{LOGIN}"
-server = "dovecot.test"
-login = "{LOGIN}"
-password = "pw"
-keep_on_server = false
-""")
+    config.write_text(config_text(
+        domain="faults.test", store="disk/store.db",
+        fetch={**QUICK_FETCH, "backoff_max": 0.5, "max_attempts": 2},
+        servers=[{"name": "dovecot.test", "imap": f"127.0.0.1:{dovecot.ports['imap']}", "fetch_security": "none",
+                  "ssl": False}],
+        mailboxes=["box"],
+        gateways=[{"email": LOGIN, "server": "dovecot.test", "login": LOGIN, "password": "pw",
+                   "keep_on_server": False}]))
     daemon = Daemon(load_config(config))
     await daemon.start()
     port = daemon.bound_port("smtp")
@@ -137,17 +120,7 @@ async def test_a_big_message_on_a_full_disk_gets_452_after_its_data(small_disk: 
     ended (was `500 Error: (OSError) [Errno 28]`, a bounce, and the rest of the body read as
     commands); a MAIL FROM declaring a SIZE the disk cannot take: 452 at once."""
     config = tmp_path / "prostoy-mail.toml"
-    config.write_text("""
-[daemon]
-domain = "faults.test"
-store = "disk/store.db"
-[listen]
-smtp = "127.0.0.1:0"
-[smtp]
-workers = 0
-[[mailboxes]]
-login = "box"
-""")
+    config.write_text(config_text(domain="faults.test", store="disk/store.db", smtp={"workers": 0}, mailboxes=["box"]))
     daemon = Daemon(load_config(config))
     await daemon.start()
     try:

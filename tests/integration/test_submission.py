@@ -9,7 +9,7 @@ import base64
 import smtplib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.ports import Comment, OutboundEntry
 from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import LOOPBACK_ANY_PORT, config_text
 from tests.conftest import Cli
 from tests.dovecot import Dovecot
 from tests.smtp_peer import SmtpPeer
@@ -87,9 +88,9 @@ def queue_id(reply: str) -> int:
 async def outbound(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[Daemon, SmtpPeer, SmtpPeer]] = []
 
-    async def start(*, outbound: str = "", relay_security: str = "starttls", peer_security: str | None = None,
-                    relay_ca: str = "ca.pem", extra: str = "",
-                    gateway_options: str = "", extra_ca: Path | None = None,
+    async def start(*, outbound: Mapping[str, Any] | None = None, relay_security: str = "starttls",
+                    peer_security: str | None = None, relay_ca: str = "ca.pem", extra: str = "",
+                    gateway_options: Mapping[str, Any] | None = None, extra_ca: Path | None = None,
                     prepare: Callable[[SqliteStore], None] | None = None) -> Setup:
         ca = trustme.CA()
         ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
@@ -100,75 +101,22 @@ async def outbound(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         gateway_peer = await SmtpPeer(ca, "starttls", {"support@peer.test": "gw-pw",
                                                         "ivanov@peer.test": "iv-pw"}).start()
         relay_peer = await SmtpPeer(ca, peer_security or relay_security, {"relay-user": "relay-pw"}).start()
-        (tmp_path / "prostoy-mail.toml").write_text(f"""
-[daemon]
-domain = "example.test"
-hostname = "mx.example.test"
-store = "store.db"
-
-[listen]
-smtp = "127.0.0.1:0"
-submission = "127.0.0.1:0"
-submissions = "127.0.0.1:0"
-
-[tls]
-cert = "cert.pem"
-key = "key.pem"
-
-[auth]
-delay_after = 3
-max_delay = 0.2
-max_failures = 6
-block_time = 60
-
-[outbound]
-retry_initial = 0.3
-retry_max = 1
-poll_interval = 0.5
-{outbound}
-
-[relay]
-host = "127.0.0.1"
-port = {relay_peer.port}
-security = "{relay_security}"
-login = "relay-user"
-password = "relay-pw"
-ca_file = "{relay_ca}"
-
-[[servers]]
-name = "peer.test"
-smtp = "127.0.0.1:{gateway_peer.port}"
-security = "starttls"
-ca_file = "ca.pem"
-
-[[mailboxes]]
-login = "sales"
-
-[[mailboxes]]
-login = "ivan"
-owner = "ivanov"
-
-[[mailboxes]]
-login = "petr"
-owner = "petrov"
-
-[[gateways]]
-email = "support@peer.test"
-server = "peer.test"
-login = "support@peer.test"
-password = "gw-pw"
-forwarding = false
-{gateway_options}
-
-[[gateways]]
-email = "ivanov@peer.test"
-server = "peer.test"
-login = "ivanov@peer.test"
-password = "iv-pw"
-personal_for = "ivanov"
-forwarding = false
-{extra.replace("GATEWAY_PEER_PORT", str(gateway_peer.port))}
-""")
+        outbound_options = {"retry_initial": 0.3, "retry_max": 1, "poll_interval": 0.5, **(outbound or {})}
+        text = config_text(
+            listen={"smtp": LOOPBACK_ANY_PORT, "submission": LOOPBACK_ANY_PORT, "submissions": LOOPBACK_ANY_PORT},
+            tls={"cert": "cert.pem", "key": "key.pem"},
+            auth={"delay_after": 3, "max_delay": 0.2, "max_failures": 6, "block_time": 60},
+            outbound=outbound_options,
+            relay={"host": "127.0.0.1", "port": relay_peer.port, "security": relay_security, "login": "relay-user",
+                   "password": "relay-pw", "ca_file": relay_ca},
+            servers=[{"name": "peer.test", "smtp": f"127.0.0.1:{gateway_peer.port}", "security": "starttls",
+                      "ca_file": "ca.pem"}],
+            mailboxes=["sales", {"login": "ivan", "owner": "ivanov"}, {"login": "petr", "owner": "petrov"}],
+            gateways=[{"email": "support@peer.test", "server": "peer.test", "login": "support@peer.test",
+                       "password": "gw-pw", "forwarding": False, **(gateway_options or {})},
+                      {"email": "ivanov@peer.test", "server": "peer.test", "login": "ivanov@peer.test",
+                       "password": "iv-pw", "personal_for": "ivanov", "forwarding": False}])
+        (tmp_path / "prostoy-mail.toml").write_text(text + extra.replace("GATEWAY_PEER_PORT", str(gateway_peer.port)))
         store = SqliteStore(tmp_path / "store.db")
         for login, password_hash in HASHES.items():
             store.add_user(login, login.title(), password_hash, login == "ivanov")
@@ -453,7 +401,7 @@ async def test_refused_recipients_bounce_per_recipient_into_the_task(outbound: A
 
 
 async def test_a_message_that_keeps_failing_expires_and_bounces(outbound: Any) -> None:
-    setup: Setup = await outbound(outbound="max_queue_time = 1.5")
+    setup: Setup = await outbound(outbound={"max_queue_time": 1.5})
     setup.gateway_peer.answers["slow@far.example"] = "452 4.2.2 mailbox full"
     reply = await setup.submit("support@peer.test", ["slow@far.example"],
                                message("support@peer.test", "slow@far.example", "expiring"))
@@ -578,7 +526,7 @@ async def test_task_send_from_the_command_line_is_sent_by_the_running_daemon(out
 
 
 async def test_a_relay_without_starttls_gets_nothing_in_plain_text(outbound: Any, tmp_path: Path) -> None:
-    setup: Setup = await outbound(relay_security="starttls", peer_security="none", outbound="max_queue_time = 60")
+    setup: Setup = await outbound(relay_security="starttls", peer_security="none", outbound={"max_queue_time": 60})
     reply = await setup.submit("sales@example.test", ["x@far.example"],
                                message("sales@example.test", "x@far.example", "must be encrypted"))
     entry = await until(lambda: (e := setup.entry(queue_id(reply))).attempts >= 1 and e)
@@ -588,7 +536,7 @@ async def test_a_relay_without_starttls_gets_nothing_in_plain_text(outbound: Any
 
 async def test_an_untrusted_certificate_is_refused(outbound: Any, tmp_path: Path) -> None:
     trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
-    setup: Setup = await outbound(relay_ca="other-ca.pem", outbound="max_queue_time = 60")
+    setup: Setup = await outbound(relay_ca="other-ca.pem", outbound={"max_queue_time": 60})
     reply = await setup.submit("sales@example.test", ["x@far.example"],
                                message("sales@example.test", "x@far.example", "verify me"))
     entry = await until(lambda: (e := setup.entry(queue_id(reply))).attempts >= 1 and e)
@@ -619,7 +567,7 @@ async def test_the_spool_survives_a_restart(outbound: Any, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("misbehave", ["stall", "drop"])
 async def test_a_peer_that_stalls_or_drops_in_data_is_retried(outbound: Any, misbehave: str) -> None:
-    setup: Setup = await outbound(outbound="timeout = 1")
+    setup: Setup = await outbound(outbound={"timeout": 1})
     setup.gateway_peer.misbehave = misbehave
     reply = await setup.submit("support@peer.test", ["x@far.example"],
                                message("support@peer.test", "x@far.example", f"peer {misbehave}s"))

@@ -13,27 +13,13 @@ from prostoy_mail.fetch.sent_folder import decode_folder_name
 from prostoy_mail.mail.compose import FailedRecipient, delivery_status_notification, edit_header
 from prostoy_mail.mail.parse import parse_message
 from prostoy_mail.sending_policy import SendingPolicy
+from tests.config_factory import config_text
 
-CONFIG = """
-[daemon]
-domain = "example.test"
-[[mailboxes]]
-login = "sales"
-[[mailboxes]]
-login = "ivan"
-owner = "ivanov"
-[[gateways]]
-email = "Support@Yandex.ru"
-server = "yandex.ru"
-login = "support@yandex.ru"
-password = "x"
-[[gateways]]
-email = "ivanov@mail.ru"
-server = "mail.ru"
-login = "ivanov@mail.ru"
-password = "x"
-personal_for = "ivanov"
-"""
+CONFIG = config_text(
+    listen={}, mailboxes=["sales", {"login": "ivan", "owner": "ivanov"}],
+    gateways=[{"email": "Support@Yandex.ru", "server": "yandex.ru", "login": "support@yandex.ru", "password": "x"},
+              {"email": "ivanov@mail.ru", "server": "mail.ru", "login": "ivanov@mail.ru", "password": "x",
+               "personal_for": "ivanov"}])
 
 
 def test_who_may_send_as_what() -> None:
