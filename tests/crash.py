@@ -170,9 +170,14 @@ def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000, kill:
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = work / "prostoy-mail.toml"
+    # Every message also opens a task (a global new_task rule): none may be left without its
+    # first comment, and none opened twice.
     config.write_text(config_text(
         domain="crash.test", listen={"smtp": f"127.0.0.1:{port}"}, mailboxes=["box"],
-        smtp={"max_connections_per_ip": 1000, "max_message_size": max(size * 2, 10 << 20), "workers": 2}))
+        smtp={"max_connections_per_ip": 1000, "max_message_size": max(size * 2, 10 << 20), "workers": 2},
+        routing={"new_tasks_per_sender_per_hour": 100_000},
+        rules=[{"name": "tickets", "action": "new_task", "project": "Tickets"}]))
+    subprocess.run([CLI, "--config", str(config), "project", "add", "Tickets"], check=True, capture_output=True)
     daemon = DaemonProcess(config, port)
     daemon.start()
     stop = threading.Event()
@@ -203,8 +208,24 @@ def smtp_crash(work: Path, kills: int, senders: int = 4, size: int = 2000, kill:
     name = "smtp" if kill == "daemon" else "smtp-workers"
     counts = _count_store(report := Report(name, survived, len(acked)), work / "store.db", acked)
     report.extra["stored but not acknowledged"] = sum(1 for k in counts if k.removesuffix("@crash") not in acked)
+    report.extra.update(_task_counts(work / "store.db", acked))
     report.extra["tracebacks"] = daemon.tracebacks()
     return report
+
+
+def _task_counts(store: Path, acked: dict[str, bytes]) -> dict[str, int]:
+    """The tasks the new_task rule opened: one per stored message, each with its first comment."""
+    db = sqlite3.connect(store)
+    try:
+        opened = Counter(str(row[0]) for row in db.execute("SELECT opened_by FROM conversations"))
+        bare = db.execute("SELECT count(*) FROM conversations v WHERE NOT EXISTS"
+                          " (SELECT 1 FROM comments c WHERE c.task_id = v.task_id)").fetchone()[0]
+        kinds = db.execute("SELECT count(*) FROM tasks WHERE kind = 'conversation'").fetchone()[0]
+    finally:
+        db.close()
+    return {"tasks opened twice": sum(1 for n in opened.values() if n > 1),
+            "tasks without their first comment": int(bare) + abs(int(kinds) - sum(opened.values())),
+            "acknowledged without their task": sum(1 for marker in acked if f"{marker}@crash" not in opened)}
 
 
 # --- (b) fetching from a gateway (Dovecot), deleting after the commit -------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,18 @@ class Stored:
 
 
 @dataclass
+class Conversation:
+    task_id: int
+    rule: str
+    opened_by: str
+    sender: str
+    opened_at: str
+    project_id: int
+    title: str
+    assignee: str | None
+
+
+@dataclass
 class MemoryIntakeStore:
     folder: Path
     messages: dict[int, Stored] = field(default_factory=dict)
@@ -34,6 +46,8 @@ class MemoryIntakeStore:
     positions: dict[tuple[str, str], int] = field(default_factory=dict)
     sent: dict[str, int] = field(default_factory=dict)  # Message-ID -> task
     tasks: set[int] = field(default_factory=set)
+    conversations: dict[int, Conversation] = field(default_factory=dict)  # by task
+    participants: set[tuple[int, str]] = field(default_factory=set)
     depth: int = 0
 
     @property
@@ -43,12 +57,14 @@ class MemoryIntakeStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[object]:
         """All or nothing, as a savepoint: the state is put back if the block raises."""
-        saved = copy.deepcopy((self.messages, self.comments, self.mailboxes, self.fetched, self.positions))
+        saved = copy.deepcopy((self.messages, self.comments, self.mailboxes, self.fetched, self.positions,
+                               self.tasks, self.conversations, self.participants))
         self.depth += 1
         try:
             yield self
         except BaseException:
-            self.messages, self.comments, self.mailboxes, self.fetched, self.positions = saved
+            (self.messages, self.comments, self.mailboxes, self.fetched, self.positions,
+             self.tasks, self.conversations, self.participants) = saved
             raise
         finally:
             self.depth -= 1
@@ -109,3 +125,35 @@ class MemoryIntakeStore:
 
     def task_exists(self, task_id: int) -> bool:
         return task_id in self.tasks
+
+    def open_conversation(self, rule: str, opened_by: str, sender: str, project_id: int, title: str,
+                          assignee: str | None) -> int:
+        task_id = max([*self.tasks, 1000]) + 1
+        self.tasks.add(task_id)
+        taken = {c.title for c in self.conversations.values() if c.project_id == project_id}
+        unique = title if title not in taken else next(f"{title} ({n})" for n in range(2, 10**6)
+                                                       if f"{title} ({n})" not in taken)
+        self.conversations[task_id] = Conversation(task_id, rule, opened_by, sender.lower(),
+                                                   datetime.now(UTC).isoformat(timespec="seconds"), project_id,
+                                                   unique, assignee)
+        self.add_participants(task_id, [sender])
+        return task_id
+
+    def conversation_opened_by(self, rule: str, opened_by: str) -> int | None:
+        return next((c.task_id for c in self.conversations.values() if (c.rule, c.opened_by) == (rule, opened_by)),
+                    None)
+
+    def conversations_opened_for(self, sender: str, since: str) -> int:
+        return sum(1 for c in self.conversations.values() if c.sender == sender.lower() and c.opened_at >= since)
+
+    def conversation_in_thread(self, message_ids: Sequence[str], sender: str) -> int | None:
+        for message_id in message_ids:
+            for task_id, message_db_id, _ in self.comments.values():
+                if self.messages[message_db_id].record.message_id == message_id \
+                        and (task_id, sender.lower()) in self.participants:
+                    return task_id
+        return None
+
+    def add_participants(self, task_id: int, addresses: Iterable[str]) -> None:
+        if task_id in self.conversations:
+            self.participants |= {(task_id, a.lower()) for a in addresses if a}

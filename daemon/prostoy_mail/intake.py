@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from .conversation import find_conversation, may_open_tasks, open_tasks, opening_key
 from .mail.mime_scan import scan_multipart
 from .mail.parse import TEXT_INLINE, ParsedMessage, parse_message, parse_prefix
 from .mail.tokens import TaskTokens
@@ -153,12 +154,14 @@ def accept_now(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, inbo
             store.record_fetched(fetch.key, existing, kept_action)
             return Accepted(existing, (), Decision(()), server_action=kept_action, duplicate=True)
     parsed = inbound.parsed or _parse(store, inbound)
-    reply_task = find_reply_task(store, tokens, parsed, inbound.address_tokens)
-    decision = route(facts_of(parsed, inbound.rcpt_tos), table, inbound.scopes, reply_task)
+    decision = _decide(store, tokens, table, parsed, inbound.rcpt_tos, inbound.scopes, inbound.address_tokens)
     record = record_of(parsed, inbound)
     if sha256 is not None and record.sha256 is None:  # (computed above: not again)
         record = replace(record, sha256=sha256)
     message_db_id = store.insert_message(record)
+    if decision.new_tasks:  # (opened in this transaction: never a task without its first comment)
+        key = opening_key(parsed, inbound.raw, record.sha256)
+        decision = replace(decision, targets=open_tasks(store, decision, parsed, key))
     comment_ids = store.insert_comments(
         message_db_id, [CommentTarget(t.task_id, t.routed_by, t.assign_to) for t in decision.targets])
     for scope in inbound.scopes:  # mail for a domain mailbox is also in that mailbox (its IMAP folder)
@@ -174,6 +177,17 @@ def accept_now(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, inbo
                  ", ".join(decision.rule_hits) or f"ignored by {decision.ignored_by}",
                  " [bounce]" if parsed.bounce else " [auto-reply]" if parsed.auto_reply else "")
     return Accepted(message_db_id, comment_ids, decision, parsed, action)
+
+
+def _decide(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, parsed: ParsedMessage,
+            rcpt_tos: Sequence[str], scopes: Sequence[str], address_tokens: Sequence[tuple[str, str]],
+            *, trace: bool = False) -> Decision:
+    """Replies first (to mail sent from a task, then conversations), else the rules."""
+    reply_task, reply_by = find_reply_task(store, tokens, parsed, address_tokens), "reply"
+    if reply_task is None:
+        reply_task, reply_by = find_conversation(store, parsed), "conversation"
+    return route(facts_of(parsed, rcpt_tos), table, scopes, reply_task, reply_by=reply_by,
+                 may_open_tasks=reply_task is not None or may_open_tasks(store, table, parsed), trace=trace)
 
 
 def _recent_duplicate(store: IntakeStore, inbound: Inbound, sha256: str, window: float) -> Accepted | None:
@@ -220,13 +234,14 @@ def explain(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, raw: by
             scopes: Sequence[str]) -> Explanation:
     """What would happen to `raw`, with every rule checked; nothing is stored."""
     parsed = parse_message(raw)
-    reply_task = find_reply_task(store, tokens, parsed, ())
-    decision = route(facts_of(parsed, ()), table, scopes, reply_task, trace=True)
+    decision = _decide(store, tokens, table, parsed, (), scopes, (), trace=True)
+    reply_task = decision.targets[0].task_id if decision.reply else None
     return Explanation(parsed, reply_task, decision)
 
 
 def facts_of(parsed: ParsedMessage, rcpt_tos: Sequence[str]) -> Facts:
-    return Facts.of(parsed.subject, parsed.from_addr, (*parsed.to, *parsed.cc, *rcpt_tos))
+    automatic = "bounce" if parsed.bounce else "auto-reply" if parsed.auto_reply else ""
+    return Facts.of(parsed.subject, parsed.from_addr, (*parsed.to, *parsed.cc, *rcpt_tos), automatic)
 
 
 def find_reply_task(store: IntakeStore, tokens: TaskTokens, parsed: ParsedMessage,

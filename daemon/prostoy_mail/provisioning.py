@@ -69,6 +69,9 @@ def check_references(config: Config, store: TaskStore, file: str) -> list[Proble
                 store.resolve_task(rule.task)
             except ProstoyMailError as exc:  # no such task, or an ambiguous "Project/Title"
                 problems.append(Problem(file, f"rules[{i}].task", str(exc)))
+        if rule.project is not None and rule.action == "new_task" and store.find_project(rule.project) is None:
+            problems.append(Problem(file, f"rules[{i}].project",
+                                    f'no project "{rule.project}" (add it: prostoy-mail project add "{rule.project}")'))
     return problems
 
 
@@ -105,8 +108,9 @@ def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
         conditions = tuple(c for c in (Condition.of("subject", rule.subject), Condition.of("senders", rule.senders),
                                        Condition.of("recipients", rule.recipients)) if c.items)
         task_id = store.resolve_task(rule.task).id if rule.task else None
-        return RoutingRule(rule.name, scope, conditions, rule.action, task_id, rule.assign_to,
-                           rule.delete_after, rule.stop)
+        project = store.find_project(rule.project) if rule.project and rule.action == "new_task" else None
+        return RoutingRule(rule.name, scope, conditions, rule.action, task_id, rule.assign_to, rule.delete_after,
+                           rule.stop, project_id=project.id if project is not None else None)
 
     compiled = [compile_rule(r) for r in config.rules]
     scopes: dict[str, Scope] = {}
@@ -120,4 +124,6 @@ def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
         own = ensure_gateway_task(config, store, gateway).id
         scopes[key] = Scope(key, RuleList([r for r in compiled if r.scope == key]),
                             personal_task_id(store, gateway.personal_for) or own)
-    return RoutingTable(RuleList([r for r in compiled if r.scope == GLOBAL]), scopes)
+    return RoutingTable(RuleList([r for r in compiled if r.scope == GLOBAL]), scopes,
+                        config.routing.new_tasks_per_sender_per_hour,
+                        opens_tasks=any(r.action == "new_task" for r in compiled))

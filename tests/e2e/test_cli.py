@@ -122,7 +122,7 @@ def test_rules_add_move_edit_remove(cli: Cli) -> None:
     assert invoices == {
         "position": 2, "name": "invoices", "scope": "mailbox", "gateway": None, "mailbox": "sales",
         "subject": ["счёт", "invoice"], "senders": ["@client.ru", "buh@"], "recipients": [],
-        "action": "comment", "task": "Sales/Invoices", "assign_to": "petrov", "delete_after": False,
+        "action": "comment", "task": "Sales/Invoices", "project": None, "assign_to": "petrov", "delete_after": False,
         "stop": True, "editable_by_owner": False,
     }
     cli("rule", "move", "spam", "1")
@@ -138,16 +138,58 @@ def test_rules_add_move_edit_remove(cli: Cli) -> None:
     assert [r["name"] for r in cli("rule", "list", "--json").json()] == ["spam", "bills"]
 
 
+def test_a_rule_that_opens_tasks(cli: Cli, tmp_path: Path) -> None:
+    cli("user", "add", "petrov")
+    cli("project", "add", "Support")
+    cli("mailbox", "add", "help")
+    unknown = cli("rule", "add", "orders", "--new-task", "Nope", ok=False)
+    assert unknown.err.strip() == 'prostoy-mail: no project "Nope" (add it: prostoy-mail project add "Nope")'
+    cli("rule", "add", "orders", "--mailbox", "help", "--subject", "заказ", "--new-task", "Support",
+        "--assign-to", "petrov")
+    [rule] = cli("rule", "list", "--json").json()
+    assert (rule["action"], rule["project"], rule["task"], rule["assign_to"]) == ("new_task", "Support", None, "petrov")
+    assert "new task in Support" in cli("rule", "list").out
+    assert 'action = "new_task"\nproject = "Support"' in cli.config.read_text()
+
+    eml = tmp_path / "order.eml"
+    eml.write_bytes("From: client@far.example\r\nTo: help@prostoy.biz\r\nSubject: Re: Мой заказ № 5\r\n\r\nГде?\r\n"
+                    .encode())
+    explained = cli("rule", "explain", str(eml), "--mailbox", "help")
+    assert ("Opens:    would open a new task in Support titled «Мой заказ № 5» by rule orders, assigned to petrov"
+            in explained.out), explained.out
+    data = cli("rule", "explain", str(eml), "--mailbox", "help", "--json").json()
+    assert data["opens"] == [{"rule": "orders", "project": "Support", "title": "Мой заказ № 5", "assign_to": "petrov"}]
+    assert data["lands_in"] == []
+
+    cli("task", "add", "Support", "General")
+    cli("rule", "edit", "orders", "--task", "Support/General")
+    [rule] = cli("rule", "list", "--json").json()
+    assert (rule["action"], rule["project"], rule["task"]) == ("comment", None, "Support/General")
+
+    with cli.config.open("a") as f:
+        f.write('\n[routing]\nnew_tasks_per_sender_per_hour = 0\n\n[[rules]]\nname = "bad"\naction = "new_task"\n'
+                '\n[[rules]]\nname = "worse"\naction = "new_task"\nproject = "Gone"\ntask = "Support/General"\n')
+    result = cli("check", ok=False)
+    assert result.err.splitlines() == [
+        f"{cli.config}: routing.new_tasks_per_sender_per_hour: must be at least 1, not 0",
+        f'{cli.config}: rules[2].project: is required when action = "new_task" (the project its tasks are '
+        'opened in)',
+        f'{cli.config}: rules[3].task: has no meaning when action = "new_task"',
+    ], result.err
+
+
 def test_check_reports_broken_references_with_file_and_key(cli: Cli) -> None:
     with cli.config.open("a") as f:
         f.write('\n[[mailboxes]]\nlogin = "ivan"\nowner = "ivanov"\n\n'
-                '[[rules]]\nname = "r"\naction = "comment"\ntask = "Sales/Invoices"\nassign_to = "petrov"\n')
+                '[[rules]]\nname = "r"\naction = "comment"\ntask = "Sales/Invoices"\nassign_to = "petrov"\n'
+                '[[rules]]\nname = "n"\naction = "new_task"\nproject = "Gone"\n')
     result = cli("check", ok=False)
     assert result.code == 2
     assert result.err.splitlines() == [
         f'{cli.config}: mailboxes[1].owner: no user "ivanov" (add it: prostoy-mail user add ivanov)',
         f'{cli.config}: rules[1].assign_to: no user "petrov" (add it: prostoy-mail user add petrov)',
         f'{cli.config}: rules[1].task: no task "Sales/Invoices"',
+        f'{cli.config}: rules[2].project: no project "Gone" (add it: prostoy-mail project add "Gone")',
     ]
 
 

@@ -16,6 +16,10 @@ def test_smtp_under_kills_loses_nothing_and_stores_nothing_twice(tmp_path: Path)
     assert report.kills == 5 and report.acknowledged > 50, report.line()
     assert (report.lost, report.duplicated, report.half_stored) == (0, 0, 0), report.line()
     assert report.stored == report.acknowledged and report.extra["tracebacks"] == 0, report.line()
+    # the rule that opens a task for every message: exactly one each, never one without its comment
+    assert report.extra["tasks opened twice"] == report.extra["tasks without their first comment"] == 0, \
+        report.line()
+    assert report.extra["acknowledged without their task"] == 0, report.line()
 
 
 def test_smtp_worker_processes_killed_lose_nothing(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import trustme
 
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
+from prostoy_mail.store.ports import CommentTarget
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.config_factory import LOOPBACK_ANY_PORT, config_text
 from tests.tls_files import write_server_pair
@@ -129,6 +130,36 @@ async def test_login_only_over_tls_and_the_folders_a_user_sees(imap: Imap) -> No
     assert {"INBOX", "sales", "Tasks/Personal/Petrov", "Tasks/Mail/sales@example.test"} <= seen_by_petrov
     assert "Tasks/Personal/Ivanov" not in seen_by_petrov and "Tasks/Mail/ivan@example.test" not in seen_by_petrov
     assert "petr" not in seen_by_petrov and "ivan" not in seen_by_petrov
+
+
+async def test_a_task_a_rule_opened_is_a_folder_with_its_mail(imap: Imap) -> None:
+    """A conversation (a task a new_task rule opened, as the intake does) is a folder for those
+    who may see tasks, its title made safe for a folder name, its mail in it."""
+    store = imap.store()
+    project = store.add_project("Support")
+    with store.transaction():
+        task_id = store.open_conversation("support", "q@far.example", "client@far.example", project.id,
+                                          "Order 5/6 late", None)
+    store.close()
+    await run(lambda: imap.deliver("sales@example.test", mail("order 5/6 late", extra="Message-ID: <q2@far>\r\n")))
+    stored = imap.store()
+    sales = stored.resolve_task("Mail/sales@example.test").id
+    message = stored.list_comments(sales)[0].message_db_id
+    with stored.transaction():
+        stored.insert_comments(message, [CommentTarget(task_id, ("support",))])
+    stored.close()
+
+    def go() -> tuple[list[bytes], list[bytes]]:
+        client = imap.login("petrov")
+        listing = _ok(client.list('""', '"Tasks/Support/*"'))
+        client.select('"Tasks/Support/Order 5&IhU-6 late"')  # (modified UTF-7 for "∕", U+2215)
+        fetched = _ok(client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+        client.logout()
+        return listing, fetched
+
+    listing, fetched = await run(go)
+    assert [line.decode().rsplit(' "/" ', 1)[1] for line in listing] == ['"Tasks/Support/Order 5&IhU-6 late"']
+    assert b"order 5/6 late" in fetched[0][1]
 
 
 async def test_list_wildcards_cost_linear_time_and_never_reach_twisteds_regexp(

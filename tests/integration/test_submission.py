@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import smtplib
 import ssl
 import time
@@ -631,3 +632,96 @@ async def test_mail_that_nothing_can_carry_out_is_refused_at_rcpt(outbound: Any)
                                                         b"cannot be sent outside"), outside
     assert b'"nosmtp.test" has no SMTP endpoint' in outside[1]
     assert inside[0] == 250
+
+
+async def test_a_new_task_rule_opens_a_task_and_its_conversation_stays_together(
+        outbound: Any, dovecot: Dovecot, tmp_path: Path) -> None:
+    """A customer writes to a gateway (a real Dovecot); a `new_task` rule opens a task; the agent
+    answers with `task send`; the customer's answers (with References, from their mail client)
+    and a colleague's the task wrote to land in that task; a stranger who quotes the first
+    message's Message-ID, over SMTP, opens a task of their own."""
+    def prepare(store: SqliteStore) -> None:
+        store.add_project("Support")
+
+    setup: Setup = await outbound(extra_ca=dovecot.ca_file, prepare=prepare, extra=f"""
+[fetch]
+idle_renew = 1
+poll_interval = 1
+
+[[servers]]
+name = "dovecot.test"
+imap = "127.0.0.1:{dovecot.ports['imap']}"
+fetch_security = "starttls"
+ssl = false
+smtp = "127.0.0.1:GATEWAY_PEER_PORT"
+security = "starttls"
+ca_file = "ca.pem"
+
+[[gateways]]
+email = "box@dovecot.test"
+server = "dovecot.test"
+login = "box@dovecot.test"
+password = "box-pw"
+smtp_login = "support@peer.test"
+smtp_password = "gw-pw"
+
+[[rules]]
+name = "support"
+action = "new_task"
+project = "Support"
+assign_to = "petrov"
+""")
+    await until(lambda: setup.with_store(lambda s: (g := s.gateway_state("box@dovecot.test")) and g.last_success))
+    run = Cli(tmp_path / "prostoy-mail.toml")
+
+    def conversations() -> list[dict[str, Any]]:
+        return [t for t in json.loads(run("task", "list", "--json").out) if t["kind"] == "conversation"]
+
+    question = (b"From: Client <client@far.example>\r\nTo: box@dovecot.test\r\nSubject: Re: Fwd: Help with my order\r\n"
+                b"Message-ID: <q1@far.example>\r\n\r\nWhere is it?\r\n")
+    await asyncio.to_thread(dovecot.append, "box@dovecot.test", question)
+    [task] = await until(lambda: conversations())
+    assert (task["project"], task["title"], task["assignee"], task["source"]) == (
+        "Support", "Help with my order", "petrov", "rule:support")
+    ref = f"Support/{task['title']}"
+    assert [(c.subject, c.routed_by) for c in setup.comments(ref)] == [("Re: Fwd: Help with my order", ("support",))]
+
+    (tmp_path / "answer.txt").write_text("It is on its way.\n", "utf-8")
+    sent = await asyncio.to_thread(run, "task", "send", ref, "--from", "box@dovecot.test", "--to",
+                                   "client@far.example", "--cc", "boss@far.example", "--subject",
+                                   "Re: Help with my order", "--body-file", str(tmp_path / "answer.txt"),
+                                   "--in-reply-to", "q1@far.example")
+    assert sent.out.startswith("queued as"), sent
+    (out,) = await setup.gateway_peer.wait_for(1)
+    our_id = setup.comments(ref)[1].message_id
+    assert our_id and f"<{our_id}>".encode() in out.raw
+
+    # the customer's mail client answers our message: References name both
+    answer = (f"From: client@far.example\r\nTo: box@dovecot.test\r\nSubject: Re: Help with my order\r\n"
+              f"Message-ID: <q2@far.example>\r\nIn-Reply-To: <{our_id}>\r\n"
+              f"References: <q1@far.example> <{our_id}>\r\n\r\nThanks!\r\n").encode()
+    await asyncio.to_thread(dovecot.append, "box@dovecot.test", answer)
+    await until(lambda: len(setup.comments(ref)) == 3)
+    # the customer writes again, answering only their own message (no signed id of ours)
+    again = (b"From: client@far.example\r\nTo: box@dovecot.test\r\nSubject: one more thing\r\n"
+             b"In-Reply-To: <q2@far.example>\r\n\r\nAnd the invoice?\r\n")
+    await asyncio.to_thread(dovecot.append, "box@dovecot.test", again)
+    # the boss the task wrote to (Cc) joins in, referring to the customer's first message only
+    boss = (b"From: Boss <boss@far.example>\r\nTo: box@dovecot.test\r\nSubject: Re: Help with my order\r\n"
+            b"References: <q1@far.example>\r\n\r\nPlease hurry.\r\n")
+    await asyncio.to_thread(dovecot.append, "box@dovecot.test", boss)
+    thread = await until(lambda: len(c := setup.comments(ref)) == 5 and c)
+    assert [(c.direction, c.routed_by) for c in thread] == [
+        ("in", ("support",)), ("out", ("task",)), ("in", ("reply",)), ("in", ("conversation",)),
+        ("in", ("conversation",))]
+
+    # a stranger who saw the Message-ID quotes it, over SMTP: no way in, a task of their own
+    stranger = (b"From: stranger@elsewhere.example\r\nTo: sales@example.test\r\nSubject: Re: Help with my order\r\n"
+                b"In-Reply-To: <q1@far.example>\r\nReferences: <q1@far.example>\r\n\r\nLet me in\r\n")
+    await asyncio.to_thread(_send_inbound, setup.port("smtp"), "stranger@elsewhere.example", ["sales@example.test"],
+                            stranger)
+    assert len(setup.comments(ref)) == 5
+    tasks = conversations()
+    assert [t["title"] for t in tasks] == ["Help with my order", "Help with my order (2)"]
+    [(text, by)] = [(c.text, c.routed_by) for c in setup.comments(f"Support/{tasks[1]['title']}")]
+    assert (text, by) == ("Let me in", ("support",))

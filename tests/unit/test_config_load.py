@@ -119,7 +119,7 @@ task = 12
         "prostoy-mail.toml: rules[1].mailbox: a rule belongs to a gateway or a mailbox, not both",
         'prostoy-mail.toml: rules[1].task: is required when action = "comment"',
         'prostoy-mail.toml: rules[2].task: has no meaning when action = "ignore"',
-        'prostoy-mail.toml: rules[3].action: must be one of comment, ignore, not "forward"',
+        'prostoy-mail.toml: rules[3].action: must be one of comment, new_task, ignore, not "forward"',
         "prostoy-mail.toml: tls: listen.imap need [tls] cert and key",
     ]
 

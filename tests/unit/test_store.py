@@ -229,3 +229,72 @@ def test_sqlite_and_disk_errors_become_the_stores_own() -> None:
     assert type(store_error(busy)) is StoreUnavailable
     other = ValueError("a bug")
     assert store_error(other) is other  # not the store's failing: as it is
+
+
+def test_a_store_of_version_8_keeps_its_tasks_comments_and_references_through_the_tasks_rebuild(
+        tmp_path: Path) -> None:
+    """Migration 9 rebuilds `tasks` (a new kind): with foreign keys off, as SQLite's procedure
+    says; every row and every reference to a task survives, and the new kind is allowed."""
+    from prostoy_mail.store.schema import MIGRATIONS
+    from prostoy_mail.store.sqlite import _statements
+
+    path = tmp_path / "v8.db"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA foreign_keys=ON")
+    for script in MIGRATIONS[:8]:
+        for statement in _statements(script):
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 8")
+    db.execute("INSERT INTO projects (name) VALUES ('Old')")
+    db.execute("INSERT INTO tasks (project_id, title, kind, created_at) VALUES (1, 'Kept', 'plain', 'x')")
+    db.execute("INSERT INTO messages (direction, source, received_at, sha256, size, raw) VALUES "
+               "('in', 'smtp', 'x', 'h', 1, x'00')")
+    db.execute("INSERT INTO comments (task_id, message_id, created_at) VALUES (1, 1, 'x')")
+    db.execute("INSERT INTO sent_messages (message_id, task_id) VALUES ('m@x', 1)")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert [(t.ref, t.kind) for t in store.list_tasks()] == [("Old/Kept", "plain")]
+    assert [c.task_id for c in store.list_comments(1)] == [1] and store.task_of_sent(["m@x"]) == 1
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # on again
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    with store.transaction():
+        opened = store.open_conversation("support", "first@client", "Client@Far.Example", 1, "Kept", None)
+    assert store.get_task(opened).kind == "conversation" and store.get_task(opened).title == "Kept (2)"
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():  # references are still enforced
+        store.db.execute("INSERT INTO comments (task_id, message_id, created_at) VALUES (999, 1, 'x')")
+    store.close()
+
+
+def test_conversations_in_the_store(store: SqliteStore) -> None:
+    project = store.add_project("Support")
+    store.add_user("petrov", "Petrov", None, False)
+    with store.transaction():
+        task_id = store.open_conversation("support", "first@client", "Client@Far.Example", project.id,
+                                          "Заказ", "petrov")
+        message = store.insert_message(MessageRecord(raw=b"x", direction="in", source="smtp",
+                                                     message_id="first@client", from_addr="client@far.example"))
+        store.insert_comments(message, [CommentTarget(task_id, ("support",))])
+    task = store.get_task(task_id)
+    assert (task.kind, task.source, task.assignee, task.ref) == ("conversation", "rule:support", "petrov",
+                                                                 "Support/Заказ")
+    assert store.conversation_opened_by("support", "first@client") == task_id
+    assert store.conversation_opened_by("other-rule", "first@client") is None
+    assert store.conversations_opened_for("client@far.example", "2000-01-01") == 1
+    assert store.conversations_opened_for("client@far.example", "2999-01-01") == 0
+    # the first sender takes part; a stranger quoting the Message-ID does not
+    assert store.conversation_in_thread(["nope@x", "first@client"], "CLIENT@far.example") == task_id
+    assert store.conversation_in_thread(["first@client"], "stranger@elsewhere.example") is None
+    with store.transaction():
+        store.add_participants(task_id, ["Colleague@Far.Example"])
+    assert store.conversation_in_thread(["first@client"], "colleague@far.example") == task_id
+    # participants are for conversations only
+    plain = store.add_task("Support", "Plain")
+    with store.transaction():
+        store.add_participants(plain.id, ["x@y.z"])
+    assert store.db.execute("SELECT count(*) FROM conversation_participants WHERE task_id = ?",
+                            (plain.id,)).fetchone()[0] == 0
+    # a deleted comment no longer threads
+    store.delete_comment(store.list_comments(task_id)[0].id)
+    assert store.conversation_in_thread(["first@client"], "client@far.example") is None

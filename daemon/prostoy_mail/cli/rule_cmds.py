@@ -19,6 +19,7 @@ from ..provisioning import (
     gateway_source_key,
     mailbox_source_key,
 )
+from ..routing.task_title import task_title
 from ..store.sqlite import SqliteStore
 from .common import Context
 
@@ -43,9 +44,11 @@ def register(sub: Sub) -> None:
         p.add_argument("--senders", metavar="S", help='comma-separated, e.g. "@client.ru, buh@"')
         p.add_argument("--recipients", metavar="S")
         what = p.add_mutually_exclusive_group(required=action == "add")
-        what.add_argument("--task", metavar="TASK", help='"Project/Title" or a task id')
+        what.add_argument("--task", metavar="TASK", help='comment on this task: "Project/Title" or a task id')
+        what.add_argument("--new-task", metavar="PROJECT",
+                          help="open a task in this project for each message (its conversation stays there)")
         what.add_argument("--ignore", action="store_true", help="the message goes to no task")
-        p.add_argument("--assign-to", metavar="LOGIN")
+        p.add_argument("--assign-to", metavar="LOGIN", help="assign the task (a new one: when opened) to this user")
         p.add_argument("--delete-after", action=BOOL, default=None)
         p.add_argument("--stop", action=BOOL, default=None)
         p.add_argument("--editable-by-owner", action=BOOL, default=None)
@@ -85,9 +88,14 @@ def _rule_values(a: argparse.Namespace, store: SqliteStore) -> dict[str, Value]:
             values[key] = value if value.strip() else None
     if a.task:
         task = store.resolve_task(a.task)  # fails early with a clear message
-        values.update(action="comment", task=task.ref if not a.task.strip().isdigit() else task.id)
+        values.update(action="comment", task=task.ref if not a.task.strip().isdigit() else task.id, project=None)
+    if a.new_task:
+        project = a.new_task.strip()
+        if store.find_project(project) is None:
+            raise NotFound(f'no project "{project}" (add it: prostoy-mail project add "{project}")')
+        values.update(action="new_task", project=project, task=None)
     if a.ignore:
-        values.update(action="ignore", task=None, assign_to=None)
+        values.update(action="ignore", task=None, project=None, assign_to=None)
     if a.assign_to is not None:
         values["assign_to"] = a.assign_to or None
     for key in ("delete_after", "stop", "editable_by_owner"):
@@ -132,7 +140,7 @@ def rule_json(position: int, rule: Rule) -> dict[str, Any]:
     return {
         "position": position, "name": rule.name, "scope": scope, "gateway": rule.gateway,
         "mailbox": rule.mailbox, "subject": list(rule.subject), "senders": list(rule.senders),
-        "recipients": list(rule.recipients), "action": rule.action, "task": rule.task,
+        "recipients": list(rule.recipients), "action": rule.action, "task": rule.task, "project": rule.project,
         "assign_to": rule.assign_to, "delete_after": rule.delete_after, "stop": rule.stop,
         "editable_by_owner": rule.editable_by_owner,
     }
@@ -146,8 +154,16 @@ def rule_list(ctx: Context) -> int:
         ctx.emit_table(["#", "NAME", "SCOPE", "SUBJECT", "SENDERS", "RECIPIENTS", "ACTION", "STOP"],
                        [(r["position"], r["name"], r["gateway"] or r["mailbox"] or "global", r["subject"],
                          r["senders"], r["recipients"],
-                         r["task"] if r["action"] == "comment" else "ignore", r["stop"]) for r in rows])
+                         _action_text(r), r["stop"]) for r in rows])
     return 0
+
+
+def _action_text(rule: dict[str, Any]) -> str:
+    if rule["action"] == "comment":
+        return str(rule["task"])
+    if rule["action"] == "new_task":
+        return f"new task in {rule['project']}"
+    return "ignore"
 
 
 def rule_remove(ctx: Context) -> int:
@@ -194,15 +210,20 @@ def rule_explain(ctx: Context) -> int:
         scopes = [mailbox_source_key(login) for login in dict.fromkeys(logins) if config.mailbox(login)]
     result = explain(store, tokens, table, raw, scopes)
     tasks = {t.task_id: store.get_task(t.task_id) for t in result.decision.targets}
+    projects = {p.id: p.name for p in store.list_projects()}
+    title = task_title(result.parsed.subject)
+    opens = [{"rule": n.rule, "project": projects.get(n.project_id, str(n.project_id)), "title": title,
+              "assign_to": n.assign_to} for n in result.decision.new_tasks]
+    joined_by = result.decision.targets[0].routed_by[0] if result.decision.reply else None
     lands_in = [{"task": t.task_id, "ref": tasks[t.task_id].ref, "routed_by": list(t.routed_by),
                  "assign_to": t.assign_to} for t in result.decision.targets]
     data: dict[str, Any] = {
         "subject": result.parsed.subject, "from": result.parsed.from_addr, "message_id": result.parsed.message_id,
-        "through": scopes, "reply_to_task": result.reply_task_id,
+        "through": scopes, "reply_to_task": result.reply_task_id, "joined_by": joined_by,
         "rules": [{"rule": c.rule, "scope": c.scope, "matched": c.matched, "why": list(c.why)}
                   for c in result.decision.checks],
         "ignored_by": result.decision.ignored_by, "delete_after": result.decision.delete_after,
-        "lands_in": lands_in,
+        "lands_in": lands_in, "opens": opens,
         "bounce": result.parsed.bounce, "auto_reply": result.parsed.auto_reply,
     }
     if a.json:
@@ -210,7 +231,10 @@ def rule_explain(ctx: Context) -> int:
         return 0
     ctx.say(f"Message:  {data['subject']!r} from {data['from'] or '-'} ({data['message_id'] or 'no Message-ID'})")
     ctx.say(f"Through:  {', '.join(scopes) or 'no mailbox of this domain (only global rules apply)'}")
-    if result.reply_task_id is not None:
+    if result.reply_task_id is not None and joined_by == "conversation":
+        ctx.say(f"Reply:    continues the conversation of task {result.reply_task_id} (it refers to a message there"
+                " and its sender takes part): no rules are consulted")
+    elif result.reply_task_id is not None:
         ctx.say(f"Reply:    to mail sent from task {result.reply_task_id}: no rules are consulted")
     for check in result.decision.checks:
         ctx.say(f"  {'MATCH' if check.matched else 'no   '} [{check.scope}] {check.rule}: {'; '.join(check.why)}")
@@ -220,7 +244,11 @@ def rule_explain(ctx: Context) -> int:
         assign = f", assigned to {target.assign_to}" if target.assign_to else ""
         ref = tasks[target.task_id].ref
         ctx.say(f"Lands in: task {target.task_id} ({ref}) by {', '.join(target.routed_by)}{assign}")
-    if not lands_in and not result.decision.ignored_by:
+    for new in opens:
+        assign = f", assigned to {new['assign_to']}" if new["assign_to"] else ""
+        ctx.say(f"Opens:    would open a new task in {new['project']} titled «{new['title']}» by rule {new['rule']}"
+                f"{assign} (unless that rule opened one for this message before)")
+    if not lands_in and not opens and not result.decision.ignored_by:
         ctx.say("Lands in: no task")
     if result.decision.delete_after:
         ctx.say("Then:     deleted on the external server (delete_after)")

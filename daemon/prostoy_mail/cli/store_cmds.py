@@ -142,7 +142,7 @@ def project_list(ctx: Context) -> int:
 
 def task_json(task: Task) -> dict[str, Any]:
     return {"id": task.id, "project": task.project, "title": task.title, "assignee": task.assignee,
-            "kind": task.kind, "source": task.source_key}
+            "kind": task.kind, "source": task.source}
 
 
 def task_add(ctx: Context) -> int:

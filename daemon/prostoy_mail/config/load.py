@@ -34,6 +34,7 @@ from .model import (
     Mailbox,
     OutboundSettings,
     Relay,
+    RoutingSettings,
     Rule,
     Security,
     Server,
@@ -305,6 +306,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     fetch = _read_fetch(top.table("fetch"))
     auth = _read_auth(top.table("auth"))
     outbound = _read_outbound(top.table("outbound"))
+    routing = _read_routing(top.table("routing"))
     relay = _read_relay(top.table("relay"), base)
     own_servers = read_servers(top.tables("servers"), base)
     mailboxes = _read_mailboxes(top.tables("mailboxes"))
@@ -321,7 +323,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
         raise ConfigError(problems.items)
     return Config(
         path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, fetch=fetch, auth=auth, outbound=outbound,
-        relay=relay, servers=servers,
+        routing=routing, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
@@ -543,6 +545,18 @@ def _read_outbound(t: _Table | None) -> OutboundSettings:
     return settings
 
 
+def _read_routing(t: _Table | None) -> RoutingSettings:
+    if t is None:
+        return RoutingSettings()
+    d = RoutingSettings()
+    settings = RoutingSettings(
+        new_tasks_per_sender_per_hour=t.number("new_tasks_per_sender_per_hour", d.new_tasks_per_sender_per_hour,
+                                               minimum=1, maximum=100_000),
+    )
+    t.done()
+    return settings
+
+
 def _read_relay(t: _Table | None, base: Path) -> Relay | None:
     if t is None:
         return None
@@ -631,7 +645,7 @@ def _read_rules(tables: list[_Table], mailboxes: list[Mailbox], gateways: list[G
             subject=t.word_list("subject"), senders=t.word_list("senders"),
             recipients=t.word_list("recipients"),
             action=t.choice("action", ACTION_CHOICES, "comment"),
-            task=_task_ref(t), assign_to=t.text("assign_to"),
+            task=_task_ref(t), project=t.text("project"), assign_to=t.text("assign_to"),
             delete_after=t.flag("delete_after", False), stop=t.flag("stop", False),
             editable_by_owner=t.flag("editable_by_owner", False),
         )
@@ -644,8 +658,16 @@ def _read_rules(tables: list[_Table], mailboxes: list[Mailbox], gateways: list[G
             t.problem("mailbox", f'unknown mailbox "{mailbox}"')
         if rule.action == "comment" and not rule.task:
             t.problem("task", 'is required when action = "comment"')
-        if rule.action == "ignore" and (rule.task or rule.assign_to):
-            t.problem("task" if rule.task else "assign_to", 'has no meaning when action = "ignore"')
+        if rule.action == "new_task" and not rule.project:
+            t.problem("project", 'is required when action = "new_task" (the project its tasks are opened in)')
+        if rule.action == "new_task" and rule.project and "/" in rule.project:
+            t.problem("project", f'"{rule.project}" is not a project name (a project name holds no "/")')
+        if rule.action != "comment" and rule.task:
+            t.problem("task", f'has no meaning when action = "{rule.action}"')
+        if rule.action != "new_task" and rule.project:
+            t.problem("project", f'has no meaning when action = "{rule.action}" (new_task opens tasks in it)')
+        if rule.action == "ignore" and rule.assign_to:
+            t.problem("assign_to", 'has no meaning when action = "ignore"')
         rules.append(rule)
     return rules
 

@@ -15,8 +15,8 @@ Security = Literal["none", "ssl", "starttls"]
 SECURITY_CHOICES: tuple[Security, ...] = ("none", "ssl", "starttls")
 Protocol = Literal["imap", "pop3"]
 PROTOCOL_CHOICES: tuple[Protocol, ...] = ("imap", "pop3")
-Action = Literal["comment", "ignore"]
-ACTION_CHOICES: tuple[Action, ...] = ("comment", "ignore")
+Action = Literal["comment", "new_task", "ignore"]
+ACTION_CHOICES: tuple[Action, ...] = ("comment", "new_task", "ignore")
 LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps")  # the mail listeners
 
 
@@ -121,6 +121,16 @@ class OutboundSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    """Routing as a whole; configurable under [routing] (a [rules] table cannot be: `[[rules]]`
+    is the list of rules)."""
+
+    # Tasks `new_task` rules may open for one sender address within an hour; more of its mail
+    # goes to the fallback (a mail loop or a flood cannot fill a project with tasks).
+    new_tasks_per_sender_per_hour: int = 20
+
+
+@dataclass(frozen=True, slots=True)
 class Relay:
     host: str
     port: int = 587
@@ -187,7 +197,8 @@ class Rule:
     senders: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
     action: Action = "comment"
-    task: str | None = None  # "Project/Task title" or a task id
+    task: str | None = None  # "Project/Task title" or a task id (action = "comment")
+    project: str | None = None  # where action = "new_task" opens its tasks
     assign_to: str | None = None
     delete_after: bool = False
     stop: bool = False
@@ -208,6 +219,7 @@ class Config:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     relay: Relay | None = None
     servers: tuple[Server, ...] = ()  # presets first, then the file's (a file entry replaces a preset)
     mailboxes: tuple[Mailbox, ...] = ()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from email.utils import format_datetime, localtime
 
 from ..config.model import Config
+from ..conversation import take_part
 from ..errors import ProstoyMailError
 from ..intake import find_reply_task
 from ..mail.compose import edit_header, has_field
@@ -70,6 +71,7 @@ def enqueue_now(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, c
     )
     stored = store.store_message(record, [CommentTarget(task_id, (chosen_by,))])
     store.register_sent(message_id, task_id)
+    take_part(store, task_id, submission.recipients)  # (a conversation's: their answers come back to it)
     entry_id = store.enqueue_outbound(
         message_db_id=stored.id, task_id=task_id, sender=sender.address, envelope_from=envelope_from,
         route=sender.route, scope=sender.scope, submitted_by=submission.user,

@@ -1,15 +1,23 @@
 """The one routing function: replies, global rules, the mailbox's own rules, fallback.
 
-1. A reply to mail sent from a task goes to that task; nothing else is consulted.
+1. A reply to mail sent from a task goes to that task; nothing else is consulted. So does a
+   message that continues a conversation (a task a `new_task` rule opened: the intake finds
+   it, see conversation.py).
 2. Global rules, in order.
 3. The rules of each mailbox or gateway the message came through, in order, but only
    when no global rule matched.
 4. Fallback, per mailbox, when no rule matched: its fallback task (a personal mailbox's
    owner's personal task, else the mailbox's own task).
 
-`comment` adds a target (a task receives a message at most once), `ignore` discards the
-message altogether (no task, no fallback, no further rules), `stop` ends the checking of
+`comment` adds a target (a task receives a message at most once), `new_task` asks for a task
+to be opened for the message (at most one per rule; the intake opens it), `ignore` discards
+the message altogether (no task, no fallback, no further rules), `stop` ends the checking of
 that list of rules. Every rule checked is recorded, so an admin can see why.
+
+A `new_task` rule opens nothing for automatic mail (auto-replies, bounces: two auto-responders
+would open tasks for each other forever) nor for a sender who has had its hourly number of
+tasks opened (`may_open_tasks`); the message then goes to the fallback of the mailboxes or
+gateways it came through, the rule's name and the reason beside "fallback".
 """
 
 from __future__ import annotations
@@ -34,12 +42,23 @@ class Scope:
 class RoutingTable:
     global_rules: RuleList = field(default_factory=lambda: RuleList(()))
     scopes: Mapping[str, Scope] = field(default_factory=dict)
+    new_tasks_per_sender_per_hour: int = 20  # [routing]: tasks new_task rules open for one sender
+    opens_tasks: bool = False  # some rule is a new_task one (else no sender's count is looked up)
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     task_id: int
     routed_by: tuple[str, ...]  # rule names, "reply" or "fallback"
+    assign_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    """A task to open for the message (the intake opens it, titled by the subject)."""
+
+    rule: str
+    project_id: int
     assign_to: str | None = None
 
 
@@ -58,16 +77,22 @@ class Decision:
     ignored_by: str | None = None
     delete_after: bool = False
     reply: bool = False
+    new_tasks: tuple[NewTask, ...] = ()
 
     @property
     def rule_hits(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(name for t in self.targets for name in t.routed_by))
+        return tuple(dict.fromkeys([*(name for t in self.targets for name in t.routed_by),
+                                    *(n.rule for n in self.new_tasks)]))
 
 
 class _Collector:
-    def __init__(self, trace: bool) -> None:
+    def __init__(self, trace: bool, facts: Facts, may_open_tasks: bool) -> None:
         self.trace = trace
+        self.no_new_task = ("auto-reply" if facts.automatic == "auto-reply" else "bounce" if facts.automatic
+                            else None if may_open_tasks else "sender's hourly limit of new tasks")
         self.targets: dict[int, Target] = {}
+        self.new_tasks: dict[str, NewTask] = {}
+        self.declined: list[str] = []  # "<rule>: no new task (<why>)": the message goes to the fallback
         self.checks: list[RuleCheck] = []
         self.ignored_by: str | None = None
         self.delete_after = False
@@ -97,20 +122,30 @@ class _Collector:
             if rule.action == "ignore":
                 self.ignored_by = rule.name
                 self.targets.clear()
+                self.new_tasks.clear()
                 return True
-            assert rule.task_id is not None
-            self.add(rule.task_id, rule.name, rule.assign_to)
+            if rule.action == "new_task":
+                assert rule.project_id is not None
+                if self.no_new_task is not None:
+                    self.declined.append(f"{rule.name}: no new task ({self.no_new_task})")
+                else:
+                    self.new_tasks.setdefault(rule.name, NewTask(rule.name, rule.project_id, rule.assign_to))
+            else:
+                assert rule.task_id is not None
+                self.add(rule.task_id, rule.name, rule.assign_to)
             if rule.stop:
                 break
         return any_matched
 
 
 def route(facts: Facts, table: RoutingTable, scope_keys: Sequence[str], reply_task_id: int | None = None,
-          *, trace: bool = False) -> Decision:
-    """Where a message goes. `scope_keys`: the mailboxes/gateways it came through."""
+          *, reply_by: str = "reply", may_open_tasks: bool = True, trace: bool = False) -> Decision:
+    """Where a message goes. `scope_keys`: the mailboxes/gateways it came through;
+    `reply_task_id`: the task it replies to, or whose conversation it continues (`reply_by`
+    "conversation"); `may_open_tasks`: its sender is within the hourly limit of new tasks."""
     if reply_task_id is not None:
-        return Decision(targets=(Target(reply_task_id, ("reply",)),), reply=True)
-    out = _Collector(trace)
+        return Decision(targets=(Target(reply_task_id, (reply_by,)),), reply=True)
+    out = _Collector(trace, facts, may_open_tasks)
     global_matched = out.run(table.global_rules, facts)
     for key in scope_keys:
         if out.ignored_by is not None:
@@ -123,7 +158,14 @@ def route(facts: Facts, table: RoutingTable, scope_keys: Sequence[str], reply_ta
             out.add(scope.fallback_task_id, "fallback")
     if out.ignored_by is not None:
         out.targets.clear()
-    return Decision(tuple(out.targets.values()), tuple(out.checks), out.ignored_by, out.delete_after)
+    elif out.declined:
+        for key in scope_keys:
+            scope = table.scopes.get(key)
+            if scope is not None:
+                for note in ("fallback", *out.declined):
+                    out.add(scope.fallback_task_id, note)
+    return Decision(tuple(out.targets.values()), tuple(out.checks), out.ignored_by, out.delete_after,
+                    new_tasks=tuple(out.new_tasks.values()))
 
 
-__all__ = ["GLOBAL", "Decision", "RoutingTable", "RuleCheck", "Scope", "Target", "route"]
+__all__ = ["GLOBAL", "Decision", "NewTask", "RoutingTable", "RuleCheck", "Scope", "Target", "route"]

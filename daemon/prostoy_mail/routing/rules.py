@@ -22,10 +22,12 @@ class Facts:
     subject: str
     sender: str
     recipients: tuple[str, ...]  # To, Cc and the envelope recipients
+    automatic: str = ""  # "bounce" or "auto-reply": such mail never opens a task (a loop could)
 
     @classmethod
-    def of(cls, subject: str, sender: str, recipients: Iterable[str]) -> Facts:
-        return cls(subject.casefold(), sender.casefold(), tuple(dict.fromkeys(r.casefold() for r in recipients)))
+    def of(cls, subject: str, sender: str, recipients: Iterable[str], automatic: str = "") -> Facts:
+        return cls(subject.casefold(), sender.casefold(), tuple(dict.fromkeys(r.casefold() for r in recipients)),
+                   automatic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +53,12 @@ class RoutingRule:
     name: str
     scope: str  # GLOBAL, "mailbox:<login>" or "gateway:<email>"
     conditions: tuple[Condition, ...]  # only the filled ones
-    action: Literal["comment", "ignore"]
-    task_id: int | None = None
+    action: Literal["comment", "new_task", "ignore"]
+    task_id: int | None = None  # comment: the task
     assign_to: str | None = None
     delete_after: bool = False
     stop: bool = False
+    project_id: int | None = None  # new_task: where the task is opened
 
     def check(self, facts: Facts) -> tuple[bool, tuple[str, ...]]:
         """Whether the rule matches, and why (or why not), in words an admin reads."""

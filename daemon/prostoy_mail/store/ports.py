@@ -14,7 +14,7 @@ from ..mail.parse import AttachmentInfo
 
 Attachment = AttachmentInfo  # what the parser finds is what the store keeps
 
-TaskKind = Literal["mailbox", "gateway", "personal", "plain"]
+TaskKind = Literal["mailbox", "gateway", "personal", "plain", "conversation"]
 Direction = Literal["in", "out"]
 PERSONAL_PROJECT = "Personal"
 
@@ -53,10 +53,16 @@ class Task:
     assignee: str | None  # a user login
     kind: TaskKind
     source_key: str | None  # "mailbox:sales", "gateway:x@y.ru", "personal:ivanov"
+    opened_by_rule: str | None = None  # a conversation: the `new_task` rule that opened it
 
     @property
     def ref(self) -> str:
         return f"{self.project}/{self.title}"
+
+    @property
+    def source(self) -> str | None:
+        """Where the task comes from: its mailbox, gateway or user, or "rule:<name>"."""
+        return self.source_key or (f"rule:{self.opened_by_rule}" if self.opened_by_rule else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +236,7 @@ class TaskStore(Protocol):
     # projects and tasks
     def add_project(self, name: str) -> Project: ...
     def list_projects(self) -> list[Project]: ...
+    def find_project(self, name: str) -> Project | None: ...
     def add_task(self, project: str, title: str, assignee: str | None = None,
                  kind: TaskKind = "plain", source_key: str | None = None) -> Task: ...
     def ensure_source_task(self, source_key: str, kind: TaskKind, project: str, title: str,

@@ -8,7 +8,7 @@ the intake's role in memory, for the intake's tests.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -72,6 +72,14 @@ class IntakeStore(Protocol):
 
     def task_of_sent(self, message_ids: Sequence[str]) -> int | None: ...
     def task_exists(self, task_id: int) -> bool: ...
+
+    # conversations (tasks that new_task rules open; store/conversations.py)
+    def open_conversation(self, rule: str, opened_by: str, sender: str, project_id: int, title: str,
+                          assignee: str | None) -> int: ...
+    def conversation_opened_by(self, rule: str, opened_by: str) -> int | None: ...
+    def conversations_opened_for(self, sender: str, since: str) -> int: ...
+    def conversation_in_thread(self, message_ids: Sequence[str], sender: str) -> int | None: ...
+    def add_participants(self, task_id: int, addresses: Iterable[str]) -> None: ...
 
 
 class FetchLedger(Protocol):

@@ -208,6 +208,45 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE messages ADD COLUMN times_received INTEGER NOT NULL DEFAULT 1;
     """,
+    # 9: tasks that `new_task` rules open (kind 'conversation'): the rule and the message that
+    # opened each (one task per message and rule, whatever delivers it again), when and for
+    # which sender (the hourly limit), and the addresses that take part in the conversation.
+    # The tasks table is rebuilt for its new kind: SQLite cannot change a CHECK in place.
+    """
+    CREATE TABLE tasks_rebuilt (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        title TEXT NOT NULL,
+        assignee_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'gateway', 'personal', 'plain', 'conversation')),
+        source_key TEXT UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    INSERT INTO tasks_rebuilt (id, project_id, title, assignee_id, kind, source_key, created_at)
+        SELECT id, project_id, title, assignee_id, kind, source_key, created_at FROM tasks;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_rebuilt RENAME TO tasks;
+    CREATE INDEX tasks_by_project ON tasks (project_id, title);
+
+    CREATE TABLE conversations (
+        task_id INTEGER PRIMARY KEY REFERENCES tasks(id),
+        rule TEXT NOT NULL,
+        opened_by TEXT NOT NULL,         -- the first message: its Message-ID, else "sha256:<hash>"
+        sender TEXT NOT NULL,            -- its sender's address (lower case)
+        opened_at TEXT NOT NULL,
+        UNIQUE (rule, opened_by)
+    );
+    CREATE INDEX conversations_by_sender ON conversations (sender, opened_at);
+
+    CREATE TABLE conversation_participants (
+        task_id INTEGER NOT NULL REFERENCES tasks(id),
+        address TEXT NOT NULL,           -- lower case: the first sender, and whom mail from the task went to
+        PRIMARY KEY (task_id, address)
+    );
+    """,
 )
+# Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
+# procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.
+REBUILDS = frozenset({9})
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ..errors import Conflict, NotFound, ProstoyMailError
 from ..mail.parse import TEXT_INLINE, parse_message
 from .clock import now
+from .conversations import ConversationsMixin
 from .fetch_state import FetchStateMixin
 from .imap_views import ImapViewsMixin
 from .outbound_queue import OutboundQueueMixin
@@ -37,7 +38,7 @@ from .ports import (
     User,
 )
 from .raw_files import RawFiles
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .schema import MIGRATIONS, REBUILDS, SCHEMA_VERSION
 
 
 class StoreError(ProstoyMailError):
@@ -85,7 +86,7 @@ def is_store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE)
 
 
-class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
+class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, ConversationsMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.files = RawFiles.beside(self.path)
@@ -117,10 +118,19 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
                 f"prostoy-mail understands ({SCHEMA_VERSION}); upgrade prostoy-mail"
             )
         for number in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                for statement in _statements(MIGRATIONS[number - 1]):
-                    self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
+            rebuild = number in REBUILDS
+            if rebuild:
+                self.db.execute("PRAGMA foreign_keys=OFF")  # (a no-op inside a transaction: before it)
+            try:
+                with self.transaction():
+                    for statement in _statements(MIGRATIONS[number - 1]):
+                        self.db.execute(statement)
+                    if rebuild and self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                        raise StoreError(f"{self.path}: migration {number} would break references; not applied")
+                    self.db.execute(f"PRAGMA user_version = {number}")
+            finally:
+                if rebuild:
+                    self.db.execute("PRAGMA foreign_keys=ON")
 
     def close(self) -> None:
         self.db.close()
@@ -287,8 +297,9 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin):
         return task
 
     _TASK_SELECT = """
-        SELECT t.id, p.name AS project, t.title, u.login AS assignee, t.kind, t.source_key
+        SELECT t.id, p.name AS project, t.title, u.login AS assignee, t.kind, t.source_key, v.rule AS opened_by_rule
         FROM tasks t JOIN projects p ON p.id = t.project_id LEFT JOIN users u ON u.id = t.assignee_id
+        LEFT JOIN conversations v ON v.task_id = t.id
     """
 
     def task_for_source(self, source_key: str) -> Task | None:
@@ -524,7 +535,7 @@ def _user(row: sqlite3.Row) -> User:
 def _task(row: sqlite3.Row) -> Task:
     return Task(
         id=row["id"], project=row["project"], title=row["title"], assignee=row["assignee"],
-        kind=row["kind"], source_key=row["source_key"],
+        kind=row["kind"], source_key=row["source_key"], opened_by_rule=row["opened_by_rule"],
     )
 
 
