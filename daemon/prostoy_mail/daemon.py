@@ -221,6 +221,7 @@ class Daemon:
         if self.imap is None:
             assert self.writer is not None and self.guard is not None
             reader = SqliteStore(config.store_location())
+            reader.org_id = None  # (mail clients of every organisation log in; each sees its own)
             uidvalidity = int.from_bytes(reader.secret(IMAP_UIDVALIDITY_SECRET)[:4], "big") & 0x7FFFFFFF or 1
             context = FolderContext(reader, self.writer.run, uidvalidity, self._delete_comment)
             self.imap = ImapService(lambda: self.config, self.guard, context, self.metrics)

@@ -35,3 +35,8 @@ class NotFound(ProstoyMailError):
 
 class Conflict(ProstoyMailError):
     """Something that already exists, or is still in use."""
+
+
+class Invalid(ProstoyMailError):
+    """Input that is not valid or names nothing (a slug, a domain, `--org` naming no
+    organisation, a name another organisation holds): the command line exits with status 2."""

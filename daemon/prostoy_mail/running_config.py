@@ -32,6 +32,7 @@ class RunningConfig:
     def build(cls, config: Config, store: TaskStore, generation: int) -> RunningConfig:
         """Raises ConfigError when a rule names a task or user the store does not have (a job for
         the store's writer: it reads the store)."""
+        store.reconcile_file_organisation(config.organisation.slug, config.organisation.display_name)
         table = build_routing_table(config, store)
         return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window), Policy.of(config),
                    SendingPolicy.of(config))

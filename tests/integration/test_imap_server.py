@@ -162,6 +162,43 @@ async def test_a_task_a_rule_opened_is_a_folder_with_its_mail(imap: Imap) -> Non
     assert b"order 5/6 late" in fetched[0][1]
 
 
+async def test_a_user_of_another_organisation_sees_only_its_own(imap: Imap) -> None:
+    """Two organisations on one installation, the same project and task names: over IMAP each
+    user sees, selects and appends to their own organisation's folders only."""
+    from prostoy_mail.auth.password_hashes import hash_password
+
+    store = imap.store()
+    acme = store.add_organisation("acme", "Acme").id
+    with store.acting_for(acme):
+        store.add_user("boss", "Boss", hash_password("boss-pw"), True)
+        store.add_project("Mail")
+        store.add_task("Mail", "sales@example.test")  # a name main has too
+    store.close()
+
+    def go() -> tuple[set[str], set[str], str, str, str]:
+        boss = imaplib.IMAP4("127.0.0.1", imap.port("imap"), timeout=30)
+        boss.starttls(imap.context)
+        boss.login("boss", "boss-pw")
+        theirs = {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in _ok(boss.list())}
+        select = boss.select('"sales"')[0]
+        appended = boss.append('"sales"', None, None, mail("sneaked in"))
+        append = f"{appended[0]} {appended[1][0].decode()}"
+        boss.logout()
+        ivanov = imap.login("ivanov")  # main's owner: every task of main, none of acme's
+        ours = {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in _ok(ivanov.list())}
+        mine = ivanov.select('"Tasks/Mail/sales@example.test"')[0]
+        ivanov.logout()
+        return theirs, ours, select, append, mine
+
+    theirs, ours, select, append, mine = await run(go)
+    assert theirs >= {"Tasks/Mail/sales@example.test", "Tasks/Personal/Boss"}
+    assert not {"sales", "ivan", "petr", "Tasks/Personal/Ivanov", "Tasks/Personal/Petrov"} & theirs
+    assert (select, append, mine) == ("NO", "NO [TRYCREATE] No such mailbox", "OK")  # (was BAD: a str in Twisted)
+    assert "Tasks/Personal/Boss" not in ours and "Tasks/Personal/Ivanov" in ours
+    acme_task = [f for f in ours if f.startswith("Tasks/Mail/sales@example.test")]
+    assert acme_task == ["Tasks/Mail/sales@example.test"]  # (one: main's own, no "#id" twin from acme)
+
+
 async def test_list_wildcards_cost_linear_time_and_never_reach_twisteds_regexp(
         imap: Imap, monkeypatch: pytest.MonkeyPatch) -> None:
     """`LIST "" "*********z"` took 7 s of the event loop (10 stars: 48 s): a backtracking

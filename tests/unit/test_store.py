@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prostoy_mail.errors import Conflict, NotFound
+from prostoy_mail.errors import Conflict, Invalid, NotFound
 from prostoy_mail.store.ports import CommentTarget, MessageRecord
 from prostoy_mail.store.schema import SCHEMA_VERSION
 from prostoy_mail.store.sqlite import SqliteStore, StoreError
@@ -298,3 +298,88 @@ def test_conversations_in_the_store(store: SqliteStore) -> None:
     # a deleted comment no longer threads
     store.delete_comment(store.list_comments(task_id)[0].id)
     assert store.conversation_in_thread(["first@client"], "client@far.example") is None
+
+
+# --- organisations -------------------------------------------------------------------------------
+
+
+def test_a_store_becomes_the_file_declared_organisation(store: SqliteStore) -> None:
+    [main] = store.list_organisations()
+    assert (main.slug, main.file_managed, store.org_id) == ("main", True, main.id)
+    renamed = store.reconcile_file_organisation("acme-hq", "Acme HQ")
+    assert (renamed.id, renamed.slug, renamed.name) == (main.id, "acme-hq", "Acme HQ")
+    store.add_organisation("beta", "Beta")
+    with pytest.raises(Invalid, match='"beta" is the slug of an organisation in the store'):
+        store.reconcile_file_organisation("beta", "Taken")
+    assert store.organisation_by_id(main.id).slug == "acme-hq"  # nothing half-changed
+
+
+def test_each_organisation_sees_only_its_own_directory(store: SqliteStore) -> None:
+    main = store.org_id
+    beta = store.add_organisation("beta", "Beta").id
+    for org in (main, beta):  # the same names in both
+        with store.acting_for(org):
+            store.add_project("Sales")
+            store.add_task("Sales", "Invoices")
+    store.add_user("ivanov", "Ivanov", None, True)
+    with store.acting_for(beta):
+        store.add_user("petrov", "Petrov", None, True)
+        with pytest.raises(Invalid, match='the login "ivanov" is taken'):
+            store.add_user("ivanov", "Another Ivanov", None, False)
+        beta_task = store.resolve_task("Sales/Invoices")
+        assert [u.login for u in store.list_users()] == ["petrov"] and store.find_user("ivanov") is None
+        assert {t.ref for t in store.list_tasks()} == {"Sales/Invoices", "Personal/Petrov"}
+    main_task = store.resolve_task("Sales/Invoices")
+    assert main_task.id != beta_task.id
+    with pytest.raises(NotFound):
+        store.get_task(beta_task.id)  # another organisation's task, by id: not there
+    assert [p.name for p in store.list_projects()] == ["Personal", "Sales"]
+    assert store.find_user("petrov") is None and [u.login for u in store.list_users()] == ["ivanov"]
+    assert store.get_user("ivanov").is_owner  # each organisation its own owner
+    with store.acting_for(beta):
+        beta_comment = store.store_message(MessageRecord(raw=b"x", direction="in", source="smtp"),
+                                           [CommentTarget(beta_task.id, ("r",))]).comment_ids[0]
+    with pytest.raises(NotFound):
+        store.delete_comment(beta_comment)  # another organisation's comment, by id: not there
+    with store.acting_for(None):  # the daemon: every organisation, by ids
+        assert store.get_task(beta_task.id).ref == "Sales/Invoices"
+        assert {u.login for u in store.list_users()} == {"ivanov", "petrov"}
+    assert {t.ref for t in store.list_tasks(org_id=beta)} == {"Sales/Invoices", "Personal/Petrov"}  # (IMAP's way)
+
+
+def test_removing_an_organisation_removes_what_it_owns_and_nothing_else(store: SqliteStore) -> None:
+    beta = store.add_organisation("beta", "Beta").id
+    store.add_project("Sales")
+    kept = store.add_task("Sales", "Kept")
+    with store.acting_for(beta):
+        store.add_user("petrov", "Petrov", None, True)
+        store.add_project("Sales")
+        gone = store.add_task("Sales", "Gone")
+    store.add_domain("beta.example", beta)
+    shared = store.store_message(MessageRecord(raw=b"shared", direction="in", source="smtp"),
+                                 [CommentTarget(kept.id, ("r",)), CommentTarget(gone.id, ("r",))])
+    only_beta = store.store_message(MessageRecord(raw=b"only beta", direction="in", source="smtp"),
+                                    [CommentTarget(gone.id, ("r",))])
+    with pytest.raises(Conflict, match="declared by the configuration file"):
+        store.remove_organisation(store.file_organisation_id())
+    removed = store.remove_organisation(beta)
+    assert removed == {"comments": 2, "tasks": 2, "projects": 2, "users": 1, "domains": 1, "messages": 1}
+    assert [c.message_db_id for c in store.list_comments(kept.id)] == [shared.id]
+    assert store.db.execute("SELECT count(*) FROM messages WHERE id = ?", (only_beta.id,)).fetchone()[0] == 0
+    assert [o.slug for o in store.list_organisations()] == ["main"] and store.list_domains() == []
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_a_domain_belongs_to_one_organisation(store: SqliteStore) -> None:
+    beta = store.add_organisation("beta", "Beta").id
+    store.add_domain("beta.example", beta)
+    with pytest.raises(Invalid, match="a domain of another organisation"):
+        store.add_domain("beta.example", store.file_organisation_id())
+    with pytest.raises(Conflict):
+        store.add_domain("beta.example", beta)
+    assert store.list_domains() == [("beta.example", "beta")]
+    assert store.organisation("beta").domains == ("beta.example",)
+    with pytest.raises(Invalid, match='no organisation "gamma"'):
+        store.organisation("gamma")
+    with pytest.raises(Invalid, match="is not a slug"):
+        store.add_organisation("Bad Slug", "x")

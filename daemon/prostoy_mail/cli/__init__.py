@@ -13,11 +13,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..config.load import default_config_path
-from ..errors import ConfigError, ProstoyMailError
+from ..errors import ConfigError, Invalid, ProstoyMailError
 from . import (
     auth_cmds,
     gateway_cmds,
     mailbox_cmds,
+    org_cmds,
     outbound_cmds,
     quarantine_cmds,
     rule_cmds,
@@ -29,6 +30,10 @@ from . import (
 )
 from .common import Context
 
+# What the configuration file still keeps for its organisation only (not yet in the store).
+FILE_ONLY = {"mailbox": "mailboxes", "gateway": "gateways", "rule": "rules", "server": "mail servers",
+             "quarantine": "gateways' quarantine", "queue": "outbound mail"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -38,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="configuration file (default: $PROSTOY_MAIL_CONFIG, "
                              "else /etc/prostoy-mail/prostoy-mail.toml)")
+    parser.add_argument("--org", metavar="SLUG",
+                        help="the organisation to work for (default: the one the configuration file declares)")
     parser.add_argument("--version", action="version", version=f"prostoy-mail {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_cmd.register(sub)
@@ -51,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbound_cmds.register(sub)
     tls_cmds.register(sub)
     auth_cmds.register(sub)
+    org_cmds.register(sub)
     return parser
 
 
@@ -58,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = Context(args=args, config_path=args.config or default_config_path())
     try:
+        if args.org is not None and args.command in FILE_ONLY:
+            ctx.require_file_organisation(FILE_ONLY[args.command])
         return int(args.handler(ctx))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 2
+    except Invalid as exc:
+        print(f"prostoy-mail: {exc}", file=sys.stderr)
         return 2
     except ProstoyMailError as exc:
         print(f"prostoy-mail: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from ..config.load import config_warnings, load_config
 from ..config.model import Config
 from ..errors import ConfigError, ProstoyMailError
 from ..provisioning import check_references
+from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
 from .daemon_link import apply_to_running_daemon
 
@@ -40,15 +41,41 @@ class Context:
         return self._config
 
     def store(self) -> SqliteStore:
+        """The store, working for the organisation `--org` names (else the file's)."""
         if self._store is None:
-            location = self.config().store_location()
+            config = self.config()
+            location = config.store_location()
             if "://" in location:
                 raise ProstoyMailError(f"{self.config_path}: daemon.store: only SQLite stores are supported so far")
-            self._store = SqliteStore(location)
+            store = SqliteStore(location)
+            try:
+                store.reconcile_file_organisation(config.organisation.slug, config.organisation.display_name)
+                slug = getattr(self.args, "org", None)
+                if slug is not None:
+                    store.org_id = store.organisation(slug).id
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
         return self._store
+
+    def organisation(self) -> Organisation:
+        """The organisation this command works for (`--org`, else the one the file declares)."""
+        store = self.store()
+        assert store.org_id is not None
+        return store.organisation_by_id(store.org_id)
+
+    def require_file_organisation(self, what: str) -> None:
+        """Mailboxes, gateways, rules, servers and sending are still the file's (its organisation's)."""
+        organisation = self.organisation()
+        if not organisation.file_managed:
+            raise ProstoyMailError(f'organisation "{organisation.slug}" lives in the store, where its {what} cannot '
+                                   "be kept yet (only its users, projects, tasks and domains); this command works "
+                                   "for the organisation the configuration file declares")
 
     def document(self) -> ConfigDocument:
         self.config()  # the file must be valid before we edit it
+        self.require_file_organisation("configuration")
         return ConfigDocument(self.config_path)
 
     def save(self, doc: ConfigDocument) -> Config:

@@ -60,6 +60,7 @@ def register(sub: Sub) -> None:
 
 def task_send(ctx: Context) -> int:
     config, store, args = ctx.config(), ctx.store(), ctx.args
+    ctx.require_file_organisation("mailboxes and gateways to send from")
     task = store.resolve_task(args.task)
     policy = SendingPolicy.of(config)
     sender = policy.sender(args.sender)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, Problem
+from ..identifiers import slug_problem
 from .model import (
     ACTION_CHOICES,
     LISTENER_NAMES,
@@ -32,6 +33,7 @@ from .model import (
     Gateway,
     Listen,
     Mailbox,
+    OrganisationSettings,
     OutboundSettings,
     Relay,
     RoutingSettings,
@@ -300,6 +302,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     top = _Table(data, "", problems)
 
     daemon = _read_daemon(top.table("daemon"))
+    organisation = _read_organisation(top.table("organisation"))
     listen = _read_listen(top.table("listen"), problems)
     tls = _read_tls(top.table("tls"), base)
     smtp = _read_smtp_limits(top.table("smtp"))
@@ -322,7 +325,8 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
-        path=path, daemon=daemon, listen=listen, tls=tls, smtp=smtp, fetch=fetch, auth=auth, outbound=outbound,
+        path=path, daemon=daemon, organisation=organisation, listen=listen, tls=tls, smtp=smtp, fetch=fetch,
+        auth=auth, outbound=outbound,
         routing=routing, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -440,6 +444,19 @@ def _read_daemon(t: _Table | None) -> DaemonSettings:
         t.problem("mail_project", 'must not contain "/"')
     t.done()
     return DaemonSettings(domain=domain, store=store, hostname=hostname, mail_project=mail_project)
+
+
+def _read_organisation(t: _Table | None) -> OrganisationSettings:
+    if t is None:
+        return OrganisationSettings()
+    defaults = OrganisationSettings()
+    slug = t.text("slug", defaults.slug) or ""
+    problem = slug_problem(slug)
+    if problem is not None:
+        t.problem("slug", problem)
+    settings = OrganisationSettings(slug=slug, name=(t.text("name", "") or "").strip())
+    t.done()
+    return settings
 
 
 def _read_listen(t: _Table | None, problems: _Problems) -> Listen:

@@ -121,6 +121,18 @@ class OutboundSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OrganisationSettings:
+    """[organisation]: the one organisation this file declares (its mailboxes, gateways, rules)."""
+
+    slug: str = "main"
+    name: str = ""  # (empty: the slug)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.slug
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingSettings:
     """Routing as a whole; configurable under [routing] (a [rules] table cannot be: `[[rules]]`
     is the list of rules)."""
@@ -213,6 +225,7 @@ class Rule:
 class Config:
     path: Path
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    organisation: OrganisationSettings = field(default_factory=OrganisationSettings)
     listen: Listen = field(default_factory=Listen)
     tls: Tls = field(default_factory=Tls)
     smtp: SmtpLimits = field(default_factory=SmtpLimits)

@@ -34,15 +34,18 @@ def _part(text: str) -> str:
     return text.replace("/", "∕").strip() or "-"
 
 
-def folders_for(user: User, config: Config, tasks: Sequence[Task]) -> list[Folder]:
+def folders_for(user: User, config: Config, tasks: Sequence[Task], *, mailboxes: bool = True) -> list[Folder]:
+    """`tasks`: the user's organisation's; `mailboxes`: whether the configuration's domain
+    mailboxes are the user's organisation's (those of the organisation the file declares)."""
     folders: list[Folder] = []
-    personal = [m for m in config.mailboxes if m.owner == user.login]
+    own_mailboxes = config.mailboxes if mailboxes else ()
+    personal = [m for m in own_mailboxes if m.owner == user.login]
     for i, mailbox in enumerate(personal):
         folders.append(Folder("INBOX" if i == 0 else mailbox.login, f"mailbox:{mailbox.login}"))
     if not personal:
         folders.append(Folder("INBOX", f"none:{user.login}", writable=False))
     folders.append(Folder(SENT, f"sent:{user.login}", special_use="\\Sent"))
-    folders += [Folder(m.login, f"mailbox:{m.login}") for m in config.mailboxes
+    folders += [Folder(m.login, f"mailbox:{m.login}") for m in own_mailboxes
                 if m.owner is None and (user.is_owner or not m.users or user.login in m.users)]
     others_personal = {f"personal:{u}" for u in _other_users(config, tasks, user.login)}
     private = {f"mailbox:{m.login}" for m in config.mailboxes if m.owner not in (None, user.login)

@@ -226,6 +226,9 @@ class ImapSession(imap4.IMAP4Server):
         return d
 
     def _cbAppendGotMailbox(self, mbox: Any, tag: bytes, flags: Any, date: Any, message: Any) -> None:
+        if mbox is None:  # Twisted answers this with a str, which fails as a server error (BAD)
+            self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
+            return
         # Twisted iterates the flags list, which is None for `APPEND box {n}` without flags
         super()._cbAppendGotMailbox(mbox, tag, flags or [], date, message)
 

@@ -13,17 +13,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from .clock import now
-from .ports import Project
 
 MAX_TITLE_TRIES = 1000  # "Title (2)" ... : a project with a thousand tasks of one title gets "Title #<id>"
 
 
 class ConversationsMixin:
     db: sqlite3.Connection
-
-    def find_project(self, name: str) -> Project | None:
-        row = self.db.execute("SELECT id, name FROM projects WHERE org_id = 1 AND name = ?", (name,)).fetchone()
-        return None if row is None else Project(int(row[0]), str(row[1]))
 
     def open_conversation(self, rule: str, opened_by: str, sender: str, project_id: int, title: str,
                           assignee: str | None) -> int:

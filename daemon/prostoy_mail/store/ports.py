@@ -37,6 +37,17 @@ class User:
     is_owner: bool
     has_password: bool
     personal_task_id: int | None
+    org_id: int = 1  # the organisation the user belongs to
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    id: int
+    slug: str
+    name: str
+    owner: str | None  # the owner's login
+    file_managed: bool  # declared by the configuration file (which wins for it)
+    domains: tuple[str, ...] = ()  # its own mail domains
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +234,9 @@ class TaskStore(Protocol):
     # schema
     def schema_version(self) -> int: ...
     def close(self) -> None: ...
+
+    # the organisation the configuration file declares: its slug and name, as the file says
+    def reconcile_file_organisation(self, slug: str, name: str) -> Organisation: ...
 
     # users
     def add_user(self, login: str, name: str, password_hash: str | None, is_owner: bool) -> User: ...

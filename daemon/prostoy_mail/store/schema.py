@@ -244,6 +244,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (task_id, address)
     );
     """,
+    # 10: organisations as the hosting model names them: a slug (unique), whether the
+    # configuration file declares it (one may; today's store is that one), and their own mail
+    # domains (each owned by one organisation; the shared domain by none)
+    """
+    ALTER TABLE organisations ADD COLUMN slug TEXT;
+    ALTER TABLE organisations ADD COLUMN file_managed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE organisations ADD COLUMN created_at TEXT;
+    UPDATE organisations SET slug = 'main', file_managed = 1 WHERE id = 1;
+    CREATE UNIQUE INDEX organisations_by_slug ON organisations (slug);
+    CREATE INDEX users_by_org ON users (org_id);
+
+    CREATE TABLE domains (
+        domain TEXT PRIMARY KEY,         -- lower case, IDNA (ASCII) form
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        created_at TEXT NOT NULL
+    );
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.

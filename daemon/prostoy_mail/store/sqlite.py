@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Conflict, NotFound, ProstoyMailError
+from ..errors import Conflict, Invalid, NotFound, ProstoyMailError
 from ..mail.parse import TEXT_INLINE, parse_message
 from .clock import now
 from .conversations import ConversationsMixin
 from .fetch_state import FetchStateMixin
 from .imap_views import ImapViewsMixin
+from .organisations import OrganisationsMixin
 from .outbound_queue import OutboundQueueMixin
 from .ports import (
     PERSONAL_PROJECT,
@@ -86,11 +87,15 @@ def is_store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE)
 
 
-class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, ConversationsMixin):
+class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, ConversationsMixin, OrganisationsMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.files = RawFiles.beside(self.path)
         self._savepoints = 0
+        # The organisation this connection works for (users, projects, tasks and comments are
+        # scoped to it): the one the configuration file declares unless a command says --org.
+        # None: every organisation (the daemon, which works by ids and signed tokens).
+        self.org_id: int | None = 1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -100,6 +105,7 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
+            self.org_id = self.file_organisation_id()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
         except OSError as exc:
@@ -170,19 +176,44 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
 
     # --- users --------------------------------------------------------------------------------
 
+    # --- the organisation a connection works for ------------------------------------------
+
+    def _org(self) -> int:
+        """The organisation new rows belong to (every organisation's connection: the file's)."""
+        return self.org_id if self.org_id is not None else self.file_organisation_id()
+
+    def _scoped(self, column: str) -> tuple[str, tuple[int, ...]]:
+        """A WHERE condition limiting `column` (an org_id) to this connection's organisation."""
+        return ("1", ()) if self.org_id is None else (f"{column} = ?", (self.org_id,))
+
+    @contextmanager
+    def acting_for(self, org_id: int | None) -> Iterator[None]:
+        """Work for `org_id` inside the block (on the writer's thread: one job at a time)."""
+        before, self.org_id = self.org_id, org_id
+        try:
+            yield
+        finally:
+            self.org_id = before
+
+    # --- users --------------------------------------------------------------------------------
+
     def add_user(self, login: str, name: str, password_hash: str | None, is_owner: bool) -> User:
         with self.transaction() as db:
-            if self.find_user(login) is not None:
+            org_id = self._org()
+            taken = db.execute("SELECT org_id FROM users WHERE login = ?", (login,)).fetchone()
+            if taken is not None and int(taken[0]) == org_id:
                 raise Conflict(f'user "{login}" already exists')
+            if taken is not None:
+                raise Invalid(f'the login "{login}" is taken (logins are unique across the installation)')
             if is_owner and (owner := self._owner_login()) is not None:
                 raise Conflict(f'the organisation already has an owner: "{owner}"')
             cur = db.execute(
-                "INSERT INTO users (login, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
-                (login, name, password_hash, now()),
+                "INSERT INTO users (org_id, login, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                (org_id, login, name, password_hash, now()),
             )
             user_id = cur.lastrowid
             if is_owner:
-                db.execute("UPDATE organisations SET owner_id = ? WHERE id = 1", (user_id,))
+                db.execute("UPDATE organisations SET owner_id = ? WHERE id = ?", (user_id, org_id))
             project_id = self._project_id(PERSONAL_PROJECT, create=True)
             db.execute(
                 "INSERT INTO tasks (project_id, title, assignee_id, kind, source_key, created_at)"
@@ -193,19 +224,20 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
 
     def _owner_login(self) -> str | None:
         row = self.db.execute(
-            "SELECT u.login FROM organisations o JOIN users u ON u.id = o.owner_id WHERE o.id = 1"
+            "SELECT u.login FROM organisations o JOIN users u ON u.id = o.owner_id WHERE o.id = ?", (self._org(),)
         ).fetchone()
         return None if row is None else str(row[0])
 
     _USER_SELECT = """
         SELECT u.id, u.login, u.name, u.password_hash IS NOT NULL AS has_password,
-               (o.owner_id = u.id) AS is_owner, t.id AS personal_task_id
+               (o.owner_id = u.id) AS is_owner, t.id AS personal_task_id, u.org_id
         FROM users u JOIN organisations o ON o.id = u.org_id
         LEFT JOIN tasks t ON t.source_key = 'personal:' || u.login
     """
 
     def find_user(self, login: str) -> User | None:
-        row = self.db.execute(self._USER_SELECT + " WHERE u.login = ?", (login,)).fetchone()
+        where, args = self._scoped("u.org_id")
+        row = self.db.execute(self._USER_SELECT + f" WHERE u.login = ? AND {where}", (login, *args)).fetchone()
         return None if row is None else _user(row)
 
     def get_user(self, login: str) -> User:
@@ -215,13 +247,13 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         return user
 
     def list_users(self) -> list[User]:
-        return [_user(r) for r in self.db.execute(self._USER_SELECT + " ORDER BY u.login")]
+        where, args = self._scoped("u.org_id")
+        return [_user(r) for r in self.db.execute(self._USER_SELECT + f" WHERE {where} ORDER BY u.login", args)]
 
     def set_password(self, login: str, password_hash: str | None) -> None:
         with self.transaction() as db:
-            if db.execute("UPDATE users SET password_hash = ? WHERE login = ?",
-                          (password_hash, login)).rowcount == 0:
-                raise NotFound(f'no user "{login}"')
+            user = self.get_user(login)
+            db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user.id))
 
     def password_hash(self, login: str) -> str | None:
         row = self.db.execute("SELECT password_hash FROM users WHERE login = ?", (login,)).fetchone()
@@ -238,12 +270,13 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
     # --- projects and tasks ----------------------------------------------------------------
 
     def _project_id(self, name: str, *, create: bool = False) -> int:
-        row = self.db.execute("SELECT id FROM projects WHERE org_id = 1 AND name = ?", (name,)).fetchone()
+        org_id = self._org()
+        row = self.db.execute("SELECT id FROM projects WHERE org_id = ? AND name = ?", (org_id, name)).fetchone()
         if row is not None:
             return int(row[0])
         if not create:
             raise NotFound(f'no project "{name}"')
-        cur = self.db.execute("INSERT INTO projects (name) VALUES (?)", (name,))
+        cur = self.db.execute("INSERT INTO projects (org_id, name) VALUES (?, ?)", (org_id, name))
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -251,12 +284,19 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         if not name.strip() or "/" in name:
             raise ProstoyMailError(f'"{name}" is not a project name (it must not be empty or hold "/")')
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone():
+            if db.execute("SELECT 1 FROM projects WHERE org_id = ? AND name = ?", (self._org(), name)).fetchone():
                 raise Conflict(f'project "{name}" already exists')
             return Project(self._project_id(name, create=True), name)
 
+    def find_project(self, name: str) -> Project | None:
+        row = self.db.execute("SELECT id, name FROM projects WHERE org_id = ? AND name = ?",
+                              (self._org(), name)).fetchone()
+        return None if row is None else Project(int(row[0]), str(row[1]))
+
     def list_projects(self) -> list[Project]:
-        return [Project(r["id"], r["name"]) for r in self.db.execute("SELECT id, name FROM projects ORDER BY name")]
+        where, args = self._scoped("org_id")
+        return [Project(r["id"], r["name"])
+                for r in self.db.execute(f"SELECT id, name FROM projects WHERE {where} ORDER BY name", args)]
 
     def _user_id(self, login: str | None) -> int | None:
         return None if login is None else self.get_user(login).id
@@ -307,7 +347,8 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         return None if row is None else _task(row)
 
     def get_task(self, task_id: int) -> Task:
-        row = self.db.execute(self._TASK_SELECT + " WHERE t.id = ?", (task_id,)).fetchone()
+        where, args = self._scoped("p.org_id")
+        row = self.db.execute(self._TASK_SELECT + f" WHERE t.id = ? AND {where}", (task_id, *args)).fetchone()
         if row is None:
             raise NotFound(f"no task {task_id}")
         return _task(row)
@@ -320,8 +361,9 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         project, sep, title = ref.partition("/")
         if not sep:
             raise NotFound(f'"{ref}" is not a task: give its id or "Project/Title"')
-        rows = self.db.execute(self._TASK_SELECT + " WHERE p.name = ? AND t.title = ? ORDER BY t.id",
-                               (project, title)).fetchall()
+        where, args = self._scoped("p.org_id")
+        rows = self.db.execute(self._TASK_SELECT + f" WHERE p.name = ? AND t.title = ? AND {where} ORDER BY t.id",
+                               (project, title, *args)).fetchall()
         if not rows:
             raise NotFound(f'no task "{ref}"')
         if len(rows) > 1:
@@ -329,8 +371,10 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
             raise Conflict(f'"{ref}" names several tasks ({ids}); give the id instead')
         return _task(rows[0])
 
-    def list_tasks(self) -> list[Task]:
-        return [_task(r) for r in self.db.execute(self._TASK_SELECT + " ORDER BY t.id")]
+    def list_tasks(self, org_id: int | None = None) -> list[Task]:
+        """This connection's organisation's tasks (or those of `org_id`: a mail client's user's)."""
+        where, args = ("p.org_id = ?", (org_id,)) if org_id is not None else self._scoped("p.org_id")
+        return [_task(r) for r in self.db.execute(self._TASK_SELECT + f" WHERE {where} ORDER BY t.id", args)]
 
     def assign_task(self, task_id: int, login: str | None) -> None:
         with self.transaction() as db:
@@ -446,7 +490,9 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         return [self._comment(r) for r in rows]
 
     def get_comment(self, comment_id: int) -> Comment:
-        row = self.db.execute(self._COMMENT_SELECT + " WHERE c.id = ?", (comment_id,)).fetchone()
+        where, args = self._scoped("(SELECT p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id"
+                                   " WHERE t.id = c.task_id)")
+        row = self.db.execute(self._COMMENT_SELECT + f" WHERE c.id = ? AND {where}", (comment_id, *args)).fetchone()
         if row is None:
             raise NotFound(f"no comment {comment_id}")
         return self._comment(row)
@@ -528,7 +574,7 @@ def _statements(script: str) -> list[str]:
 def _user(row: sqlite3.Row) -> User:
     return User(
         id=row["id"], login=row["login"], name=row["name"], is_owner=bool(row["is_owner"]),
-        has_password=bool(row["has_password"]), personal_task_id=row["personal_task_id"],
+        has_password=bool(row["has_password"]), personal_task_id=row["personal_task_id"], org_id=row["org_id"],
     )
 
 

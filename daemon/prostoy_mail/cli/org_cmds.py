@@ -1,0 +1,145 @@
+"""`org ...` and `domain ...`: the organisations of a hosting installation and their own domains.
+
+The organisation the configuration file declares ([organisation], default slug "main") is
+one of them; `org add` makes others, which live in the store only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..auth.password_hashes import hash_password
+from ..errors import Invalid, ProstoyMailError
+from ..identifiers import normalise_domain
+from ..store.ports import Organisation
+from .common import Context, read_password
+
+if TYPE_CHECKING:
+    from .common import Sub
+
+
+def register(sub: Sub) -> None:
+    orgs = sub.add_parser("org", help="organisations (hosting: many on one installation)").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = orgs.add_parser("add", help="add an organisation and its owner")
+    p.add_argument("slug", help="a-z, 0-9 and -, unique")
+    p.add_argument("--name", required=True)
+    p.add_argument("--owner", required=True, metavar="LOGIN", help="its owner's login (unique across the installation)")
+    p.add_argument("--owner-name", metavar="NAME")
+    p.add_argument("--password-file", metavar="F", help="the owner's password (- : standard input)")
+    p.set_defaults(handler=org_add)
+    p = orgs.add_parser("list", help="list organisations")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=org_list)
+    p = orgs.add_parser("show", help="one organisation")
+    p.add_argument("slug")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=org_show)
+    p = orgs.add_parser("remove", help="remove an organisation and everything it owns")
+    p.add_argument("slug")
+    p.add_argument("--yes", action="store_true", help="really: its users, tasks and mail go too")
+    p.set_defaults(handler=org_remove)
+
+    domains = sub.add_parser("domain", help="organisations' own mail domains").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = domains.add_parser("add", help="give an organisation its own mail domain (its MX pointed at us)")
+    p.add_argument("domain")
+    p.set_defaults(handler=domain_add)
+    p = domains.add_parser("list", help="list own domains")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=domain_list)
+    p = domains.add_parser("remove", help="remove an own domain")
+    p.add_argument("domain")
+    p.set_defaults(handler=domain_remove)
+
+
+def org_json(ctx: Context, organisation: Organisation) -> dict[str, Any]:
+    config = ctx.config()
+    counts = ctx.store().counts(organisation.id)
+    own = organisation.file_managed  # (the file's entries are its; the store keeps none yet for others)
+    return {
+        "slug": organisation.slug, "name": organisation.name, "owner": organisation.owner,
+        "file_managed": organisation.file_managed, "domains": list(organisation.domains),
+        "users": counts["users"], "mailboxes": len(config.mailboxes) if own else 0,
+        "gateways": len(config.gateways) if own else 0, "rules": len(config.rules) if own else 0,
+        "projects": counts["projects"], "tasks": counts["tasks"],
+    }
+
+
+def org_add(ctx: Context) -> int:
+    a = ctx.args
+    store = ctx.store()
+    password = read_password(a.password_file, f"Password for {a.owner}", required=False) if a.password_file else None
+    with store.transaction():
+        organisation = store.add_organisation(a.slug, a.name.strip() or a.slug)
+        with store.acting_for(organisation.id):
+            store.add_user(a.owner, a.owner_name or a.owner, hash_password(password) if password else None, True)
+    ctx.say(f"organisation {organisation.slug} added, owned by {a.owner}")
+    return 0
+
+
+def org_list(ctx: Context) -> int:
+    rows = [org_json(ctx, o) for o in ctx.store().list_organisations()]
+    if ctx.args.json:
+        ctx.emit_json(rows)
+    else:
+        ctx.emit_table(["SLUG", "NAME", "OWNER", "FILE", "DOMAINS", "USERS", "MAILBOXES", "GATEWAYS", "RULES"],
+                       [(r["slug"], r["name"], r["owner"], r["file_managed"], r["domains"], r["users"],
+                         r["mailboxes"], r["gateways"], r["rules"]) for r in rows])
+    return 0
+
+
+def org_show(ctx: Context) -> int:
+    data = org_json(ctx, ctx.store().organisation(ctx.args.slug))
+    if ctx.args.json:
+        ctx.emit_json(data)
+    else:
+        for key, value in data.items():
+            ctx.say(f"{key + ':':14}{', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def org_remove(ctx: Context) -> int:
+    store = ctx.store()
+    organisation = store.organisation(ctx.args.slug)
+    if not ctx.args.yes:
+        raise ProstoyMailError(f'removing "{organisation.slug}" removes its users, projects, tasks, comments and '
+                               "domains for good: add --yes")
+    removed = store.remove_organisation(organisation.id)
+    ctx.say(f"organisation {organisation.slug} removed: " + ", ".join(f"{n} {k}" for k, n in removed.items()))
+    return 0
+
+
+def _domain(ctx: Context) -> str:
+    domain = normalise_domain(ctx.args.domain)
+    if domain is None:
+        raise Invalid(f'"{ctx.args.domain}" is not a mail domain')
+    if domain == ctx.config().daemon.domain:
+        raise Invalid(f"{domain} is the shared domain (daemon.domain): it belongs to no organisation")
+    return domain
+
+
+def domain_add(ctx: Context) -> int:
+    if getattr(ctx.args, "org", None) is None:
+        raise Invalid("say whose domain it is: prostoy-mail --org SLUG domain add DOMAIN")
+    domain = _domain(ctx)
+    organisation = ctx.organisation()
+    ctx.store().add_domain(domain, organisation.id)
+    ctx.say(f"domain {domain} added to {organisation.slug}")
+    return 0
+
+
+def domain_list(ctx: Context) -> int:
+    rows = [{"domain": d, "org": slug} for d, slug in ctx.store().list_domains()]
+    if ctx.args.json:
+        ctx.emit_json(rows)
+    else:
+        ctx.emit_table(["DOMAIN", "ORG"], [(r["domain"], r["org"]) for r in rows])
+    return 0
+
+
+def domain_remove(ctx: Context) -> int:
+    domain = _domain(ctx)
+    ctx.store().remove_domain(domain)
+    ctx.say(f"domain {domain} removed")
+    return 0

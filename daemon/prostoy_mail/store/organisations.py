@@ -1,0 +1,150 @@
+"""Organisations and their own mail domains (SQLite), mixed into SqliteStore.
+
+Everything an organisation owns hangs off it: users (`users.org_id`), projects and through
+them tasks and comments, domains. One organisation may be declared by the configuration
+file (`file_managed`; a store from before organisations is that one); the others live in the
+store only. Removing one removes everything it owns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+
+from ..errors import Conflict, Invalid, NotFound
+from ..identifiers import slug_problem
+from .clock import now
+from .ports import Organisation
+
+
+class OrganisationsMixin:
+    db: sqlite3.Connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # SqliteStore's
+
+    _ORG_SELECT = """
+        SELECT o.id, o.slug, o.name, u.login AS owner, o.file_managed,
+               (SELECT group_concat(d.domain, ' ') FROM (SELECT domain FROM domains WHERE org_id = o.id
+                                                        ORDER BY domain) d) AS domains
+        FROM organisations o LEFT JOIN users u ON u.id = o.owner_id
+    """
+
+    def file_organisation_id(self) -> int:
+        """The organisation the configuration file declares (a store has exactly one)."""
+        row = self.db.execute("SELECT id FROM organisations WHERE file_managed = 1 ORDER BY id LIMIT 1").fetchone()
+        return int(row[0]) if row is not None else 1
+
+    def reconcile_file_organisation(self, slug: str, name: str) -> Organisation:
+        """The file's [organisation] slug and name, into the store (the file wins for it)."""
+        with self.transaction() as db:
+            own = self.file_organisation_id()
+            other = db.execute("SELECT id FROM organisations WHERE slug = ? AND id != ?", (slug, own)).fetchone()
+            if other is not None:
+                raise Invalid(f'organisation.slug: "{slug}" is the slug of an organisation in the store; '
+                              "choose another for the one this file declares")
+            db.execute("UPDATE organisations SET slug = ?, name = ? WHERE id = ?", (slug, name, own))
+        return self.organisation_by_id(own)
+
+    def organisation_by_id(self, org_id: int) -> Organisation:
+        row = self.db.execute(self._ORG_SELECT + " WHERE o.id = ?", (org_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no organisation {org_id}")
+        return _organisation(row)
+
+    def organisation(self, slug: str) -> Organisation:
+        """By slug; Invalid when there is none (the command line's --org: exit status 2)."""
+        row = self.db.execute(self._ORG_SELECT + " WHERE o.slug = ?", (slug,)).fetchone()
+        if row is None:
+            raise Invalid(f'no organisation "{slug}" (see: prostoy-mail org list)')
+        return _organisation(row)
+
+    def list_organisations(self) -> list[Organisation]:
+        return [_organisation(r) for r in self.db.execute(self._ORG_SELECT + " ORDER BY o.slug")]
+
+    def add_organisation(self, slug: str, name: str) -> Organisation:
+        problem = slug_problem(slug)
+        if problem is not None:
+            raise Invalid(problem)
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM organisations WHERE slug = ?", (slug,)).fetchone() is not None:
+                raise Invalid(f'organisation "{slug}" already exists')
+            cur = db.execute("INSERT INTO organisations (slug, name, file_managed, created_at) VALUES (?, ?, 0, ?)",
+                             (slug, name, now()))
+            assert cur.lastrowid is not None
+            return self.organisation_by_id(cur.lastrowid)
+
+    def remove_organisation(self, org_id: int) -> dict[str, int]:
+        """Everything the organisation owns, removed in one transaction; what was removed, by kind.
+        Messages that nothing else refers to go too (their files are swept later)."""
+        with self.transaction() as db:
+            organisation = self.organisation_by_id(org_id)
+            if organisation.file_managed:
+                raise Conflict(f'organisation "{organisation.slug}" is declared by the configuration file: '
+                               "remove its [organisation] section (and its entries) there")
+            tasks = "SELECT t.id FROM tasks t JOIN projects p ON p.id = t.project_id WHERE p.org_id = :org"
+            users = "SELECT id FROM users WHERE org_id = :org"
+            args = {"org": org_id}
+            messages = [int(r[0]) for r in db.execute(
+                f"SELECT DISTINCT message_id FROM comments WHERE task_id IN ({tasks})", args)]
+            removed = {
+                "comments": db.execute(f"DELETE FROM comments WHERE task_id IN ({tasks})", args).rowcount,
+            }
+            for table in ("conversation_participants", "conversations", "sent_messages"):
+                db.execute(f"DELETE FROM {table} WHERE task_id IN ({tasks})", args)
+            db.execute(f"UPDATE outbound SET task_id = NULL WHERE task_id IN ({tasks})", args)
+            db.execute("UPDATE organisations SET owner_id = NULL WHERE id = :org", args)
+            db.execute(f"UPDATE tasks SET assignee_id = NULL WHERE assignee_id IN ({users})", args)
+            removed["tasks"] = db.execute(f"DELETE FROM tasks WHERE id IN ({tasks})", args).rowcount
+            removed["projects"] = db.execute("DELETE FROM projects WHERE org_id = :org", args).rowcount
+            db.execute(f"DELETE FROM imap_flags WHERE user_id IN ({users})", args)
+            removed["users"] = db.execute("DELETE FROM users WHERE org_id = :org", args).rowcount
+            removed["domains"] = db.execute("DELETE FROM domains WHERE org_id = :org", args).rowcount
+            removed["messages"] = sum(
+                db.execute("DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM comments WHERE message_id"
+                           " = ?) AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = ?) AND NOT EXISTS"
+                           " (SELECT 1 FROM outbound WHERE message_id = ?) AND NOT EXISTS (SELECT 1 FROM fetched"
+                           " WHERE message_id = ?)", (m, m, m, m, m)).rowcount for m in messages)
+            db.execute("DELETE FROM organisations WHERE id = :org", args)
+        return removed
+
+    def counts(self, org_id: int) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT (SELECT count(*) FROM users WHERE org_id = :org), (SELECT count(*) FROM projects WHERE"
+            " org_id = :org), (SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id"
+            " WHERE p.org_id = :org)", {"org": org_id}).fetchone()
+        return {"users": int(row[0]), "projects": int(row[1]), "tasks": int(row[2])}
+
+    # --- own domains ---------------------------------------------------------------------------
+
+    def add_domain(self, domain: str, org_id: int) -> None:
+        """`domain` (normalised by the caller) for the organisation; Invalid when another owns it."""
+        with self.transaction() as db:
+            owner = self.domain_owner(domain)
+            if owner is not None:
+                slug = self.organisation_by_id(owner).slug
+                raise (Conflict(f'{domain} is already a domain of "{slug}"') if owner == org_id
+                       else Invalid(f"{domain} is a domain of another organisation"))
+            db.execute("INSERT INTO domains (domain, org_id, created_at) VALUES (?, ?, ?)", (domain, org_id, now()))
+
+    def domain_owner(self, domain: str) -> int | None:
+        row = self.db.execute("SELECT org_id FROM domains WHERE domain = ?", (domain,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def list_domains(self) -> list[tuple[str, str]]:
+        """(domain, organisation slug), by domain."""
+        return [(str(r[0]), str(r[1])) for r in self.db.execute(
+            "SELECT d.domain, o.slug FROM domains d JOIN organisations o ON o.id = d.org_id ORDER BY d.domain")]
+
+    def remove_domain(self, domain: str) -> None:
+        with self.transaction() as db:
+            if db.execute("DELETE FROM domains WHERE domain = ?", (domain,)).rowcount == 0:
+                raise NotFound(f"no domain {domain}")
+
+
+def _organisation(row: sqlite3.Row) -> Organisation:
+    return Organisation(int(row["id"]), str(row["slug"]), str(row["name"]), row["owner"], bool(row["file_managed"]),
+                        tuple(str(row["domains"]).split()) if row["domains"] else ())
+
+
+

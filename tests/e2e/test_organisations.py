@@ -1,0 +1,88 @@
+"""Hosting many organisations, through the command line: `org`, `domain` and `--org`; each
+organisation's users, projects and tasks its own; bad input is one line and exit status 2."""
+
+from __future__ import annotations
+
+from tests.conftest import Cli
+
+
+def test_organisations_side_by_side(cli: Cli) -> None:
+    cli("user", "add", "ivanov", "--owner")
+    cli("project", "add", "Sales")
+    cli("task", "add", "Sales", "Invoices")
+    added = cli("org", "add", "acme", "--name", "Acme Ltd", "--owner", "boss@acme.example", "--owner-name", "Boss")
+    assert added.out == "organisation acme added, owned by boss@acme.example\n"
+    # the same project and task names in the other organisation: its own
+    cli("--org", "acme", "project", "add", "Sales")
+    cli("--org", "acme", "task", "add", "Sales", "Invoices")
+    acme_tasks = cli("--org", "acme", "task", "list", "--json").json()
+    main_tasks = cli("task", "list", "--json").json()
+    assert {t["title"] for t in acme_tasks} == {"Invoices", "Boss"}
+    assert not {t["id"] for t in acme_tasks} & {t["id"] for t in main_tasks}
+    assert [u["login"] for u in cli("--org", "acme", "user", "list", "--json").json()] == ["boss@acme.example"]
+    assert [u["login"] for u in cli("user", "list", "--json").json()] == ["ivanov"]
+    # nothing of one is reachable from the other, not even by id
+    acme_invoices = next(t["id"] for t in acme_tasks if t["title"] == "Invoices")
+    foreign = cli("task", "show", str(acme_invoices), ok=False)
+    assert (foreign.code, foreign.err) == (1, f"prostoy-mail: no task {acme_invoices}\n")
+    assert cli("--org", "acme", "user", "passwd", "ivanov", "--password-file", "-", input="x\n", ok=False).code == 1
+
+    listed = {o["slug"]: o for o in cli("org", "list", "--json").json()}
+    assert listed["acme"] == {"slug": "acme", "name": "Acme Ltd", "owner": "boss@acme.example", "file_managed": False,
+                              "domains": [], "users": 1, "mailboxes": 0, "gateways": 0, "rules": 0, "projects": 2,
+                              "tasks": 2}
+    assert (listed["main"]["file_managed"], listed["main"]["owner"], listed["main"]["users"]) == (True, "ivanov", 1)
+
+    cli("--org", "acme", "domain", "add", "Acme.Example")
+    assert cli("domain", "list", "--json").json() == [{"domain": "acme.example", "org": "acme"}]
+    assert cli("org", "show", "acme", "--json").json()["domains"] == ["acme.example"]
+
+    # what the file keeps (mailboxes, gateways, rules, servers, sending) is the file's organisation's
+    refused = cli("--org", "acme", "mailbox", "add", "sales", ok=False)
+    assert refused.code == 1 and 'organisation "acme" lives in the store' in refused.err
+    assert cli("--org", "acme", "mailbox", "list", ok=False).code == 1
+
+    assert cli("org", "remove", "acme", ok=False).err.endswith("add --yes\n")
+    removed = cli("org", "remove", "acme", "--yes")
+    assert removed.out.startswith("organisation acme removed: ")
+    assert [o["slug"] for o in cli("org", "list", "--json").json()] == ["main"]
+    assert cli("domain", "list", "--json").json() == []
+    assert {t["title"] for t in cli("task", "list", "--json").json()} >= {"Invoices", "ivanov"}  # untouched
+    cli("org", "add", "acme", "--name", "Acme again", "--owner", "boss@acme.example")  # the login is free again
+
+
+def test_the_file_names_its_organisation(cli: Cli) -> None:
+    with cli.config.open("a") as f:
+        f.write('\n[organisation]\nslug = "hq"\nname = "Head office"\n')
+    [hq] = cli("org", "list", "--json").json()
+    assert (hq["slug"], hq["name"], hq["file_managed"]) == ("hq", "Head office", True)
+    cli("org", "add", "beta", "--name", "Beta", "--owner", "b")
+    text = cli.config.read_text()
+    cli.config.write_text(text.replace('slug = "hq"', 'slug = "beta"'))
+    collision = cli("org", "list", ok=False)
+    assert (collision.code, collision.err) == (
+        2, 'prostoy-mail: organisation.slug: "beta" is the slug of an organisation in the store; choose another '
+           "for the one this file declares\n")
+
+
+def test_bad_input_is_one_line_and_exit_status_2(cli: Cli) -> None:
+    cli("user", "add", "ivanov")
+    cli("org", "add", "acme", "--name", "Acme", "--owner", "boss")
+    cases = {
+        ("org", "add", "Not A Slug", "--name", "x", "--owner", "o"): '"Not A Slug" is not a slug',
+        ("org", "add", "acme", "--name", "x", "--owner", "o2"): 'organisation "acme" already exists',
+        ("org", "add", "beta", "--name", "x", "--owner", "ivanov"): 'the login "ivanov" is taken',
+        ("--org", "nobody", "task", "list"): 'no organisation "nobody"',
+        ("--org", "acme", "domain", "add", "not a domain"): '"not a domain" is not a mail domain',
+        ("--org", "acme", "domain", "add", "example.test"): "example.test is the shared domain",
+        ("domain", "add", "acme.example"): "say whose domain it is",
+        ("--org", "acme", "user", "add", "ivanov"): 'the login "ivanov" is taken',
+    }
+    for args, message in cases.items():
+        result = cli(*args, ok=False)
+        assert result.code == 2 and message in result.err and result.err.count("\n") == 1, (args, result)
+    cli("--org", "acme", "domain", "add", "acme.example")
+    cli("org", "add", "beta", "--name", "Beta", "--owner", "b")
+    stolen = cli("--org", "beta", "domain", "add", "ACME.example", ok=False)
+    assert (stolen.code, stolen.err) == (2, "prostoy-mail: acme.example is a domain of another organisation\n")
+    assert [o["slug"] for o in cli("org", "list", "--json").json()] == ["acme", "beta", "main"]  # nothing half-made
