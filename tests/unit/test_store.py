@@ -383,3 +383,23 @@ def test_a_domain_belongs_to_one_organisation(store: SqliteStore) -> None:
         store.organisation("gamma")
     with pytest.raises(Invalid, match="is not a slug"):
         store.add_organisation("Bad Slug", "x")
+
+
+def test_a_store_made_by_c772bd3_becomes_the_file_organisation_with_everything_it_had(tmp_path: Path) -> None:
+    """tests/data/store-c772bd3.sql: a store as the code of c772bd3 made it (schema version 7)."""
+    path = tmp_path / "store.db"
+    db = sqlite3.connect(path)
+    db.executescript((Path(__file__).parents[1] / "data" / "store-c772bd3.sql").read_text("utf-8"))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 7
+    db.close()
+    store = SqliteStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    [main] = store.list_organisations()
+    assert (main.slug, main.file_managed, main.owner) == ("main", True, "ivanov")
+    assert {u.login: u.is_owner for u in store.list_users()} == {"ivanov": True, "petrov": False}
+    invoices = store.resolve_task("Sales/Invoices")
+    assert (invoices.assignee, invoices.kind) == ("petrov", "plain")
+    assert [(c.subject, c.routed_by) for c in store.list_comments(invoices.id)] == [("invoice 1", ("invoices",))]
+    assert store.task_of_sent(["sent1@prostoy"]) == invoices.id
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    store.close()
