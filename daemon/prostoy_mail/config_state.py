@@ -1,7 +1,8 @@
 """Which configuration file the running daemon applied (or refused), as it tells the command line.
 
 The daemon writes this to its store after starting and after every reload; a command that
-edits the file sends SIGHUP and waits until the state names the file it wrote (by SHA-256),
+edits the file records a change in the store's change log and waits until the state names
+that change and the file it wrote (by SHA-256),
 so that it can say whether the change is live, or why not.
 """
 
@@ -23,3 +24,5 @@ class ConfigurationState(JsonRecord):
     refused: str | None  # why the last reload was refused, if it was
     path: str  # the configuration file the daemon reads
     reloads: int = 0  # reloads this daemon has carried out, applied or refused (a waiting command sees its own)
+    change_id: int = 0  # the newest change of the store's change log this daemon has taken up
+    applied_at: float = 0.0  # unix time this state was reached (for the benchmark of live changes)

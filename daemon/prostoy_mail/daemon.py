@@ -1,6 +1,7 @@
 """The one place that wires everything: config -> store -> intake -> listeners; signals.
 
-SIGHUP reloads the configuration (a broken one is logged and the old one kept), SIGTERM
+SIGHUP, or a change the command line records in the store's change log, reloads the
+configuration (a broken one is logged and the old one kept), SIGTERM
 and SIGINT stop cleanly: listeners close, messages being stored finish, the store closes.
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 30.0
+WATCH_CHANGES_EVERY = 0.1  # seconds between looks at the store's change log (a change is live within ~0.1 s)
 IMAP_UIDVALIDITY_SECRET = "imap-uidvalidity"
 
 
@@ -81,6 +84,8 @@ class Daemon:
         self.store_lock: StoreLock | None = None
         self.reloading = asyncio.Lock()
         self.reloads = 0  # carried out, applied or refused (recorded for the command line waiting on one)
+        self.change_id = 0  # the newest change of the store's change log taken up (the command line waits on it)
+        self.changes: SqliteStore | None = None  # a read connection that watches the change log
 
     @property
     def config(self) -> Config:
@@ -131,13 +136,16 @@ class Daemon:
         self.fetchers.apply(self.config)
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())
+        self.changes = await asyncio.to_thread(SqliteStore, location)
+        self.change_id = self.changes.latest_change()  # (what was changed before the start is applied)
         await self._record_configuration()
         systemd_notify.ready(self.status())  # only now: the store is open and every listener is bound
         # What is loaded by now (modules, configuration, routing table) lives as long as the
         # daemon: out of the garbage collector's sight, full collections stop walking it for
         # every few thousand objects a busy listener allocates.
         gc.freeze()
-        self.background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_updates())]
+        self.background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_updates()),
+                           asyncio.create_task(self._watch_changes())]
 
     def bound_port(self, name: str) -> int:
         """The port a listener is bound to (useful when the configuration says port 0)."""
@@ -294,15 +302,35 @@ class Daemon:
                 systemd_notify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
-    async def reload(self) -> None:
-        """SIGHUP: the configuration file again, applied all or nothing. A file that does not
-        load, or a listener that cannot be opened, leaves everything running as it was; either
-        way the outcome is recorded in the store for `prostoy-mail` edits waiting on it.
-        Reloads run one at a time (signals coming quickly each start one)."""
+    async def reload(self, change: int | None = None) -> None:
+        """SIGHUP, or a change in the store's change log (`change`: its number): the
+        configuration file again, applied all or nothing. A file that does not load, or a
+        listener that cannot be opened, leaves everything running as it was; either way the
+        outcome is recorded in the store for the command waiting on it. Reloads run one at a
+        time (signals coming quickly each start one)."""
         async with self.reloading:
-            await self._reload()
+            if change is not None:
+                if change <= self.change_id:
+                    return  # (taken up by a reload that ran meanwhile)
+                self.change_id = change
+            await self._reload(f"change {change} in the store" if change is not None else "SIGHUP")
 
-    async def _reload(self) -> None:
+    async def _watch_changes(self, every: float = WATCH_CHANGES_EVERY) -> None:
+        """Poll the store's change log (one indexed lookup) and reload when a command has
+        recorded a change: settings changes are live within a fraction of a second, without a
+        signal the command might not be allowed to send."""
+        assert self.changes is not None
+        while True:
+            await asyncio.sleep(every)
+            try:
+                latest = self.changes.latest_change()
+            except Exception as exc:  # (the store failing: try again; the watchdog tells systemd)
+                log.warning("cannot read the store's change log: %s", exc)
+                continue
+            if latest > self.change_id:
+                await self.reload(change=latest)
+
+    async def _reload(self, cause: str = "SIGHUP") -> None:
         """The new configuration is built whole beside the running one (rules resolved against the
         store, the listeners' policies), its new listeners opened, and only then swapped in with
         one assignment: before that, nothing the daemon runs has changed."""
@@ -336,8 +364,9 @@ class Daemon:
         if self.smtp_workers is not None and not await self.smtp_workers.applied_everywhere():
             log.warning("reload: not every SMTP worker has acknowledged configuration generation %d yet",
                         wanted.generation)
-        log.info("configuration reloaded (generation %d): %d mailboxes, %d gateways, %d rules; %s", wanted.generation,
-                 len(config.mailboxes), len(config.gateways), len(config.rules), self._listening())
+        log.info("configuration reloaded (generation %d, on %s): %d mailboxes, %d gateways, %d rules; %s",
+                 wanted.generation, cause, len(config.mailboxes), len(config.gateways), len(config.rules),
+                 self._listening())
         await self._reloaded()
 
     async def control(self) -> None:
@@ -364,7 +393,8 @@ class Daemon:
         assert self.writer is not None
         self.metrics.config_generation.set(self.generation)
         state = ConfigurationState(os.getpid(), self.generation, file_digest(self.config.path),
-                                   self.config.text_sha256, refused, str(self.config.path), self.reloads)
+                                   self.config.text_sha256, refused, str(self.config.path), self.reloads,
+                                   self.change_id, time.time())
         try:
             await self.writer.run(lambda store: store.set_setting(CONFIGURATION_STATE, state.to_json()))
         except Exception as exc:  # (a full disk, say: the daemon runs on; the command line will time out)
@@ -395,6 +425,8 @@ class Daemon:
             self.imap.close_all()
             await asyncio.sleep(0.1)  # let the BYEs go out
             self.imap.context.reader.close()
+        if self.changes is not None:
+            self.changes.close()
         if self.writer is not None:
             await asyncio.to_thread(self.writer.close)
         self.listeners.release_addresses()

@@ -409,6 +409,13 @@ def test_a_command_line_edit_is_live_when_the_command_returns(service: Service) 
     send(service.smtp_port, "invoice 5")
     comments = service.cli("task", "comments", "Продажи/Счета", "--json")
     assert [c["subject"] for c in json.loads(comments.stdout)] == ["invoice 5"]
+    # no signal was sent: the daemon took each change up from the store's change log
+    reloaded = re.compile(r"configuration reloaded \(generation 3, on change \d+ in the store\)")
+    deadline = time.monotonic() + 10
+    while not reloaded.search(log := "".join(service.stderr_lines)) and time.monotonic() < deadline:
+        time.sleep(0.02)  # (the daemon's stderr is read by a thread)
+    assert reloaded.search(log) and "generation 2, on change" in log, log
+    assert "on SIGHUP" not in log
 
 
 def test_a_reload_that_cannot_open_a_listener_changes_nothing(service: Service, tmp_path: Path) -> None:

@@ -9,12 +9,15 @@ store only. Removing one removes everything it owns.
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import AbstractContextManager
 
 from ..errors import Conflict, Invalid, NotFound
 from ..identifiers import slug_problem
 from .clock import now
 from .ports import Organisation
+
+KEPT_CHANGES = 1000
 
 
 class OrganisationsMixin:
@@ -114,6 +117,26 @@ class OrganisationsMixin:
             " org_id = :org), (SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id"
             " WHERE p.org_id = :org)", {"org": org_id}).fetchone()
         return {"users": int(row[0]), "projects": int(row[1]), "tasks": int(row[2])}
+
+    # --- the change log running daemons watch ------------------------------------------------
+
+    def record_change(self, what: str, org_id: int | None = None) -> int:
+        """Append a change for the running daemons to apply; its number (they report the last
+        one they applied). Only the newest KEPT_CHANGES are kept."""
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO changes (org_id, what, at) VALUES (?, ?, ?)", (org_id, what, time.time()))
+            assert cur.lastrowid is not None
+            db.execute("DELETE FROM changes WHERE id <= ?", (cur.lastrowid - KEPT_CHANGES,))
+            return cur.lastrowid
+
+    def latest_change(self) -> int:
+        """The number of the newest change (0: none yet). One indexed lookup: cheap to poll."""
+        row = self.db.execute("SELECT max(id) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    def change_time(self, change_id: int) -> float | None:
+        row = self.db.execute("SELECT at FROM changes WHERE id = ?", (change_id,)).fetchone()
+        return None if row is None else float(row[0])
 
     # --- own domains ---------------------------------------------------------------------------
 

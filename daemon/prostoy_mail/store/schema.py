@@ -261,6 +261,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # 11: the change log running daemons watch: a command that changes settings appends a row
+    # and waits for the daemons to say they applied it (no signal: anyone who may write the
+    # store may make a change live); the newest rows are kept
+    """
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        org_id INTEGER,                  -- whose settings changed (NULL: the daemon's own file)
+        what TEXT NOT NULL,              -- "configuration": read the configuration file again
+        at REAL NOT NULL                 -- unix time of the commit
+    );
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.
