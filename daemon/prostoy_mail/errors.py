@@ -37,6 +37,10 @@ class Conflict(ProstoyMailError):
     """Something that already exists, or is still in use."""
 
 
+class OverLimit(ProstoyMailError):
+    """An organisation is at one of its limits ([limits], or its own in the store)."""
+
+
 class Invalid(ProstoyMailError):
     """Input that is not valid or names nothing (a slug, a domain, `--org` naming no
     organisation, a name another organisation holds): the command line exits with status 2."""

@@ -86,3 +86,34 @@ def test_bad_input_is_one_line_and_exit_status_2(cli: Cli) -> None:
     stolen = cli("--org", "beta", "domain", "add", "ACME.example", ok=False)
     assert (stolen.code, stolen.err) == (2, "prostoy-mail: acme.example is a domain of another organisation\n")
     assert [o["slug"] for o in cli("org", "list", "--json").json()] == ["acme", "beta", "main"]  # nothing half-made
+
+
+def test_limits_per_organisation(cli: Cli) -> None:
+    with cli.config.open("a") as f:
+        f.write("\n[limits]\nusers = 2\nmailboxes = 1\nrules = 1\n")
+    cli("user", "add", "ivanov")
+    cli("user", "add", "petrov")
+    over = cli("user", "add", "sidorov", ok=False)
+    assert (over.code, over.err) == (1, 'prostoy-mail: organisation "main" has 2 users, its limit (limits.users); '
+                                        "raise it with: prostoy-mail org limits main --users N\n")
+    limits = cli("org", "limits", "main", "--users", "3", "--json").json()
+    assert limits["users"] == {"limit": 3, "own": True, "used": 2}
+    assert limits["mailboxes"] == {"limit": 1, "own": False, "used": 0}
+    cli("user", "add", "sidorov")
+    cli("mailbox", "add", "sales")
+    assert "has 1 mailboxes, its limit (limits.mailboxes)" in cli("mailbox", "add", "info", ok=False).err
+    cli("project", "add", "P")
+    cli("task", "add", "P", "T")
+    cli("rule", "add", "one", "--subject", "x", "--task", "P/T")
+    assert "its limit (limits.rules)" in cli("rule", "add", "two", "--subject", "y", "--task", "P/T", ok=False).err
+    back = cli("org", "limits", "main", "--users", "default", "--json").json()
+    assert back["users"] == {"limit": 2, "own": False, "used": 3}  # (over it now: nothing is taken away)
+    bad = cli("org", "limits", "main", "--rules", "lots", ok=False)
+    assert (bad.code, bad.err) == (2, 'prostoy-mail: --rules: "lots" is not a number (0 to 10000000) or "default"\n')
+    # another organisation's limits are its own
+    cli("org", "add", "acme", "--name", "Acme", "--owner", "boss")
+    cli("--org", "acme", "user", "add", "clerk")
+    assert "its limit (limits.users)" in cli("--org", "acme", "user", "add", "clerk2", ok=False).err
+    cli("org", "limits", "acme", "--users", "10")
+    cli("--org", "acme", "user", "add", "clerk2")
+    assert cli("org", "limits", "main", "--json").json()["users"]["limit"] == 2

@@ -634,6 +634,29 @@ async def test_mail_that_nothing_can_carry_out_is_refused_at_rcpt(outbound: Any)
     assert inside[0] == 250
 
 
+async def test_over_the_hourly_sending_limit_submission_answers_450(outbound: Any, tmp_path: Path) -> None:
+    setup: Setup = await outbound(extra="\n[limits]\noutbound_per_hour = 2\n")
+    for number in range(2):
+        await setup.submit("sales@example.test", ["x@far.example"],
+                           message("sales@example.test", "x@far.example", f"number {number}"))
+
+    def third() -> tuple[int, bytes]:
+        with setup.client() as client:
+            client.mail("sales@example.test")
+            client.rcpt("x@far.example")
+            return client.data(message("sales@example.test", "x@far.example", "one too many"))
+
+    code, reply = await asyncio.to_thread(third)
+    assert (code, reply.decode()) == (450, "4.7.1 the organisation has submitted 2 messages within the last hour, "
+                                           "its limit (limits.outbound_per_hour); try again later")
+    assert len(setup.with_store(lambda s: s.list_outbound(include_finished=True))) == 2  # nothing queued
+    (tmp_path / "body.txt").write_text("x\n", "utf-8")
+    sent = await asyncio.to_thread(Cli(tmp_path / "prostoy-mail.toml"), "task", "send", "Mail/sales@example.test",
+                                   "--from", "sales@example.test", "--to", "y@far.example", "--subject", "s",
+                                   "--body-file", str(tmp_path / "body.txt"), ok=False)
+    assert sent.code == 1 and "its limit (limits.outbound_per_hour)" in sent.err
+
+
 async def test_a_new_task_rule_opens_a_task_and_its_conversation_stays_together(
         outbound: Any, dovecot: Dovecot, tmp_path: Path) -> None:
     """A customer writes to a gateway (a real Dovecot); a `new_task` rule opens a task; the agent

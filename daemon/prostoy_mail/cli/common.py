@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.edit import ConfigDocument
 from ..config.load import config_warnings, load_config
-from ..config.model import Config
-from ..errors import ConfigError, ProstoyMailError
+from ..config.model import Config, LimitSettings
+from ..errors import ConfigError, OverLimit, ProstoyMailError
 from ..provisioning import check_references
 from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
@@ -64,6 +64,18 @@ class Context:
         store = self.store()
         assert store.org_id is not None
         return store.organisation_by_id(store.org_id)
+
+    def limits(self, organisation: Organisation) -> LimitSettings:
+        """The organisation's limits: its own where it has them, else [limits]."""
+        return self.config().limits.with_overrides(self.store().limit_overrides(organisation.id))
+
+    def check_limit(self, name: str, count: int) -> None:
+        """Refuse one more of `name` when the organisation has `count` of its limit already."""
+        organisation = self.organisation()
+        limit = getattr(self.limits(organisation), name)
+        if count >= limit:
+            raise OverLimit(f'organisation "{organisation.slug}" has {count} {name}, its limit (limits.{name}); '
+                            f"raise it with: prostoy-mail org limits {organisation.slug} --{name} N")
 
     def require_file_organisation(self, what: str) -> None:
         """Mailboxes, gateways, rules, servers and sending are still the file's (its organisation's)."""

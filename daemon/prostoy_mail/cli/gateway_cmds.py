@@ -122,6 +122,7 @@ def gateway_add(ctx: Context) -> int:
     email = ctx.args.email.lower()
     if ctx.config().gateway(email) is not None:
         raise ProstoyMailError(f'gateway "{email}" already exists (change it with: gateway edit {email})')
+    ctx.check_limit("gateways", len(ctx.config().gateways))
     values = _gateway_values(ctx, adding=True)
     doc = ctx.document()
     entry: dict[str, Value] = {"email": email, "server": None, "protocol": "imap", "login": email,

@@ -38,6 +38,7 @@ def mailbox_add(ctx: Context) -> int:
         raise ProstoyMailError(f'"{login}" is not a valid mailbox login (lower-case letters, digits, ".", "_", "-")')
     if ctx.config().mailbox(login) is not None:
         raise ProstoyMailError(f'mailbox "{login}" already exists')
+    ctx.check_limit("mailboxes", len(ctx.config().mailboxes))
     doc = ctx.document()
     users = [u.strip() for u in (ctx.args.users or "").split(",") if u.strip()] or None
     if users and ctx.args.owner:

@@ -6,9 +6,11 @@ one of them; `org add` makes others, which live in the store only.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..auth.password_hashes import hash_password
+from ..config.model import LIMIT_NAMES
 from ..errors import Invalid, ProstoyMailError
 from ..identifiers import normalise_domain
 from ..store.ports import Organisation
@@ -35,6 +37,13 @@ def register(sub: Sub) -> None:
     p.add_argument("slug")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=org_show)
+    p = orgs.add_parser("limits", help="an organisation's limits and what it uses of them; set its own")
+    p.add_argument("slug")
+    for name in LIMIT_NAMES:
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, metavar="N|default",
+                       help=f"its own limit of {name.replace('_', ' ')} (default: back to [limits])")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=org_limits)
     p = orgs.add_parser("remove", help="remove an organisation and everything it owns")
     p.add_argument("slug")
     p.add_argument("--yes", action="store_true", help="really: its users, tasks and mail go too")
@@ -96,6 +105,41 @@ def org_show(ctx: Context) -> int:
     else:
         for key, value in data.items():
             ctx.say(f"{key + ':':14}{', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+def org_limits(ctx: Context) -> int:
+    store = ctx.store()
+    organisation = store.organisation(ctx.args.slug)
+    changes: dict[str, int | None] = {}
+    for name in LIMIT_NAMES:
+        value = getattr(ctx.args, name)
+        if value is None:
+            continue
+        if value == "default":
+            changes[name] = None
+        elif value.isdigit() and int(value) <= 10_000_000:
+            changes[name] = int(value)
+        else:
+            raise Invalid(f'--{name.replace("_", "-")}: "{value}" is not a number (0 to 10000000) or "default"')
+    if changes:
+        store.set_limit_overrides(organisation.id, changes)
+    own = store.limit_overrides(organisation.id)
+    limits = ctx.limits(organisation)
+    config, counts = ctx.config(), store.counts(organisation.id)
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    file_owned = organisation.file_managed
+    used = {"mailboxes": len(config.mailboxes) if file_owned else 0,
+            "gateways": len(config.gateways) if file_owned else 0, "users": counts["users"],
+            "rules": len(config.rules) if file_owned else 0,
+            "outbound_per_hour": store.outbound_since(organisation.id, hour_ago)}
+    rows = {name: {"limit": getattr(limits, name), "own": name in own, "used": used[name]} for name in LIMIT_NAMES}
+    if ctx.args.json:
+        ctx.emit_json(rows)
+    else:
+        ctx.emit_table(["LIMIT", "VALUE", "FROM", "USED"],
+                       [(name, r["limit"], organisation.slug if r["own"] else "[limits]", r["used"])
+                        for name, r in rows.items()])
     return 0
 
 

@@ -108,6 +108,7 @@ def rule_add(ctx: Context) -> int:
     a = ctx.args
     if ctx.config().rule(a.name) is not None:
         raise ProstoyMailError(f'rule "{a.name}" already exists')
+    ctx.check_limit("rules", len(ctx.config().rules))
     doc = ctx.document()
     doc.append("rules", {"name": a.name, **_rule_values(a, ctx.store())})
     count = len(ctx.config().rules) + 1

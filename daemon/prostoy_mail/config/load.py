@@ -22,6 +22,7 @@ from ..errors import ConfigError, Problem
 from ..identifiers import slug_problem
 from .model import (
     ACTION_CHOICES,
+    LIMIT_NAMES,
     LISTENER_NAMES,
     PROTOCOL_CHOICES,
     SECURITY_CHOICES,
@@ -31,6 +32,7 @@ from .model import (
     Endpoint,
     FetchSettings,
     Gateway,
+    LimitSettings,
     Listen,
     Mailbox,
     OrganisationSettings,
@@ -310,6 +312,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     auth = _read_auth(top.table("auth"))
     outbound = _read_outbound(top.table("outbound"))
     routing = _read_routing(top.table("routing"))
+    limits = _read_limits(top.table("limits"))
     relay = _read_relay(top.table("relay"), base)
     own_servers = read_servers(top.tables("servers"), base)
     mailboxes = _read_mailboxes(top.tables("mailboxes"))
@@ -327,7 +330,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     return Config(
         path=path, daemon=daemon, organisation=organisation, listen=listen, tls=tls, smtp=smtp, fetch=fetch,
         auth=auth, outbound=outbound,
-        routing=routing, relay=relay, servers=servers,
+        routing=routing, limits=limits, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
@@ -570,6 +573,16 @@ def _read_routing(t: _Table | None) -> RoutingSettings:
         new_tasks_per_sender_per_hour=t.number("new_tasks_per_sender_per_hour", d.new_tasks_per_sender_per_hour,
                                                minimum=1, maximum=100_000),
     )
+    t.done()
+    return settings
+
+
+def _read_limits(t: _Table | None) -> LimitSettings:
+    if t is None:
+        return LimitSettings()
+    d = LimitSettings()
+    settings = LimitSettings(**{name: t.number(name, getattr(d, name), minimum=0, maximum=10_000_000)
+                                for name in LIMIT_NAMES})
     t.done()
     return settings
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -132,6 +132,25 @@ class OrganisationSettings:
         return self.name or self.slug
 
 
+LIMIT_NAMES = ("mailboxes", "gateways", "users", "rules", "outbound_per_hour")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """[limits]: what one organisation may have (and send); each may be overridden for an
+    organisation in the store (`org limits`). Checked where things are added, and when mail
+    is submitted (450 4.7.1 over the hourly number)."""
+
+    mailboxes: int = 100
+    gateways: int = 100
+    users: int = 1000
+    rules: int = 500
+    outbound_per_hour: int = 2000  # messages submitted (mail clients, `task send`) in the last hour
+
+    def with_overrides(self, overrides: dict[str, int]) -> LimitSettings:
+        return replace(self, **{k: v for k, v in overrides.items() if k in LIMIT_NAMES})
+
+
 @dataclass(frozen=True, slots=True)
 class RoutingSettings:
     """Routing as a whole; configurable under [routing] (a [rules] table cannot be: `[[rules]]`
@@ -233,6 +252,7 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     relay: Relay | None = None
     servers: tuple[Server, ...] = ()  # presets first, then the file's (a file entry replaces a preset)
     mailboxes: tuple[Mailbox, ...] = ()

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, localtime
 
 from ..config.model import Config
 from ..conversation import take_part
-from ..errors import ProstoyMailError
+from ..errors import OverLimit, ProstoyMailError
 from ..intake import find_reply_task
 from ..mail.compose import edit_header, has_field
 from ..mail.parse import ParsedMessage, parse_message
@@ -49,6 +50,7 @@ def enqueue_now(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, c
         raise ProstoyMailError(f"{submission.mail_from}: not an address of a mailbox or gateway here")
     parsed = parse_message(submission.raw)
     task_id, chosen_by = _task_for(store, tokens, table, submission, parsed, sender.scope)
+    _within_hourly_limit(store, config, task_id)
     added: list[tuple[str, str]] = []
     message_id = parsed.message_id
     if message_id is None:
@@ -81,6 +83,16 @@ def enqueue_now(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, c
     log.info("queued %s as %d from %s (user %s) to %d recipients via %s; task %d (%s)", message_id, entry_id,
              sender.address, submission.user or "-", len(submission.recipients), sender.route, task_id, chosen_by)
     return Queued(entry_id, stored.id, task_id, message_id)
+
+
+def _within_hourly_limit(store: OutboundSpool, config: Config, task_id: int) -> None:
+    """OverLimit when the task's organisation has submitted its hourly number of messages."""
+    org_id = store.org_of_task(task_id)
+    limit = config.limits.with_overrides(store.limit_overrides(org_id)).outbound_per_hour
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    if store.outbound_since(org_id, hour_ago) >= limit:
+        raise OverLimit(f"the organisation has submitted {limit} messages within the last hour, its limit "
+                        "(limits.outbound_per_hour); try again later")
 
 
 def _task_for(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, submission: Submission,

@@ -23,6 +23,7 @@ from aiosmtpd.smtp import MISSING, AuthResult
 
 from ..auth.login_guard import LoginGuard, Outcome
 from ..config.model import SmtpLimits
+from ..errors import OverLimit
 from ..mail.line_ends import SmuggledMessage
 from ..metrics import Metrics
 from ..sending_policy import SendingPolicy, Submission, header_addresses
@@ -154,6 +155,9 @@ class SubmissionHandler:
             queue_id = await self.submit(submission)
         except asyncio.CancelledError:
             raise
+        except OverLimit as exc:
+            log.info("%s (%s): %s", peer, login, exc)
+            return f"450 4.7.1 {exc}"
         except Exception as exc:
             return store_failure_reply(exc, f"{peer} ({login})", "queueing")[0]
         return f"250 2.0.0 Ok: queued as {queue_id}"

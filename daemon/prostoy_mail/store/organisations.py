@@ -103,6 +103,7 @@ class OrganisationsMixin:
             db.execute(f"DELETE FROM imap_flags WHERE user_id IN ({users})", args)
             removed["users"] = db.execute("DELETE FROM users WHERE org_id = :org", args).rowcount
             removed["domains"] = db.execute("DELETE FROM domains WHERE org_id = :org", args).rowcount
+            db.execute("DELETE FROM org_limits WHERE org_id = :org", args)
             removed["messages"] = sum(
                 db.execute("DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM comments WHERE message_id"
                            " = ?) AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = ?) AND NOT EXISTS"
@@ -117,6 +118,39 @@ class OrganisationsMixin:
             " org_id = :org), (SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id"
             " WHERE p.org_id = :org)", {"org": org_id}).fetchone()
         return {"users": int(row[0]), "projects": int(row[1]), "tasks": int(row[2])}
+
+    # --- limits -------------------------------------------------------------------------------
+
+    def limit_overrides(self, org_id: int) -> dict[str, int]:
+        """The organisation's own limits (those it has), by name."""
+        row = self.db.execute("SELECT mailboxes, gateways, users, rules, outbound_per_hour FROM org_limits"
+                              " WHERE org_id = ?", (org_id,)).fetchone()
+        if row is None:
+            return {}
+        names = ("mailboxes", "gateways", "users", "rules", "outbound_per_hour")
+        return {name: int(value) for name, value in zip(names, row, strict=True) if value is not None}
+
+    def set_limit_overrides(self, org_id: int, values: dict[str, int | None]) -> None:
+        """Set (a number) or drop (None: back to [limits]) some of the organisation's own limits."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO org_limits (org_id) VALUES (?)", (org_id,))
+            for name, value in values.items():
+                assert name in ("mailboxes", "gateways", "users", "rules", "outbound_per_hour")
+                db.execute(f"UPDATE org_limits SET {name} = ? WHERE org_id = ?", (value, org_id))
+
+    def org_of_task(self, task_id: int) -> int:
+        row = self.db.execute("SELECT p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = ?",
+                              (task_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no task {task_id}")
+        return int(row[0])
+
+    def outbound_since(self, org_id: int, since: str) -> int:
+        """Messages the organisation's tasks submitted for sending since `since` (ISO time)."""
+        row = self.db.execute(
+            "SELECT count(*) FROM outbound o JOIN tasks t ON t.id = o.task_id JOIN projects p ON p.id = t.project_id"
+            " WHERE o.created_at >= ? AND p.org_id = ?", (since, org_id)).fetchone()
+        return int(row[0])
 
     # --- the change log running daemons watch ------------------------------------------------
 

@@ -272,6 +272,19 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL                 -- unix time of the commit
     );
     """,
+    # 12: an organisation's own limits (NULL: [limits] of the file), and what the hourly
+    # sending limit counts: submitted messages by time
+    """
+    CREATE TABLE org_limits (
+        org_id INTEGER PRIMARY KEY REFERENCES organisations(id),
+        mailboxes INTEGER,
+        gateways INTEGER,
+        users INTEGER,
+        rules INTEGER,
+        outbound_per_hour INTEGER
+    );
+    CREATE INDEX outbound_by_time ON outbound (created_at);
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.
