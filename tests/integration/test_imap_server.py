@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import logging
 import re
 import shutil
 import smtplib
@@ -197,6 +198,71 @@ async def test_a_user_of_another_organisation_sees_only_its_own(imap: Imap) -> N
     assert "Tasks/Personal/Boss" not in ours and "Tasks/Personal/Ivanov" in ours
     acme_task = [f for f in ours if f.startswith("Tasks/Mail/sales@example.test")]
     assert acme_task == ["Tasks/Mail/sales@example.test"]  # (one: main's own, no "#id" twin from acme)
+
+
+async def test_bodystructure_of_8bit_headers_does_not_drop_the_connection(
+        imap: Imap, caplog: pytest.LogCaptureFixture) -> None:
+    raw = ("From: Клиент <client@far.example>\r\nSubject: отчёт\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n"
+           "Content-Type: text/plain; charset=utf-8; name=\"заметка.txt\"\r\n"
+           "Content-Description: описание\r\n\r\nтекст\r\n--b1\r\n"
+           "Content-Type: application/pdf; name=\"отчёт.pdf\"\r\n"
+           "Content-Disposition: attachment; filename=\"отчёт.pdf\"\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b1--\r\n").encode()
+    await run(lambda: imap.deliver("ivan@example.test", raw))
+
+    def go() -> tuple[Any, Any, Any]:
+        client = imap.login("ivanov")
+        client.select("INBOX")
+        structure = client.fetch("1", "(BODYSTRUCTURE)")
+        part = client.fetch("1", "(BODY.PEEK[2.MIME] BODY.PEEK[1])")
+        alive = client.noop()
+        client.logout()
+        return structure, part, alive
+
+    structure, part, alive = await run(go)
+    def flat(data: list[Any]) -> bytes:
+        return b" ".join(b" ".join(d) if isinstance(d, tuple) else d for d in data if d)
+
+    assert structure[0] == "OK" and b'("APPLICATION" "PDF"' in flat(structure[1]).upper(), structure
+    assert part[0] == "OK" and "текст".encode() in flat(part[1]) and b"filename" in flat(part[1]), part
+    assert alive[0] == "OK"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_what_real_clients_trip_over_gets_the_answer_rfc_3501_gives(
+        imap: Imap, caplog: pytest.LogCaptureFixture) -> None:
+    """LIST "" "" names the hierarchy delimiter; COPY to a folder that does not exist is
+    NO [TRYCREATE]; a name that is not valid modified UTF-7 (or holds atom-specials) is a NO,
+    never a BAD or a dropped connection; SELECT's FLAGS lists the keywords in use."""
+    await run(lambda: imap.deliver("ivan@example.test", mail("labelled")))
+
+    def go() -> dict[str, Any]:
+        client = imap.login("ivanov")
+        out: dict[str, Any] = {"delimiter": client.list('""', '""')}
+        client.select("INBOX")
+        out["keyword"] = client.store("1", "+FLAGS", "($Label1 Work)")
+        out["copy"] = client.copy("1", '"No/Such/Folder"')
+        out["bad_utf7"] = client.select('"Tasks/&Jjo"')
+        out["specials"] = client.select('"a(b)c%*\\"')
+        out["still_alive"] = client.noop()
+        again = imap.login("ivanov")
+        out["flags"] = again.select("INBOX")
+        out["flags_line"] = again.untagged_responses.get("FLAGS")
+        out["permanent"] = again.response("PERMANENTFLAGS")
+        again.logout()
+        client.logout()
+        return out
+
+    out = await run(go)
+    assert out["delimiter"] == ("OK", [b'(\\Noselect) "/" ""'])
+    assert out["keyword"][0] == "OK"
+    assert out["copy"][0] == "NO" and b"[TRYCREATE]" in out["copy"][1][0]
+    assert out["bad_utf7"][0] == "NO" and out["specials"][0] == "NO" and out["still_alive"][0] == "OK"
+    flags = out["flags_line"][0].decode()
+    assert "$Label1" in flags and "Work" in flags and "\\Seen" in flags, flags
+    assert "$Label1" in out["permanent"][1][0].decode()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text  # nothing unhandled
 
 
 async def test_list_wildcards_cost_linear_time_and_never_reach_twisteds_regexp(

@@ -32,6 +32,7 @@ TWISTED = {  # in twisted.mail.imap4, reviewed on Twisted 26.10.0
     "IMAP4Server.authenticateLogin": "b2f56763da378ef1",
     "IMAP4Server._unblock": "90da3679ba20a51c",
     "IMAP4Server._cbAppendGotMailbox": "fda8ffe0c14e99fe",
+    "IMAP4Server._cbCopySelectedMailbox": "5702e904372d5aff",
     "IMAP4Server._IMAP4Server__ebAppend": "738fac1d89245fe7",
     "IMAP4Server._cbSelectWork": "ac7dc53be6f09cb9",
     "IMAP4Server._selectWork": "4f085750d8003a8c",

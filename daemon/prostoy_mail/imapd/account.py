@@ -52,6 +52,8 @@ class Account:
     def listMailboxes(self, ref: str | bytes, wildcard: str | bytes) -> list[tuple[str, _Info]]:
         ref_text = ref.decode("imap4-utf-7") if isinstance(ref, bytes) else ref
         pattern = wildcard.decode("imap4-utf-7") if isinstance(wildcard, bytes) else wildcard
+        if not pattern:  # LIST "" "": the hierarchy delimiter and the root (RFC 3501 6.3.8)
+            return [("", _Info(["\\Noselect"]))]
         names: dict[str, _Info] = {}
         for folder in self.folders():
             parts = folder.name.split("/")

@@ -9,6 +9,7 @@ drop the connection otherwise.
 from __future__ import annotations
 
 import email.header
+import email.utils
 import io
 from collections.abc import Callable
 from email.message import Message
@@ -21,13 +22,36 @@ from zope.interface import implementer
 from ..mail.headers import decode_header_value
 from ..mail.mime_tree import bounded_tree
 
+STRUCTURED = ("content-type", "content-disposition")  # Twisted parses these for BODYSTRUCTURE
 
-def _ascii_value(value: str) -> str:
-    """A header value Twisted can send: unchanged when ASCII, else decoded and RFC 2047-encoded."""
+
+def _ascii_value(value: str, name: str = "") -> str:
+    """A header value Twisted can send: unchanged when ASCII, else decoded and RFC 2047-encoded.
+    Content-Type and Content-Disposition keep their structure (BODYSTRUCTURE is built from
+    them): only a non-ASCII parameter value is encoded, inside its quotes."""
     if value.isascii():
         return value
+    if name in STRUCTURED:
+        return _ascii_parameters(value, name)
     text = decode_header_value(value)
     return email.header.Header(text, "utf-8", maxlinelen=998).encode()
+
+
+def _ascii_parameters(value: str, name: str) -> str:
+    holder = Message()
+    holder[name] = decode_header_value(value)  # (raw 8-bit in any charset Russian mail uses, as clients show it)
+    params = holder.get_params(header=name) or []
+    if not params:
+        return "application/octet-stream" if name == "content-type" else "attachment"
+    first, *rest = params
+    parts = [first[0] if first[0].isascii() else "application/octet-stream"]
+    for key, raw in rest:
+        text = email.utils.collapse_rfc2231_value(raw)
+        if not key.isascii():
+            continue
+        encoded = text if text.isascii() else email.header.Header(text, "utf-8", maxlinelen=998).encode()
+        parts.append(f'{key}="{encoded.replace(chr(92), "").replace(chr(34), "")}"')
+    return "; ".join(parts)
 
 
 @implementer(imap4.IMessagePart)
@@ -47,14 +71,14 @@ class Part:
             lower = key.lower()
             if not names or (lower in wanted) != negate:
                 text = value if isinstance(value, str) else str(value)
-                headers.setdefault(lower, _ascii_value(text.replace("\r\n", "").replace("\n", "")))
+                headers.setdefault(lower, _ascii_value(text.replace("\r\n", "").replace("\n", ""), lower))
         return headers
 
     def getBodyFile(self) -> IO[bytes]:
         if self.msg.is_multipart():  # its parts, as the parser holds them
             return io.BytesIO(_body_of(self.msg.as_bytes(policy=compat32)))
         payload = self.msg.get_payload(decode=False)
-        return io.BytesIO(payload.encode("ascii", "surrogateescape") if isinstance(payload, str) else b"")
+        return io.BytesIO(_payload_bytes(payload) if isinstance(payload, str) else b"")
 
     def getSize(self) -> int:
         return len(self.getBodyFile().read())
@@ -116,6 +140,16 @@ class StoredMessage(Part):
 
     def getInternalDate(self) -> str:
         return self.internal_date
+
+
+def _payload_bytes(payload: str) -> bytes:
+    """A part's body as bytes again: the parser keeps raw 8-bit bytes as surrogates (those go
+    back as they came); text that is Unicode by then (a part re-encoded by the parser) is sent
+    as UTF-8 (it was 'ascii' only, and dropped the connection)."""
+    try:
+        return payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return payload.encode("utf-8", "surrogateescape")
 
 
 def _body_of(raw: bytes) -> bytes:

@@ -232,6 +232,12 @@ class ImapSession(imap4.IMAP4Server):
         # Twisted iterates the flags list, which is None for `APPEND box {n}` without flags
         super()._cbAppendGotMailbox(mbox, tag, flags or [], date, message)
 
+    def _cbCopySelectedMailbox(self, mbox: Any, tag: bytes, messages: Any, mailbox: Any, uid: Any) -> None:
+        if not mbox:  # Twisted answers this with a str, which fails as a server error (BAD)
+            self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
+            return
+        super()._cbCopySelectedMailbox(mbox, tag, messages, mailbox, uid)
+
     def _IMAP4Server__ebAppend(self, failure: Any, tag: bytes) -> None:
         # a refused APPEND is NO with the reason (RFC 3501), not BAD as Twisted answers
         if failure.check(imap4.MailboxException):

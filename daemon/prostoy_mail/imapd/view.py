@@ -31,6 +31,7 @@ from .search import SearchItem, matches
 
 log = logging.getLogger(__name__)
 FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
+HIDDEN = {"$Expunged"}  # our own mark (a Sent message a user removed), never shown
 
 
 class FolderContext:
@@ -68,7 +69,10 @@ class FolderView:
     # --- IMailboxInfo / IMailbox -----------------------------------------------------------
 
     def getFlags(self) -> list[str]:
-        return list(FLAGS)
+        """The system flags and the keywords in use here: SELECT's FLAGS (clients reject a FETCH
+        that shows a flag FLAGS did not name)."""
+        keywords = {f for flags in self.flags.values() for f in flags if not f.startswith("\\") and f not in HIDDEN}
+        return [*FLAGS, *sorted(keywords)]
 
     def getHierarchicalDelimiter(self) -> str:
         return "/"
