@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from prostoy_mail.auth.login_guard import LoginGuard, Outcome
 from prostoy_mail.auth.password_hashes import hash_password
 from prostoy_mail.config.load import parse_config
@@ -119,3 +121,52 @@ def test_users_of_a_personal_mailbox_are_refused() -> None:
     with pytest.raises(ConfigError) as refused:
         parse_config(CONFIG + '[[mailboxes]]\nlogin = "x"\nowner = "a"\nusers = ["b"]\n', Path("/tmp/x.toml"))
     assert "mailboxes[3].users: a personal mailbox" in str(refused.value.problems[0])
+
+
+def test_a_password_verified_once_is_recognised_without_argon2_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from prostoy_mail.auth import login_guard
+    from prostoy_mail.auth.login_guard import LoginGuard, Outcome
+    from prostoy_mail.auth.password_hashes import hash_password, verify_password
+
+    calls: list[str] = []
+
+    def counting(stored: str | None, password: str) -> bool:
+        calls.append(password)
+        return verify_password(stored, password)
+
+    monkeypatch.setattr(login_guard, "verify_password", counting)
+    now = [1000.0]
+    hashes = {"ivanov": hash_password("right")}
+    settings = [AuthSettings(verified_cache_seconds=600)]
+
+    async def lookup(login: str) -> str | None:
+        return hashes.get(login)
+
+    async def scenario() -> list[tuple[Outcome, int]]:
+        guard = LoginGuard(lookup, lambda: settings[0], clock=lambda: now[0])
+        seen = []
+
+        async def check(password: str) -> None:
+            outcome = await guard.check("10.0.0.1", "ivanov", password)
+            seen.append((outcome, len(calls)))
+
+        await check("right")  # verified: Argon2
+        await check("right")  # recognised: no Argon2
+        await check("wrong")  # a wrong guess always costs Argon2
+        await check("right")  # still recognised
+        hashes["ivanov"] = hash_password("new")  # the password changed: the old one is not recognised
+        await check("right")
+        await check("new")
+        await check("new")
+        now[0] += 601  # too long ago: verified again
+        await check("new")
+        settings[0] = AuthSettings(verified_cache_seconds=0)  # off: always verified
+        await check("new")
+        await check("new")
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen == [(Outcome.OK, 1), (Outcome.OK, 1), (Outcome.FAILED, 2), (Outcome.OK, 2), (Outcome.FAILED, 3),
+                    (Outcome.OK, 4), (Outcome.OK, 4), (Outcome.OK, 5), (Outcome.OK, 6), (Outcome.OK, 7)]

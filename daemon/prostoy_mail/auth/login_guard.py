@@ -10,13 +10,22 @@ with correct passwords there; the user can still log in from anywhere else; and 
 made-up logins from one address is cut off. An unknown user costs the same verification as
 a wrong password, and gets the same answer. `prostoy-mail auth unblock ADDRESS` forgets an
 address's failures in the running daemon.
+
+A password verified once is recognised again for `[auth] verified_cache_seconds` without
+Argon2: what is kept is an HMAC of it under a key made at start and never written anywhere,
+by the stored hash (a changed password is a new hash: nothing old matches). Only successes
+are kept, so every wrong guess still costs a full verification.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -26,6 +35,7 @@ from .password_hashes import hash_password, verify_password
 
 log = logging.getLogger(__name__)
 MAX_TRACKED = 100_000  # address-and-login records kept at most (old ones are forgotten first)
+MAX_VERIFIED = 100_000  # passwords recognised without Argon2, at most (the oldest go first)
 UNKNOWN = ""  # the login part of the record counting an address's failures for unknown logins
 
 
@@ -52,6 +62,8 @@ class LoginGuard:
         # (sized once, at start: a reload does not resize it)
         self._checks = asyncio.Semaphore(settings().max_parallel_checks)
         self._dummy_hash: str | None = None
+        self._key = secrets.token_bytes(32)  # (this process's only: the cache is worthless outside it)
+        self._verified: OrderedDict[str, tuple[bytes, float]] = OrderedDict()  # stored hash -> (HMAC, until)
 
     @property
     def settings(self) -> AuthSettings:
@@ -124,6 +136,31 @@ class LoginGuard:
             del self._failures[key]
 
     async def _verify(self, stored: str | None, password: str) -> bool:
+        if stored is not None and self._recognised(stored, password):
+            return True
+        ok = await self._argon2(stored, password)
+        if ok and stored is not None and self.settings.verified_cache_seconds > 0:
+            self._verified[stored] = (self._mac(password), self.clock() + self.settings.verified_cache_seconds)
+            self._verified.move_to_end(stored)
+            while len(self._verified) > MAX_VERIFIED:
+                self._verified.popitem(last=False)
+        return ok
+
+    def _mac(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+    def _recognised(self, stored: str, password: str) -> bool:
+        """The same password as verified against this very hash not long ago."""
+        entry = self._verified.get(stored)
+        if entry is None:
+            return False
+        mac, until = entry
+        if until <= self.clock() or self.settings.verified_cache_seconds <= 0:
+            del self._verified[stored]
+            return False
+        return hmac.compare_digest(mac, self._mac(password))
+
+    async def _argon2(self, stored: str | None, password: str) -> bool:
         async with self._checks:
             if stored is None:  # the same work as a real check: the answer's timing tells nothing
                 if self._dummy_hash is None:

@@ -545,6 +545,8 @@ def _read_auth(t: _Table | None) -> AuthSettings:
         failure_window=t.seconds("failure_window", d.failure_window),
         block_time=t.seconds("block_time", d.block_time),
         max_parallel_checks=t.number("max_parallel_checks", d.max_parallel_checks, minimum=1),
+        verified_cache_seconds=t.seconds("verified_cache_seconds", d.verified_cache_seconds, maximum=86400,
+                                         zero_is_off=True),
     )
     t.done()
     return settings

@@ -107,6 +107,9 @@ class AuthSettings:
     failure_window: float = 900.0  # seconds after which failures are forgotten
     block_time: float = 900.0  # seconds an address is refused
     max_parallel_checks: int = 4  # Argon2 verifications running at once (each costs CPU and memory)
+    # Seconds a password once verified is recognised again without Argon2 (mail clients log in
+    # over and over: each Argon2 check costs ~tens of ms of CPU); 0: always verify.
+    verified_cache_seconds: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
