@@ -138,6 +138,9 @@ class Daemon:
                  self._listening())
         self.changes = await asyncio.to_thread(SqliteStore, location)
         self.change_id = self.changes.latest_change()  # (what was changed before the start is applied)
+        # The file changed while this daemon started (a command's edit it may have missed, its
+        # change counted above): read it again at once (below).
+        stale = file_digest(self.config.path) != self.config.text_sha256
         await self._record_configuration()
         systemd_notify.ready(self.status())  # only now: the store is open and every listener is bound
         # What is loaded by now (modules, configuration, routing table) lives as long as the
@@ -146,6 +149,8 @@ class Daemon:
         gc.freeze()
         self.background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_updates()),
                            asyncio.create_task(self._watch_changes())]
+        if stale:
+            self.background.append(asyncio.create_task(self.reload(cause="a change of the file during the start")))
 
     def bound_port(self, name: str) -> int:
         """The port a listener is bound to (useful when the configuration says port 0)."""
@@ -302,7 +307,7 @@ class Daemon:
                 systemd_notify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
 
-    async def reload(self, change: int | None = None) -> None:
+    async def reload(self, change: int | None = None, cause: str = "SIGHUP") -> None:
         """SIGHUP, or a change in the store's change log (`change`: its number): the
         configuration file again, applied all or nothing. A file that does not load, or a
         listener that cannot be opened, leaves everything running as it was; either way the
@@ -313,7 +318,7 @@ class Daemon:
                 if change <= self.change_id:
                     return  # (taken up by a reload that ran meanwhile)
                 self.change_id = change
-            await self._reload(f"change {change} in the store" if change is not None else "SIGHUP")
+            await self._reload(f"change {change} in the store" if change is not None else cause)
 
     async def _watch_changes(self, every: float = WATCH_CHANGES_EVERY) -> None:
         """Poll the store's change log (one indexed lookup) and reload when a command has

@@ -291,3 +291,22 @@ def test_reload_says_when_the_daemon_refuses_and_the_old_listener_goes_on(tmp_pa
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=30)
     assert daemon.returncode == 0 and "Traceback" not in err, err
+
+
+async def test_a_file_changed_while_the_daemon_starts_is_read_again(tmp_path: Path) -> None:
+    """A command's edit can land between the daemon reading its file and it counting the changes
+    so far: it then reads the file again at once rather than run the old one until the next."""
+    from prostoy_mail.config.load import load_config
+    from prostoy_mail.daemon import Daemon
+    from tests.waiting import until
+
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(config_text(mailboxes=["sales"]))
+    daemon = Daemon(load_config(config))
+    config.write_text(config_text(mailboxes=["sales", "support"]))  # (after the daemon read it)
+    await daemon.start()
+    try:
+        await until(lambda: daemon.config.mailbox("support") is not None)
+        assert daemon.generation == 2
+    finally:
+        await daemon.stop()
