@@ -126,7 +126,9 @@ async def test_errors_are_answered_ever_slower_then_421(mail_server: Any) -> Non
         started = time.monotonic()
         assert (await session.cmd(word)).startswith("500 5.5.1")
         took.append(time.monotonic() - started)
-    assert took[2] >= 0.3 and took[3] >= 0.6  # the third error waits error_delay, the fourth twice that
+    # the third error waits error_delay, the fourth twice that (less a millisecond: the event
+    # loop's timers fire by its own clock's resolution, measured here as 0.29998 once)
+    assert took[2] >= 0.299 and took[3] >= 0.599, took
     assert (await session.cmd("A5")).startswith("421 4.7.0")  # (five unknown commands: the end)
     assert await session.reply() == ""
     await session.close()
