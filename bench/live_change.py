@@ -3,7 +3,7 @@
     .venv/bin/python bench/live_change.py [--changes 30] [--orgs 1000]
 
 A `prostoy-mail serve` process on a SQLite store holding `--orgs` organisations (each with
-two users, a project and three tasks). Each round adds a rule with `rule add` (the command
+two users, a project, three tasks, a mailbox and three rules). Each round adds a rule with `rule add` (the command
 records the change in the store's change log, which the daemon polls) and then sends one
 message over SMTP that only the new rule matches, checking it lands in the rule's task.
 Printed per path, median and p99 over the rounds:
@@ -72,6 +72,11 @@ def add_organisations(store: Path, count: int) -> None:
                     s.add_project("Sales")
                     for title in ("Invoices", "Orders", "Claims"):
                         s.add_task("Sales", title)
+                # its own mailbox on the shared domain and three rules (what the daemon rebuilds)
+                s.replace_org_entries(org, {
+                    "mailboxes": [{"login": f"box{number}"}],
+                    "rules": [{"name": title.lower(), "subject": f"{title.lower()}-{number}", "action": "comment",
+                               "task": f"Sales/{title}"} for title in ("Invoices", "Orders", "Claims")]})
     finally:
         s.close()
 

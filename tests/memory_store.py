@@ -126,6 +126,9 @@ class MemoryIntakeStore:
     def task_exists(self, task_id: int) -> bool:
         return task_id in self.tasks
 
+    def org_of_task(self, task_id: int) -> int:
+        return 1  # (one organisation: the tests of many are over the SQLite store)
+
     def open_conversation(self, rule: str, opened_by: str, sender: str, project_id: int, title: str,
                           assignee: str | None) -> int:
         task_id = max([*self.tasks, 1000]) + 1

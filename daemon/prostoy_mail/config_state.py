@@ -8,7 +8,7 @@ so that it can say whether the change is live, or why not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .json_record import JsonRecord
 
@@ -26,3 +26,5 @@ class ConfigurationState(JsonRecord):
     reloads: int = 0  # reloads this daemon has carried out, applied or refused (a waiting command sees its own)
     change_id: int = 0  # the newest change of the store's change log this daemon has taken up
     applied_at: float = 0.0  # unix time this state was reached (for the benchmark of live changes)
+    # organisations in the store whose settings the daemon could not apply (slug -> why)
+    organisations_refused: dict[str, str] = field(default_factory=dict)

@@ -129,6 +129,8 @@ class Daemon:
                                     self.sent_uploader, self.metrics)
         (await self._open_listeners(running))()
         self.running = running
+        for slug, why in running.organisations_refused.items():
+            log.error("organisation %s: its settings cannot be applied and are left out: %s", slug, why)
         await self._open_metrics()
         self.outbound.start()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), funnel.accept_fetched, self.writer,
@@ -237,7 +239,9 @@ class Daemon:
             reader.org_id = None  # (mail clients of every organisation log in; each sees its own)
             uidvalidity = int.from_bytes(reader.secret(IMAP_UIDVALIDITY_SECRET)[:4], "big") & 0x7FFFFFFF or 1
             context = FolderContext(reader, self.writer.run, uidvalidity, self._delete_comment)
-            self.imap = ImapService(lambda: self.config, self.guard, context, self.metrics)
+            file_org = reader.file_organisation_id()
+            self.imap = ImapService(lambda: self.config, self.guard, context, self.metrics,
+                                    lambda org_id: self._in_effect().config_of(org_id, file_org))
             self.imap_watch = asyncio.create_task(imap_hub.watch(context))
         from twisted.internet.error import CannotListenError
 
@@ -355,6 +359,8 @@ class Daemon:
             await self._reloaded(refused="; ".join(str(p) for p in problems))
             return
         self.running = wanted  # the swap: from here on every reader sees the new generation
+        for slug, why in wanted.organisations_refused.items():
+            log.error("organisation %s: its settings cannot be applied and are left out: %s", slug, why)
         if self.smtp_workers is not None:
             self.smtp_workers.apply(wanted.smtp, config.daemon.hostname, wanted.generation)
         if self.outbound is not None:
@@ -397,9 +403,10 @@ class Daemon:
     async def _record_configuration(self, refused: str | None = None) -> None:
         assert self.writer is not None
         self.metrics.config_generation.set(self.generation)
+        left_out = dict(self.running.organisations_refused) if self.running is not None else {}
         state = ConfigurationState(os.getpid(), self.generation, file_digest(self.config.path),
                                    self.config.text_sha256, refused, str(self.config.path), self.reloads,
-                                   self.change_id, time.time())
+                                   self.change_id, time.time(), left_out)
         try:
             await self.writer.run(lambda store: store.set_setting(CONFIGURATION_STATE, state.to_json()))
         except Exception as exc:  # (a full disk, say: the daemon runs on; the command line will time out)

@@ -182,10 +182,17 @@ def accept_now(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, inbo
 def _decide(store: IntakeStore, tokens: TaskTokens, table: RoutingTable, parsed: ParsedMessage,
             rcpt_tos: Sequence[str], scopes: Sequence[str], address_tokens: Sequence[tuple[str, str]],
             *, trace: bool = False) -> Decision:
-    """Replies first (to mail sent from a task, then conversations), else the rules."""
-    reply_task, reply_by = find_reply_task(store, tokens, parsed, address_tokens), "reply"
+    """Replies first (to mail sent from a task, then conversations), else the rules. A reply goes
+    to its task only when that task is of an organisation the message came to: a token or a
+    Message-ID of another organisation's task gets no way in (it is routed as new mail)."""
+    orgs = {table.scopes[key].org for key in scopes if key in table.scopes}
+
+    def ours(task_id: int | None) -> int | None:
+        return task_id if task_id is None or not orgs or store.org_of_task(task_id) in orgs else None
+
+    reply_task, reply_by = ours(find_reply_task(store, tokens, parsed, address_tokens)), "reply"
     if reply_task is None:
-        reply_task, reply_by = find_conversation(store, parsed), "conversation"
+        reply_task, reply_by = ours(find_conversation(store, parsed)), "conversation"
     return route(facts_of(parsed, rcpt_tos), table, scopes, reply_task, reply_by=reply_by,
                  may_open_tasks=reply_task is not None or may_open_tasks(store, table, parsed), trace=trace)
 

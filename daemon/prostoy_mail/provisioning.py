@@ -7,7 +7,10 @@ its task (the daemon does it at start and reload, the command line when it adds 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .config.model import Config, Gateway, Mailbox, Rule
+from .config.organisation import display_name, organisation_config
 from .errors import ConfigError, Problem, ProstoyMailError
 from .routing.index import RuleList
 from .routing.router import RoutingTable, Scope
@@ -93,14 +96,29 @@ def personal_task_id(store: TaskStore, login: str | None) -> int | None:
     return None if user is None else user.personal_task_id
 
 
-def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
-    """The configuration's rules with their tasks resolved to ids, and each mailbox's fallback.
+def build_routing_table(config: Config, store: TaskStore,
+                        organisations: Sequence[tuple[int, Config]] = ()) -> RoutingTable:
+    """The rules with their tasks resolved to ids, and each mailbox's fallback: the file's
+    organisation's (`config`), and those of `organisations` that live in the store (their
+    scopes carry their own global rules; their references are resolved in their own tasks).
 
-    Raises ConfigError when a rule names a task or user that does not exist.
+    Raises ConfigError when a rule of the file names a task or user that does not exist.
     """
     problems = check_references(config, store, str(config.path))
     if problems:
         raise ConfigError(problems)
+    file_org = store.file_organisation_id()
+    global_rules, scopes, opens = _compile(config, store, file_org)
+    for org_id, org_config in organisations:
+        with store.acting_for(org_id):
+            _, org_scopes, org_opens = _compile(org_config, store, org_id)
+        scopes.update(org_scopes)
+        opens = opens or org_opens
+    return RoutingTable(global_rules, scopes, config.routing.new_tasks_per_sender_per_hour, opens_tasks=opens)
+
+
+def _compile(config: Config, store: TaskStore, org_id: int) -> tuple[RuleList, dict[str, Scope], bool]:
+    """One organisation's rules and scopes (the store acting for it)."""
 
     def compile_rule(rule: Rule) -> RoutingRule:
         scope = (GLOBAL if rule.is_global else mailbox_source_key(rule.mailbox) if rule.mailbox
@@ -113,17 +131,65 @@ def build_routing_table(config: Config, store: TaskStore) -> RoutingTable:
                            rule.stop, project_id=project.id if project is not None else None)
 
     compiled = [compile_rule(r) for r in config.rules]
+    global_rules = RuleList([r for r in compiled if r.scope == GLOBAL])
     scopes: dict[str, Scope] = {}
     for mailbox in config.mailboxes:
         key = mailbox_source_key(mailbox.login)
         own = ensure_mailbox_task(config, store, mailbox).id
         scopes[key] = Scope(key, RuleList([r for r in compiled if r.scope == key]),
-                            personal_task_id(store, mailbox.owner) or own)
+                            personal_task_id(store, mailbox.owner) or own, org_id, global_rules)
     for gateway in config.gateways:
         key = gateway_source_key(gateway.email)
         own = ensure_gateway_task(config, store, gateway).id
         scopes[key] = Scope(key, RuleList([r for r in compiled if r.scope == key]),
-                            personal_task_id(store, gateway.personal_for) or own)
-    return RoutingTable(RuleList([r for r in compiled if r.scope == GLOBAL]), scopes,
-                        config.routing.new_tasks_per_sender_per_hour,
-                        opens_tasks=any(r.action == "new_task" for r in compiled))
+                            personal_task_id(store, gateway.personal_for) or own, org_id, global_rules)
+    return global_rules, scopes, any(r.action == "new_task" for r in compiled)
+
+
+def mailbox_owners(file_config: Config, store: TaskStore) -> dict[str, int]:
+    """Which organisation each mailbox login of the shared domain belongs to: first come. A
+    login once used stays with its organisation (its task and mail are there) even after the
+    mailbox is removed; then the store's organisations' mailboxes, then the file's."""
+    owners = dict(store.mailbox_task_owners())
+    for organisation in store.list_organisations():
+        if not organisation.file_managed:
+            for entry in store.org_entries(organisation.id).get("mailboxes", []):
+                owners.setdefault(str(entry.get("login", "")).lower(), organisation.id)
+    file_org = store.file_organisation_id()
+    for mailbox in file_config.mailboxes:
+        owners.setdefault(mailbox.login, file_org)
+    return owners
+
+
+def mailbox_conflicts(config: Config, org_id: int, file_config: Config, store: TaskStore, file: str) -> list[Problem]:
+    """The mailboxes of `config` (organisation `org_id`'s) whose login another organisation has."""
+    owners = mailbox_owners(file_config, store)
+    return [Problem(file, f"mailboxes[{i}].login",
+                    f'{mailbox.address(config.daemon.domain)} belongs to another organisation')
+            for i, mailbox in enumerate(config.mailboxes, 1) if owners.get(mailbox.login, org_id) != org_id]
+
+
+def organisation_configs(file_config: Config, store: TaskStore) -> tuple[list[tuple[int, Config]], dict[str, str]]:
+    """The settings of the organisations that live in the store and have any, each read like a
+    file; those that do not load, or take a mailbox another organisation has, are left out
+    (their slug -> why): one organisation's problem never stops the others' mail."""
+    configs: list[tuple[int, Config]] = []
+    refused: dict[str, str] = {}
+    for organisation in store.list_organisations():
+        if organisation.file_managed:
+            continue
+        entries = store.org_entries(organisation.id)
+        if not entries:
+            continue
+        try:
+            config = organisation_config(file_config, organisation.slug, entries)
+            with store.acting_for(organisation.id):
+                problems = check_references(config, store, display_name(organisation.slug))
+            problems += mailbox_conflicts(config, organisation.id, file_config, store, display_name(organisation.slug))
+            if problems:
+                raise ConfigError(problems)
+        except ConfigError as exc:
+            refused[organisation.slug] = "; ".join(str(p) for p in exc.problems)
+            continue
+        configs.append((organisation.id, config))
+    return configs, refused

@@ -10,11 +10,12 @@ sees one generation whole, never half of two.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from .config.model import Config
 from .intake import IntakeRules
-from .provisioning import build_routing_table
+from .provisioning import build_routing_table, organisation_configs
 from .sending_policy import SendingPolicy
 from .smtp.inbound import Policy
 from .store.ports import TaskStore
@@ -23,16 +24,30 @@ from .store.ports import TaskStore
 @dataclass(frozen=True, slots=True)
 class RunningConfig:
     generation: int  # 1 at start, one more with every reload applied; the SMTP workers acknowledge it
-    config: Config
-    intake: IntakeRules  # the rules resolved to task ids, the duplicate window
+    config: Config  # the configuration file: the daemon's settings, and its organisation's
+    intake: IntakeRules  # the rules resolved to task ids (every organisation's), the duplicate window
     smtp: Policy  # what inbound SMTP sessions accept (the daemon's and the workers')
     sending: SendingPolicy  # who may send as whom (submission, the outbound spool)
+    organisations: Mapping[int, Config] = field(default_factory=dict)  # those in the store, by id
+    organisations_refused: Mapping[str, str] = field(default_factory=dict)  # slug -> why they are left out
 
     @classmethod
     def build(cls, config: Config, store: TaskStore, generation: int) -> RunningConfig:
-        """Raises ConfigError when a rule names a task or user the store does not have (a job for
-        the store's writer: it reads the store)."""
+        """Raises ConfigError when a rule of the file names a task or user the store does not have
+        (a job for the store's writer: it reads the store). An organisation in the store whose
+        settings cannot be applied is left out, and said why (`organisations_refused`)."""
         store.reconcile_file_organisation(config.organisation.slug, config.organisation.display_name)
-        table = build_routing_table(config, store)
-        return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window), Policy.of(config),
-                   SendingPolicy.of(config))
+        organisations, refused = organisation_configs(config, store)
+        table = build_routing_table(config, store, organisations)
+        logins = frozenset(m.login for _, org in organisations for m in org.mailboxes)
+        smtp = Policy.of(config)
+        return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window),
+                   replace(smtp, mailboxes=smtp.mailboxes | logins), SendingPolicy.of(config), dict(organisations),
+                   refused)
+
+    def config_of(self, org_id: int, file_org: int) -> Config:
+        """An organisation's settings (its mailboxes, for the IMAP folders of its users): the
+        file's for the file's organisation, else its own, else none."""
+        if org_id == file_org:
+            return self.config
+        return self.organisations.get(org_id) or replace(self.config, mailboxes=(), gateways=(), rules=())

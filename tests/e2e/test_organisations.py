@@ -37,10 +37,20 @@ def test_organisations_side_by_side(cli: Cli) -> None:
     assert cli("domain", "list", "--json").json() == [{"domain": "acme.example", "org": "acme"}]
     assert cli("org", "show", "acme", "--json").json()["domains"] == ["acme.example"]
 
-    # what the file keeps (mailboxes, gateways, rules, servers, sending) is the file's organisation's
-    refused = cli("--org", "acme", "mailbox", "add", "sales", ok=False)
+    # mailboxes and rules: acme's own, kept in the store
+    added = cli("--org", "acme", "mailbox", "add", "support")
+    assert added.out.startswith("mailbox support@example.test added; its task is ")
+    assert [m["login"] for m in cli("--org", "acme", "mailbox", "list", "--json").json()] == ["support"]
+    assert "support" not in [m["login"] for m in cli("mailbox", "list", "--json").json()]
+    taken = cli("mailbox", "add", "support", ok=False)  # the file's organisation cannot take acme's login
+    assert taken.code == 2 and "mailboxes[1].login: support@example.test belongs to another organisation" \
+        in taken.err, taken
+    cli("--org", "acme", "rule", "add", "invoices", "--subject", "invoice", "--task", "Sales/Invoices")
+    assert [r["name"] for r in cli("--org", "acme", "rule", "list", "--json").json()] == ["invoices"]
+    assert cli("rule", "list", "--json").json() == []
+    # gateways, servers and sending are still the file's organisation's alone
+    refused = cli("--org", "acme", "gateway", "list", ok=False)
     assert refused.code == 1 and 'organisation "acme" lives in the store' in refused.err
-    assert cli("--org", "acme", "mailbox", "list", ok=False).code == 1
 
     assert cli("org", "remove", "acme", ok=False).err.endswith("add --yes\n")
     removed = cli("org", "remove", "acme", "--yes")

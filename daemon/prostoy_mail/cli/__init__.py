@@ -30,9 +30,9 @@ from . import (
 )
 from .common import Context
 
-# What the configuration file still keeps for its organisation only (not yet in the store).
-FILE_ONLY = {"mailbox": "mailboxes", "gateway": "gateways", "rule": "rules", "server": "mail servers",
-             "quarantine": "gateways' quarantine", "queue": "outbound mail"}
+# What only the organisation the configuration file declares has so far (not yet in the store).
+FILE_ONLY = {"gateway": "gateways", "server": "mail servers", "quarantine": "gateways' quarantine",
+             "queue": "outbound mail"}
 
 
 def build_parser() -> argparse.ArgumentParser:

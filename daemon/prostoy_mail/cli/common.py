@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ..config.edit import ConfigDocument
 from ..config.load import config_warnings, load_config
 from ..config.model import Config, LimitSettings
+from ..config.organisation import OrganisationDocument, organisation_config
 from ..errors import ConfigError, OverLimit, ProstoyMailError
-from ..provisioning import check_references
+from ..provisioning import check_references, mailbox_conflicts
 from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
 from .daemon_link import apply_to_running_daemon
@@ -29,21 +30,36 @@ if TYPE_CHECKING:
 class Context:
     args: argparse.Namespace
     config_path: Path
-    _config: Config | None = None
+    _config: Config | None = None  # the configuration file's
+    _org_config: Config | None = None  # the working organisation's, when it lives in the store
     _store: SqliteStore | None = None
     out: Any = field(default_factory=lambda: sys.stdout)
 
-    def config(self) -> Config:
+    def file_config(self) -> Config:
+        """The configuration file: the daemon's settings, and its organisation's."""
         if self._config is None:
             self._config = load_config(self.config_path)
             for warning in config_warnings(self.config_path, self._config):
                 print(f"warning: {warning}", file=sys.stderr)
         return self._config
 
+    def config(self) -> Config:
+        """The settings of the organisation this command works for: the file's, or (`--org` naming
+        one that lives in the store) its entries read like a file, with the file's [daemon]."""
+        if getattr(self.args, "org", None) is None:
+            return self.file_config()
+        organisation = self.organisation()
+        if organisation.file_managed:
+            return self.file_config()
+        if self._org_config is None:
+            entries = self.store().org_entries(organisation.id)
+            self._org_config = organisation_config(self.file_config(), organisation.slug, entries)
+        return self._org_config
+
     def store(self) -> SqliteStore:
         """The store, working for the organisation `--org` names (else the file's)."""
         if self._store is None:
-            config = self.config()
+            config = self.file_config()
             location = config.store_location()
             if "://" in location:
                 raise ProstoyMailError(f"{self.config_path}: daemon.store: only SQLite stores are supported so far")
@@ -67,7 +83,7 @@ class Context:
 
     def limits(self, organisation: Organisation) -> LimitSettings:
         """The organisation's limits: its own where it has them, else [limits]."""
-        return self.config().limits.with_overrides(self.store().limit_overrides(organisation.id))
+        return self.file_config().limits.with_overrides(self.store().limit_overrides(organisation.id))
 
     def check_limit(self, name: str, count: int) -> None:
         """Refuse one more of `name` when the organisation has `count` of its limit already."""
@@ -78,31 +94,43 @@ class Context:
                             f"raise it with: prostoy-mail org limits {organisation.slug} --{name} N")
 
     def require_file_organisation(self, what: str) -> None:
-        """Mailboxes, gateways, rules, servers and sending are still the file's (its organisation's)."""
+        """Gateways, servers and sending are still the file's organisation's alone."""
         organisation = self.organisation()
         if not organisation.file_managed:
             raise ProstoyMailError(f'organisation "{organisation.slug}" lives in the store, where its {what} cannot '
-                                   "be kept yet (only its users, projects, tasks and domains); this command works "
-                                   "for the organisation the configuration file declares")
+                                   "be kept yet (its users, projects, tasks, domains, mailboxes and rules can); this "
+                                   "command works for the organisation the configuration file declares")
 
     def document(self) -> ConfigDocument:
-        self.config()  # the file must be valid before we edit it
-        self.require_file_organisation("configuration")
-        return ConfigDocument(self.config_path)
+        """What the command edits: the file, or the store's entries of the organisation."""
+        self.config()  # the settings must be valid before we edit them
+        organisation = self.organisation()
+        if organisation.file_managed:
+            return ConfigDocument(self.config_path)
+        store = self.store()
+        return OrganisationDocument(self.file_config(), organisation.slug, store.org_entries(organisation.id),
+                                    lambda sections: store.replace_org_entries(organisation.id, sections))
 
     def save(self, doc: ConfigDocument) -> Config:
-        """Validate the edited file (also its references into the store) and write it."""
+        """Validate the edited settings (also their references into the store, and mailbox logins
+        no other organisation has) and write them; then the running daemon applies them."""
         store = self.store()
+        organisation = self.organisation()
 
         def references(config: Config) -> None:
-            problems = check_references(config, store, str(self.config_path))
+            problems = check_references(config, store, str(doc.path))
+            problems += mailbox_conflicts(config, organisation.id, self.file_config(), store, str(doc.path))
             if problems:
                 raise ConfigError(problems)
 
-        self._config = doc.save(references)
+        saved = doc.save(references)
+        if organisation.file_managed:
+            self._config = saved
+        else:
+            self._org_config = saved
         if not getattr(self.args, "no_reload", False):
-            print(apply_to_running_daemon(self._config, store), file=sys.stderr)
-        return self._config
+            print(apply_to_running_daemon(self.file_config(), store, organisation=organisation), file=sys.stderr)
+        return saved
 
     def close(self) -> None:
         if self._store is not None:

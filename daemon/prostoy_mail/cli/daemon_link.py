@@ -18,13 +18,15 @@ from ..config.model import Config
 from ..config_state import CONFIGURATION_STATE, ConfigurationState
 from ..errors import ProstoyMailError
 from ..instance_lock import store_holder
+from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
 
 WAIT = 15.0  # seconds for the daemon's word
 NO_DAEMON = "no daemon is running on this store: the change applies when it starts"
 
 
-def apply_to_running_daemon(config: Config, store: SqliteStore, *, saved: bool = True) -> str:
+def apply_to_running_daemon(config: Config, store: SqliteStore, *, saved: bool = True,
+                            organisation: Organisation | None = None) -> str:
     """A line saying what the running daemon did with `config` (just saved, or, with saved=False,
     to be read again as it is); ProstoyMailError when it refused it or did not answer.
 
@@ -39,10 +41,19 @@ def apply_to_running_daemon(config: Config, store: SqliteStore, *, saved: bool =
     if before is not None and before.path != str(config.path):
         raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) reads {before.path}: "
                                "edit that file, or restart the daemon with this one")
-    change = store.record_change("configuration", store.file_organisation_id())
+    in_store = organisation is not None and not organisation.file_managed
+    change = (store.record_change("organisation", organisation.id) if organisation is not None and in_store
+              else store.record_change("configuration", store.file_organisation_id()))
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         state = _state(store)
+        if state is not None and state.pid == pid and state.change_id >= change and in_store:
+            assert organisation is not None
+            why = state.organisations_refused.get(organisation.slug)
+            if why is not None:
+                raise ProstoyMailError(f"saved, but the running daemon (PID {pid}) could not apply the settings of "
+                                       f"{organisation.slug}: {why}")
+            return f"the running daemon (PID {pid}) applied the change (configuration generation {state.generation})"
         if state is not None and state.pid == pid and state.change_id >= change:
             if state.refused is not None and state.file_sha256 == config.text_sha256:
                 raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) refused {it} and "

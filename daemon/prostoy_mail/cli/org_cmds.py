@@ -62,15 +62,21 @@ def register(sub: Sub) -> None:
     p.set_defaults(handler=domain_remove)
 
 
+def settings_counts(ctx: Context, organisation: Organisation) -> dict[str, int]:
+    """How many mailboxes, gateways and rules it has: the file's, or its entries in the store."""
+    if organisation.file_managed:
+        config = ctx.file_config()
+        return {"mailboxes": len(config.mailboxes), "gateways": len(config.gateways), "rules": len(config.rules)}
+    entries = ctx.store().org_entries(organisation.id)
+    return {section: len(entries.get(section, [])) for section in ("mailboxes", "gateways", "rules")}
+
+
 def org_json(ctx: Context, organisation: Organisation) -> dict[str, Any]:
-    config = ctx.config()
     counts = ctx.store().counts(organisation.id)
-    own = organisation.file_managed  # (the file's entries are its; the store keeps none yet for others)
     return {
         "slug": organisation.slug, "name": organisation.name, "owner": organisation.owner,
         "file_managed": organisation.file_managed, "domains": list(organisation.domains),
-        "users": counts["users"], "mailboxes": len(config.mailboxes) if own else 0,
-        "gateways": len(config.gateways) if own else 0, "rules": len(config.rules) if own else 0,
+        "users": counts["users"], **settings_counts(ctx, organisation),
         "projects": counts["projects"], "tasks": counts["tasks"],
     }
 
@@ -126,12 +132,8 @@ def org_limits(ctx: Context) -> int:
         store.set_limit_overrides(organisation.id, changes)
     own = store.limit_overrides(organisation.id)
     limits = ctx.limits(organisation)
-    config, counts = ctx.config(), store.counts(organisation.id)
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
-    file_owned = organisation.file_managed
-    used = {"mailboxes": len(config.mailboxes) if file_owned else 0,
-            "gateways": len(config.gateways) if file_owned else 0, "users": counts["users"],
-            "rules": len(config.rules) if file_owned else 0,
+    used = {**settings_counts(ctx, organisation), "users": store.counts(organisation.id)["users"],
             "outbound_per_hour": store.outbound_since(organisation.id, hour_ago)}
     rows = {name: {"limit": getattr(limits, name), "own": name in own, "used": used[name]} for name in LIMIT_NAMES}
     if ctx.args.json:

@@ -35,11 +35,8 @@ class Account:
         self.config = config
 
     def folders(self) -> list[Folder]:
-        """Only the user's organisation's: its tasks; the file's mailboxes for the organisation
-        the configuration file declares."""
-        reader = self.context.reader
-        return folders_for(self.user, self.config(), reader.list_tasks(org_id=self.user.org_id),
-                           mailboxes=self.user.org_id == reader.file_organisation_id())
+        """Only the user's organisation's: its mailboxes (`config` is its settings) and tasks."""
+        return folders_for(self.user, self.config(), self.context.reader.list_tasks(org_id=self.user.org_id))
 
     def _find(self, name: str | bytes) -> Folder | None:
         text = name.decode("imap4-utf-7") if isinstance(name, bytes) else name

@@ -85,7 +85,8 @@ class Realm:
 
     def requestAvatar(self, avatar_id: bytes, mind: Any, *interfaces: Any) -> tuple[Any, Account, Callable[[], None]]:
         user = self.service.context.reader.get_user(avatar_id.decode())
-        return imap4.IAccount, Account(user, self.service.context, self.service.config_in_effect), lambda: None
+        org_config = self.service.org_config
+        return imap4.IAccount, Account(user, self.service.context, lambda: org_config(user.org_id)), lambda: None
 
 
 class ImapSession(imap4.IMAP4Server):
@@ -310,8 +311,10 @@ class ImapService:
     """The listeners' shared state: configuration, logins, folders, connections per address."""
 
     def __init__(self, config: Callable[[], Config], guard: LoginGuard, context: FolderContext,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, org_config: Callable[[int], Config] | None = None) -> None:
         self.config_in_effect = config  # (as a reload swaps it)
+        # An organisation's settings (its mailboxes: the folders of its users), by its id.
+        self.org_config = org_config or (lambda org_id: self.config_in_effect())
         self.guard = guard
         self.context = context
         self.metrics = metrics

@@ -36,6 +36,8 @@ class Scope:
     key: str  # "mailbox:<login>" or "gateway:<email>"
     rules: RuleList
     fallback_task_id: int
+    org: int = 1  # the organisation it belongs to
+    global_rules: RuleList | None = None  # its organisation's global rules (None: the table's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +147,41 @@ def route(facts: Facts, table: RoutingTable, scope_keys: Sequence[str], reply_ta
     "conversation"); `may_open_tasks`: its sender is within the hourly limit of new tasks."""
     if reply_task_id is not None:
         return Decision(targets=(Target(reply_task_id, (reply_by,)),), reply=True)
+    scopes = [table.scopes[key] for key in scope_keys if key in table.scopes]
+    by_org: dict[int, list[Scope]] = {}
+    for scope in scopes:
+        by_org.setdefault(scope.org, []).append(scope)
+    if not by_org:  # (through no mailbox or gateway of ours: the table's own global rules, as `rule explain`)
+        return _route_one(facts, table.global_rules, [], trace, may_open_tasks)
+    # Each organisation the message came to routes it by its own rules: its global rules, then
+    # its mailboxes' and gateways' own; what one decides never touches another's tasks.
+    decisions = [_route_one(facts, group[0].global_rules if group[0].global_rules is not None else table.global_rules,
+                            group, trace, may_open_tasks) for group in by_org.values()]
+    if len(decisions) == 1:
+        return decisions[0]
+    return Decision(tuple(t for d in decisions for t in d.targets), tuple(c for d in decisions for c in d.checks),
+                    next((d.ignored_by for d in decisions if d.ignored_by), None),
+                    any(d.delete_after for d in decisions), new_tasks=tuple(n for d in decisions for n in d.new_tasks))
+
+
+def _route_one(facts: Facts, global_rules: RuleList, scopes: Sequence[Scope], trace: bool,
+               may_open_tasks: bool) -> Decision:
+    """One organisation's decision: its global rules, then (when none matched) those of the
+    scopes the message came through, each scope's fallback when nothing matched."""
     out = _Collector(trace, facts, may_open_tasks)
-    global_matched = out.run(table.global_rules, facts)
-    for key in scope_keys:
+    global_matched = out.run(global_rules, facts)
+    for scope in scopes:
         if out.ignored_by is not None:
             break
-        scope = table.scopes.get(key)
-        if scope is None:
-            continue
         scope_matched = False if global_matched else out.run(scope.rules, facts)
         if not (global_matched or scope_matched):
             out.add(scope.fallback_task_id, "fallback")
     if out.ignored_by is not None:
         out.targets.clear()
     elif out.declined:
-        for key in scope_keys:
-            scope = table.scopes.get(key)
-            if scope is not None:
-                for note in ("fallback", *out.declined):
-                    out.add(scope.fallback_task_id, note)
+        for scope in scopes:
+            for note in ("fallback", *out.declined):
+                out.add(scope.fallback_task_id, note)
     return Decision(tuple(out.targets.values()), tuple(out.checks), out.ignored_by, out.delete_after,
                     new_tasks=tuple(out.new_tasks.values()))
 

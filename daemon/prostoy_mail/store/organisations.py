@@ -8,9 +8,11 @@ store only. Removing one removes everything it owns.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from contextlib import AbstractContextManager
+from typing import Any
 
 from ..errors import Conflict, Invalid, NotFound
 from ..identifiers import slug_problem
@@ -104,6 +106,7 @@ class OrganisationsMixin:
             removed["users"] = db.execute("DELETE FROM users WHERE org_id = :org", args).rowcount
             removed["domains"] = db.execute("DELETE FROM domains WHERE org_id = :org", args).rowcount
             db.execute("DELETE FROM org_limits WHERE org_id = :org", args)
+            db.execute("DELETE FROM org_entries WHERE org_id = :org", args)
             removed["messages"] = sum(
                 db.execute("DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM comments WHERE message_id"
                            " = ?) AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = ?) AND NOT EXISTS"
@@ -118,6 +121,32 @@ class OrganisationsMixin:
             " org_id = :org), (SELECT count(*) FROM tasks t JOIN projects p ON p.id = t.project_id"
             " WHERE p.org_id = :org)", {"org": org_id}).fetchone()
         return {"users": int(row[0]), "projects": int(row[1]), "tasks": int(row[2])}
+
+    # --- settings of organisations that live in the store ----------------------------------
+
+    def org_entries(self, org_id: int) -> dict[str, list[dict[str, Any]]]:
+        """The organisation's entries by section ("mailboxes", "rules", ...), each in its order."""
+        sections: dict[str, list[dict[str, Any]]] = {}
+        for section, entry in self.db.execute(
+                "SELECT section, entry FROM org_entries WHERE org_id = ? ORDER BY section, position", (org_id,)):
+            sections.setdefault(str(section), []).append(json.loads(entry))
+        return sections
+
+    def replace_org_entries(self, org_id: int, sections: dict[str, list[dict[str, Any]]]) -> None:
+        """The organisation's entries, all of them, as given (one transaction)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM org_entries WHERE org_id = ?", (org_id,))
+            db.executemany("INSERT INTO org_entries (org_id, section, position, entry) VALUES (?, ?, ?, ?)",
+                           [(org_id, section, position,
+                             json.dumps(entry, ensure_ascii=False, sort_keys=True, default=str))
+                            for section, entries in sections.items() for position, entry in enumerate(entries)])
+
+    def mailbox_task_owners(self) -> dict[str, int]:
+        """Mailbox login -> the organisation whose task holds that mailbox's mail (also after
+        the mailbox was removed: its login stays that organisation's)."""
+        return {str(login): int(org) for login, org in self.db.execute(
+            "SELECT substr(t.source_key, 9), p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id"
+            " WHERE t.source_key LIKE 'mailbox:%'")}
 
     # --- limits -------------------------------------------------------------------------------
 

@@ -285,6 +285,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbound_by_time ON outbound (created_at);
     """,
+    # 13: the settings of organisations that live in the store: their mailboxes and rules,
+    # each entry as the configuration file would hold it (JSON), in their order
+    """
+    CREATE TABLE org_entries (
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        section TEXT NOT NULL CHECK (section IN ('servers', 'mailboxes', 'gateways', 'rules')),
+        position INTEGER NOT NULL,
+        entry TEXT NOT NULL,
+        PRIMARY KEY (org_id, section, position)
+    );
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.

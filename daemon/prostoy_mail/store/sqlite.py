@@ -323,6 +323,8 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         """
         with self.transaction() as db:
             existing = self.task_for_source(source_key)
+            if existing is not None and self.org_id is not None and self.org_of_task(existing.id) != self.org_id:
+                raise Conflict(f"{source_key}: its task belongs to another organisation")
             assignee_id = self._user_id(assignee)
             if existing is None:
                 db.execute(

@@ -1,0 +1,118 @@
+"""Two organisations on one daemon, over real sockets: each one's mailboxes, rules, tasks and
+replies its own (SMTP, IMAP, the command line's --org made live without a signal)."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from prostoy_mail.auth.password_hashes import hash_password
+from prostoy_mail.config.load import load_config
+from prostoy_mail.daemon import Daemon
+from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import LOOPBACK_ANY_PORT, config_text
+from tests.conftest import Cli
+from tests.integration.conftest import MailServer
+from tests.tls_files import write_server_pair
+from tests.waiting import until
+
+ACME_RULES = [{"name": "invoices", "subject": "invoice", "action": "comment", "task": "Sales/Invoices"}]
+
+
+def setup(store: SqliteStore) -> None:
+    """main (the file's) and acme (the store's): the same project, task and rule names."""
+    store.add_user("ivanov", "Иван", hash_password("iv-pw"), is_owner=True)
+    store.add_project("Sales")
+    store.add_task("Sales", "Invoices")
+    acme = store.add_organisation("acme", "Acme").id
+    with store.acting_for(acme):
+        store.add_user("boss", "Boss", hash_password("boss-pw"), is_owner=True)
+        store.add_project("Sales")
+        store.add_task("Sales", "Invoices")
+    store.replace_org_entries(acme, {"mailboxes": [{"login": "support"}], "rules": ACME_RULES})
+
+
+def comments(server: Any, org: str, task: str) -> list[tuple[str, tuple[str, ...]]]:
+    store = SqliteStore(server.store_path)
+    try:
+        store.org_id = store.organisation(org).id
+        return [(c.subject, c.routed_by) for c in store.list_comments(store.resolve_task(task).id)]
+    finally:
+        store.close()
+
+
+def message(subject: str, to: str, extra: str = "") -> bytes:
+    return f"From: buh@client.ru\r\nTo: {to}\r\nSubject: {subject}\r\n{extra}\r\nbody\r\n".encode()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[MailServer]:
+    write_server_pair(trustme.CA(), tmp_path, "localhost", "127.0.0.1")
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(config_text(
+        listen={"smtp": LOOPBACK_ANY_PORT, "imap": LOOPBACK_ANY_PORT}, smtp={"workers": 0},
+        tls={"cert": "cert.pem", "key": "key.pem"}, mailboxes=["sales"],
+        rules=[{"name": "invoices", "subject": "invoice", "action": "comment", "task": "Sales/Invoices"}]))
+    store = SqliteStore(tmp_path / "store.db")
+    setup(store)
+    store.close()
+    daemon = Daemon(load_config(config))
+    await daemon.start()
+    try:
+        yield MailServer(daemon, config, tmp_path / "store.db")
+    finally:
+        await daemon.stop()
+
+
+async def test_each_organisation_routes_its_own_mail(server: MailServer) -> None:
+    # one SMTP transaction for a mailbox of each: stored once, routed by each one's own rules
+    assert await server.send("buh@client.ru", ["sales@example.test", "support@example.test"],
+                             message("invoice 5", "sales@example.test, support@example.test")) == {}
+    assert comments(server, "main", "Sales/Invoices") == [("invoice 5", ("invoices",))]
+    assert comments(server, "acme", "Sales/Invoices") == [("invoice 5", ("invoices",))]
+    assert server.count("messages") == 1
+    # mail for acme's mailbox alone: acme's fallback; nothing of main's is touched
+    await server.send("x@client.ru", ["support@example.test"], message("hello", "support@example.test"))
+    assert comments(server, "acme", "Mail/support@example.test") == [("hello", ("fallback",))]
+    assert [s for s, _ in comments(server, "main", "Sales/Invoices")] == ["invoice 5"]
+    # a reply naming a message main's task sent: a reply for main, new mail for acme
+    store = SqliteStore(server.store_path)
+    store.register_sent("offer1@example.test", store.resolve_task("Sales/Invoices").id)
+    store.close()
+    reply = "In-Reply-To: <offer1@example.test>\r\n"
+    await server.send("x@client.ru", ["support@example.test"], message("re: offer", "support@example.test", reply))
+    assert comments(server, "acme", "Mail/support@example.test")[-1] == ("re: offer", ("fallback",))
+    assert [s for s, _ in comments(server, "main", "Sales/Invoices")] == ["invoice 5"]
+    await server.send("x@client.ru", ["sales@example.test"], message("re: offer", "sales@example.test", reply))
+    assert comments(server, "main", "Sales/Invoices")[-1] == ("re: offer", ("reply",))
+
+    # over IMAP each sees its own mailboxes
+    def folders(login: str, password: str) -> set[str]:
+        client = imaplib.IMAP4("127.0.0.1", server.daemon.bound_port("imap"), timeout=30)
+        client.starttls(ssl._create_unverified_context())
+        client.login(login, password)
+        names = {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in client.list()[1]}
+        client.logout()
+        return names
+
+    boss, ivanov = await asyncio.to_thread(folders, "boss", "boss-pw"), await asyncio.to_thread(folders, "ivanov",
+                                                                                                  "iv-pw")
+    assert "support" in boss and "sales" not in boss and "Tasks/Mail/support@example.test" in boss
+    assert "sales" in ivanov and "support" not in ivanov and "Tasks/Mail/support@example.test" not in ivanov
+
+    # a change for acme from the command line is live when the command returns (no signal)
+    added = await asyncio.to_thread(Cli(server.config_path), "--org", "acme", "mailbox", "add", "orders")
+    assert "applied the change" in added.err, added
+    await server.send("x@client.ru", ["orders@example.test"], message("new order", "orders@example.test"))
+    assert comments(server, "acme", "Mail/orders@example.test") == [("new order", ("fallback",))]
+    # ... and what acme cannot have is refused there, naming it; the daemon runs on as before
+    taken = await asyncio.to_thread(Cli(server.config_path), "--org", "acme", "mailbox", "add", "sales", ok=False)
+    assert taken.code == 2 and "sales@example.test belongs to another organisation" in taken.err
+    await until(lambda: server.daemon.running.smtp.mailboxes >= {"sales", "support", "orders"})
