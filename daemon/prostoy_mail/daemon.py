@@ -84,6 +84,7 @@ class Daemon:
         self.store_lock: StoreLock | None = None
         self.reloading = asyncio.Lock()
         self.reloads = 0  # carried out, applied or refused (recorded for the command line waiting on one)
+        self.parsed_organisations: dict[str, Config] = {}  # store organisations' settings, by their text
         self.change_id = 0  # the newest change of the store's change log taken up (the command line waits on it)
         self.changes: SqliteStore | None = None  # a read connection that watches the change log
 
@@ -111,7 +112,8 @@ class Daemon:
         if swept:
             log.info("store: removed %d message files that no message refers to (left by a crash)", swept)
         starting = self.starting_config
-        running = await self.writer.run(lambda store: RunningConfig.build(starting, store, generation=1))
+        parsed = self.parsed_organisations
+        running = await self.writer.run(lambda store: RunningConfig.build(starting, store, 1, parsed))
         key = await self.writer.run(lambda store: store.secret(REPLY_TOKEN_SECRET))
         # Every collaborator reads the configuration in effect through one of these readers:
         # a reload swaps self.running, and they see the new one whole from then on.
@@ -350,7 +352,7 @@ class Daemon:
         try:
             config = await asyncio.to_thread(load_config, running.config.path)
             wanted = await self.writer.run(
-                lambda store: RunningConfig.build(config, store, generation=running.generation + 1))
+                lambda store: RunningConfig.build(config, store, running.generation + 1, self.parsed_organisations))
             commit = await self._open_listeners(wanted)
         except (ConfigError, ProstoyMailError) as exc:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]

@@ -161,20 +161,26 @@ def mailbox_owners(file_config: Config, store: TaskStore) -> dict[str, int]:
     return owners
 
 
-def mailbox_conflicts(config: Config, org_id: int, file_config: Config, store: TaskStore, file: str) -> list[Problem]:
-    """The mailboxes of `config` (organisation `org_id`'s) whose login another organisation has."""
-    owners = mailbox_owners(file_config, store)
+def mailbox_conflicts(config: Config, org_id: int, file_config: Config, store: TaskStore, file: str,
+                      owners: dict[str, int] | None = None) -> list[Problem]:
+    """The mailboxes of `config` (organisation `org_id`'s) whose login another organisation has
+    (`owners`: mailbox_owners, when the caller has it already)."""
+    if owners is None:
+        owners = mailbox_owners(file_config, store)
     return [Problem(file, f"mailboxes[{i}].login",
                     f'{mailbox.address(config.daemon.domain)} belongs to another organisation')
             for i, mailbox in enumerate(config.mailboxes, 1) if owners.get(mailbox.login, org_id) != org_id]
 
 
-def organisation_configs(file_config: Config, store: TaskStore) -> tuple[list[tuple[int, Config]], dict[str, str]]:
+def organisation_configs(file_config: Config, store: TaskStore, parsed: dict[str, Config] | None = None
+                         ) -> tuple[list[tuple[int, Config]], dict[str, str]]:
     """The settings of the organisations that live in the store and have any, each read like a
     file; those that do not load, or take a mailbox another organisation has, are left out
     (their slug -> why): one organisation's problem never stops the others' mail."""
     configs: list[tuple[int, Config]] = []
     refused: dict[str, str] = {}
+    owners = mailbox_owners(file_config, store)  # (once: per organisation it was quadratic)
+    keep: dict[str, Config] = {}
     for organisation in store.list_organisations():
         if organisation.file_managed:
             continue
@@ -182,14 +188,18 @@ def organisation_configs(file_config: Config, store: TaskStore) -> tuple[list[tu
         if not entries:
             continue
         try:
-            config = organisation_config(file_config, organisation.slug, entries)
+            config = organisation_config(file_config, organisation.slug, entries, parsed, keep)
             with store.acting_for(organisation.id):
                 problems = check_references(config, store, display_name(organisation.slug))
-            problems += mailbox_conflicts(config, organisation.id, file_config, store, display_name(organisation.slug))
+            problems += mailbox_conflicts(config, organisation.id, file_config, store, display_name(organisation.slug),
+                                          owners)
             if problems:
                 raise ConfigError(problems)
         except ConfigError as exc:
             refused[organisation.slug] = "; ".join(str(p) for p in exc.problems)
             continue
         configs.append((organisation.id, config))
+    if parsed is not None:  # (only what is in use now: the cache never grows past the organisations)
+        parsed.clear()
+        parsed.update(keep)
     return configs, refused

@@ -32,12 +32,13 @@ class RunningConfig:
     organisations_refused: Mapping[str, str] = field(default_factory=dict)  # slug -> why they are left out
 
     @classmethod
-    def build(cls, config: Config, store: TaskStore, generation: int) -> RunningConfig:
+    def build(cls, config: Config, store: TaskStore, generation: int,
+              parsed: dict[str, Config] | None = None) -> RunningConfig:
         """Raises ConfigError when a rule of the file names a task or user the store does not have
         (a job for the store's writer: it reads the store). An organisation in the store whose
         settings cannot be applied is left out, and said why (`organisations_refused`)."""
         store.reconcile_file_organisation(config.organisation.slug, config.organisation.display_name)
-        organisations, refused = organisation_configs(config, store)
+        organisations, refused = organisation_configs(config, store, parsed)
         table = build_routing_table(config, store, organisations)
         logins = frozenset(m.login for _, org in organisations for m in org.mailboxes)
         smtp = Policy.of(config)

@@ -7,6 +7,7 @@ Unknown keys are errors. Array entries are counted from 1, as an admin counts th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -277,7 +278,9 @@ def read_servers(tables: list[_Table], base: Path | None = None) -> list[Server]
     return servers
 
 
+@functools.cache
 def load_presets() -> tuple[Server, ...]:
+    """The packaged presets (read once: every organisation's settings are parsed with them)."""
     text = resources.files("prostoy_mail.config").joinpath("presets.toml").read_text("utf-8")
     problems = _Problems("presets.toml")
     top = _Table(tomllib.loads(text), "", problems)
