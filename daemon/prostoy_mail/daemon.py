@@ -125,7 +125,7 @@ class Daemon:
                                            self.metrics.count_rejected, spool=self.writer.store.files)
         self.guard = guard = LoginGuard(self._password_hash, lambda: self.config.auth)
         self.submission_handler = SubmissionHandler(lambda: self._in_effect().sending, lambda: self.config.smtp,
-                                                    guard, funnel.submit, self.metrics)
+                                                    guard, funnel.submit, self.metrics, self._user_org)
         self.outbound = QueueRunner(self.writer, self.intake, lambda: self.config,
                                     RelayPool(starting.daemon.hostname, starting.outbound.timeout),
                                     self.sent_uploader, self.metrics)
@@ -273,6 +273,10 @@ class Daemon:
             self.metrics_server = None
         if wanted is not None and self.metrics_server is None:
             self.metrics_server = (wanted, serve_metrics(wanted.host, wanted.port, self.metrics))
+
+    async def _user_org(self, login: str) -> int | None:
+        assert self.writer is not None
+        return await self.writer.run(lambda store: store.user_org(login))
 
     async def _password_hash(self, login: str) -> str | None:
         assert self.writer is not None

@@ -42,9 +42,12 @@ class RunningConfig:
         table = build_routing_table(config, store, organisations)
         logins = frozenset(m.login for _, org in organisations for m in org.mailboxes)
         smtp = Policy.of(config)
+        has_relay = config.relay is not None
+        sending = SendingPolicy.merged([SendingPolicy.of(config, store.file_organisation_id()),
+                                        *(SendingPolicy.of(org_config, org_id, relay=has_relay)
+                                          for org_id, org_config in organisations)])
         return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window),
-                   replace(smtp, mailboxes=smtp.mailboxes | logins), SendingPolicy.of(config), dict(organisations),
-                   refused)
+                   replace(smtp, mailboxes=smtp.mailboxes | logins), sending, dict(organisations), refused)
 
     def config_of(self, org_id: int, file_org: int) -> Config:
         """An organisation's settings (its mailboxes, for the IMAP folders of its users): the

@@ -26,12 +26,16 @@ class Sender:
     route: str  # "relay", or "gateway:<email>"
     owner: str | None  # the user it is personal to; None: corporate
     mailbox_login: str | None = None  # for domain mailboxes: the login (reply addresses are login+token@domain)
-    users: tuple[str, ...] = ()  # corporate: the users who may send as it (empty: every user)
+    users: tuple[str, ...] = ()  # corporate: the users who may send as it (empty: every user of its organisation)
     # why mail from it to the outside cannot be carried ([relay] missing, the gateway's server
     # has no SMTP endpoint); None: it can
     no_route: str | None = None
+    org: int = 1  # the organisation it belongs to: only its users may send as it
 
-    def allowed_for(self, login: str) -> bool:
+    def allowed_for(self, login: str, org: int | None) -> bool:
+        """Whether `login`, a user of organisation `org`, may send as this address."""
+        if org != self.org:
+            return False
         if self.owner is not None:
             return self.owner == login
         return not self.users or login in self.users
@@ -56,22 +60,32 @@ class SendingPolicy:
     local_mailboxes: frozenset[str]  # logins of the domain's mailboxes
 
     @classmethod
-    def of(cls, config: Config) -> SendingPolicy:
+    def of(cls, config: Config, org: int = 1, relay: bool | None = None) -> SendingPolicy:
+        """One organisation's addresses (`relay`: whether [relay] is set, when `config` is an
+        organisation's settings read without the file's other sections)."""
         domain = config.daemon.domain
+        has_relay = config.relay is not None if relay is None else relay
         senders: dict[str, Sender] = {}
         for mailbox in config.mailboxes:
             address = mailbox.address(domain).lower()
             senders[address] = Sender(address, f"mailbox:{mailbox.login}", RELAY_ROUTE, mailbox.owner, mailbox.login,
-                                      mailbox.users,
-                                      no_route=None if config.relay is not None else "no [relay] is configured")
+                                      mailbox.users, no_route=None if has_relay else "no [relay] is configured",
+                                      org=org)
         for gateway in config.gateways:
             address = gateway.email.lower()
             server = config.server(gateway.server)
             no_route = None if server is not None and server.smtp is not None else \
                 f'the gateway\'s server "{gateway.server}" has no SMTP endpoint'
             senders[address] = Sender(address, f"gateway:{gateway.email}", f"gateway:{gateway.email}",
-                                      gateway.personal_for, users=gateway.users, no_route=no_route)
+                                      gateway.personal_for, users=gateway.users, no_route=no_route, org=org)
         return cls(domain, senders, frozenset(m.login for m in config.mailboxes))
+
+    @classmethod
+    def merged(cls, policies: list[SendingPolicy]) -> SendingPolicy:
+        """Every organisation's addresses in one policy (their addresses never overlap)."""
+        first = policies[0]
+        return cls(first.domain, {a: s for p in policies for a, s in p.senders.items()},
+                   frozenset(login for p in policies for login in p.local_mailboxes))
 
     def sender(self, address: str) -> Sender | None:
         """The Sender for an address; a domain mailbox's `login+tag@domain` counts as the mailbox."""
@@ -83,12 +97,13 @@ class SendingPolicy:
                 found = self.senders.get(f"{local.split('+', 1)[0]}@{host}")
         return found
 
-    def may_send_as(self, login: str, address: str) -> Sender | None:
+    def may_send_as(self, login: str, address: str, org: int | None) -> Sender | None:
+        """The Sender when `login` (a user of organisation `org`) may send as `address`."""
         sender = self.sender(address)
-        return sender if sender is not None and sender.allowed_for(login) else None
+        return sender if sender is not None and sender.allowed_for(login, org) else None
 
-    def addresses_for(self, login: str) -> list[str]:
-        return sorted(a for a, s in self.senders.items() if s.allowed_for(login))
+    def addresses_for(self, login: str, org: int | None) -> list[str]:
+        return sorted(a for a, s in self.senders.items() if s.allowed_for(login, org))
 
     def local_login(self, address: str) -> str | None:
         """The domain mailbox an address is delivered to here, or None for the outside world."""

@@ -48,7 +48,15 @@ def test_organisations_side_by_side(cli: Cli) -> None:
     cli("--org", "acme", "rule", "add", "invoices", "--subject", "invoice", "--task", "Sales/Invoices")
     assert [r["name"] for r in cli("--org", "acme", "rule", "list", "--json").json()] == ["invoices"]
     assert cli("rule", "list", "--json").json() == []
-    # gateways, servers and sending are still the file's organisation's alone
+    # acme's tasks send as acme's addresses only
+    body = cli.config.parent / "body.txt"
+    body.write_text("hello\n", "utf-8")
+    send = ("--org", "acme", "task", "send", "Sales/Invoices", "--to", "x@far.example", "--subject", "s",
+            "--body-file", str(body))
+    assert cli(*send, "--from", "support@example.test").out.startswith("queued as ")
+    foreign = cli(*send, "--from", "sales@example.test", ok=False)
+    assert foreign.code == 1 and "--from sales@example.test: not a domain mailbox or gateway here" in foreign.err
+    # gateways and servers are still the file's organisation's alone
     refused = cli("--org", "acme", "gateway", "list", ok=False)
     assert refused.code == 1 and 'organisation "acme" lives in the store' in refused.err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import smtplib
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,7 +37,7 @@ def setup(store: SqliteStore) -> None:
         store.add_user("boss", "Boss", hash_password("boss-pw"), is_owner=True)
         store.add_project("Sales")
         store.add_task("Sales", "Invoices")
-    store.replace_org_entries(acme, {"mailboxes": [{"login": "support"}], "rules": ACME_RULES})
+    store.replace_org_entries(acme, {"mailboxes": [{"login": "support"}, {"login": "desk"}], "rules": ACME_RULES})
 
 
 def comments(server: Any, org: str, task: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -57,7 +58,8 @@ async def server(tmp_path: Path) -> AsyncIterator[MailServer]:
     write_server_pair(trustme.CA(), tmp_path, "localhost", "127.0.0.1")
     config = tmp_path / "prostoy-mail.toml"
     config.write_text(config_text(
-        listen={"smtp": LOOPBACK_ANY_PORT, "imap": LOOPBACK_ANY_PORT}, smtp={"workers": 0},
+        listen={"smtp": LOOPBACK_ANY_PORT, "imap": LOOPBACK_ANY_PORT, "submission": LOOPBACK_ANY_PORT},
+        smtp={"workers": 0}, relay={"host": "127.0.0.1", "port": 9, "security": "none"},
         tls={"cert": "cert.pem", "key": "key.pem"}, mailboxes=["sales"],
         rules=[{"name": "invoices", "subject": "invoice", "action": "comment", "task": "Sales/Invoices"}]))
     store = SqliteStore(tmp_path / "store.db")
@@ -116,3 +118,24 @@ async def test_each_organisation_routes_its_own_mail(server: MailServer) -> None
     taken = await asyncio.to_thread(Cli(server.config_path), "--org", "acme", "mailbox", "add", "sales", ok=False)
     assert taken.code == 2 and "sales@example.test belongs to another organisation" in taken.err
     await until(lambda: server.daemon.running.smtp.mailboxes >= {"sales", "support", "orders"})
+
+
+async def test_each_organisations_users_send_as_its_own_addresses_only(server: MailServer) -> None:
+    def submit(login: str, password: str, mail_from: str, rcpt: str) -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", server.daemon.bound_port("submission"), timeout=30) as client:
+            client.starttls(context=ssl._create_unverified_context())
+            client.login(login, password)
+            code, reply = client.mail(mail_from)
+            if code != 250:
+                return code, reply
+            client.rcpt(rcpt)
+            return client.data(f"From: {mail_from}\r\nTo: {rcpt}\r\nSubject: internal\r\n\r\nhi\r\n".encode())
+
+    sent = await asyncio.to_thread(submit, "boss", "boss-pw", "support@example.test", "desk@example.test")
+    assert sent[0] == 250, sent
+    # delivered here, to acme's other mailbox, and routed by acme (the spool's next pass)
+    await until(lambda: comments(server, "acme", "Mail/desk@example.test") == [("internal", ("fallback",))])
+    # a corporate mailbox with no users list is every user's: of its own organisation only
+    assert (await asyncio.to_thread(submit, "boss", "boss-pw", "sales@example.test", "desk@example.test"))[0] == 553
+    assert (await asyncio.to_thread(submit, "ivanov", "iv-pw", "support@example.test", "sales@example.test"))[0] == 553
+    assert (await asyncio.to_thread(submit, "ivanov", "iv-pw", "sales@example.test", "sales@example.test"))[0] == 250

@@ -26,14 +26,14 @@ CONFIG = config_text(
 
 def test_who_may_send_as_what() -> None:
     policy = SendingPolicy.of(parse_config(CONFIG, Path("/tmp/x.toml")))
-    assert policy.addresses_for("ivanov") == ["ivan@example.test", "ivanov@mail.ru", "sales@example.test",
+    assert policy.addresses_for("ivanov", 1) == ["ivan@example.test", "ivanov@mail.ru", "sales@example.test",
                                                "support@yandex.ru"]
-    assert policy.addresses_for("petrov") == ["sales@example.test", "support@yandex.ru"]
-    assert policy.may_send_as("petrov", "ivan@example.test") is None
-    assert policy.may_send_as("petrov", "SALES+t1.abc@Example.TEST") is not None  # a tagged address is the mailbox
-    sender = policy.may_send_as("ivanov", "ivanov@mail.ru")
+    assert policy.addresses_for("petrov", 1) == ["sales@example.test", "support@yandex.ru"]
+    assert policy.may_send_as("petrov", "ivan@example.test", 1) is None
+    assert policy.may_send_as("petrov", "SALES+t1.abc@Example.TEST", 1) is not None  # a tagged address is the mailbox
+    sender = policy.may_send_as("ivanov", "ivanov@mail.ru", 1)
     assert sender is not None and sender.route == "gateway:ivanov@mail.ru" and sender.mailbox_login is None
-    assert policy.may_send_as("ivanov", "ivan@example.test").route == "relay"  # type: ignore[union-attr]
+    assert policy.may_send_as("ivanov", "ivan@example.test", 1).route == "relay"  # type: ignore[union-attr]
     assert policy.local_login("Ivan+x@example.test") == "ivan" and policy.local_login("nobody@example.test") is None
     assert policy.local_login("ivan@elsewhere.test") is None
 
@@ -92,10 +92,10 @@ def test_a_corporate_mailbox_with_users_is_theirs_alone() -> None:
                           '[[gateways]]\nemail = "buh@mail.ru"\nserver = "mail.ru"\nlogin = "b"\npassword = "x"\n'
                           'users = "petrov"\n', Path("/tmp/x.toml"))
     policy = SendingPolicy.of(config)
-    assert policy.may_send_as("petrov", "buh@example.test") is not None
-    assert policy.may_send_as("sidorov", "buh@example.test") is None
-    assert policy.may_send_as("sidorov", "buh@mail.ru") is None and policy.may_send_as("petrov", "buh@mail.ru")
-    assert policy.may_send_as("sidorov", "sales@example.test") is not None  # no users list: everyone
+    assert policy.may_send_as("petrov", "buh@example.test", 1) is not None
+    assert policy.may_send_as("sidorov", "buh@example.test", 1) is None
+    assert policy.may_send_as("sidorov", "buh@mail.ru", 1) is None and policy.may_send_as("petrov", "buh@mail.ru", 1)
+    assert policy.may_send_as("sidorov", "sales@example.test", 1) is not None  # no users list: everyone
 
     from prostoy_mail.imapd.folders import folders_for
     from prostoy_mail.store.ports import Task, User
@@ -170,3 +170,18 @@ def test_a_password_verified_once_is_recognised_without_argon2_for_a_while(monke
     seen = asyncio.run(scenario())
     assert seen == [(Outcome.OK, 1), (Outcome.OK, 1), (Outcome.FAILED, 2), (Outcome.OK, 2), (Outcome.FAILED, 3),
                     (Outcome.OK, 4), (Outcome.OK, 4), (Outcome.OK, 5), (Outcome.OK, 6), (Outcome.OK, 7)]
+
+
+def test_an_address_is_for_its_own_organisations_users_only() -> None:
+    """A corporate mailbox with no `users` is every user's: every user of its organisation's."""
+    main = SendingPolicy.of(parse_config(CONFIG, Path("/tmp/x.toml")), org=1)
+    acme = SendingPolicy.of(parse_config('[daemon]\ndomain = "example.test"\n[[mailboxes]]\nlogin = "support"\n',
+                                         Path("/tmp/y.toml")), org=2, relay=True)
+    both = SendingPolicy.merged([main, acme])
+    assert both.may_send_as("petrov", "sales@example.test", 1) is not None
+    assert both.may_send_as("boss", "sales@example.test", 2) is None  # another organisation's corporate mailbox
+    assert both.may_send_as("boss", "support@example.test", 2) is not None
+    assert both.may_send_as("petrov", "support@example.test", 1) is None
+    assert both.may_send_as("nobody", "support@example.test", None) is None  # (no such user)
+    assert both.local_login("support@example.test") == "support" and both.local_login("sales@example.test")
+    assert both.sender("support@example.test").no_route is None  # type: ignore[union-attr]  # (the file's relay)

@@ -94,7 +94,7 @@ class Context:
                             f"raise it with: prostoy-mail org limits {organisation.slug} --{name} N")
 
     def require_file_organisation(self, what: str) -> None:
-        """Gateways, servers and sending are still the file's organisation's alone."""
+        """Gateways and servers are still the file's organisation's alone."""
         organisation = self.organisation()
         if not organisation.file_managed:
             raise ProstoyMailError(f'organisation "{organisation.slug}" lives in the store, where its {what} cannot '

@@ -59,10 +59,10 @@ def register(sub: Sub) -> None:
 
 
 def task_send(ctx: Context) -> int:
-    config, store, args = ctx.config(), ctx.store(), ctx.args
-    ctx.require_file_organisation("mailboxes and gateways to send from")
+    config, store, args = ctx.config(), ctx.store(), ctx.args  # (the organisation's settings)
+    file_config, organisation = ctx.file_config(), ctx.organisation()
     task = store.resolve_task(args.task)
-    policy = SendingPolicy.of(config)
+    policy = SendingPolicy.of(config, organisation.id, relay=file_config.relay is not None)
     sender = policy.sender(args.sender)
     if sender is None:
         known = ", ".join(sorted(policy.senders)) or "none configured"
@@ -76,10 +76,10 @@ def task_send(ctx: Context) -> int:
     tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
     recipients = tuple(dict.fromkeys([*args.to, *args.cc, *args.bcc]))
     with store.transaction():
-        queued = enqueue_now(store, tokens, table, config, policy,
+        queued = enqueue_now(store, tokens, table, file_config, policy,
                              Submission(raw, sender.address, recipients, user="", peer="command line", task_id=task.id))
     ctx.say(f"queued as {queued.entry_id}: <{queued.message_id}> from task {task.id} ({task.ref}) "
-            f"to {len(recipients)} recipients; the daemon sends it within {config.outbound.poll_interval:g} s")
+            f"to {len(recipients)} recipients; the daemon sends it within {file_config.outbound.poll_interval:g} s")
     return 0
 
 

@@ -41,10 +41,13 @@ BLOCKED = "454 4.7.0 Too many failed logins from your address; try again later"
 
 class SubmissionHandler:
     def __init__(self, policy: Callable[[], SendingPolicy], limits: Callable[[], SmtpLimits], guard: LoginGuard,
-                 submit: Submit, metrics: Metrics | None = None) -> None:
+                 submit: Submit, metrics: Metrics | None = None,
+                 user_org: Callable[[str], Awaitable[int | None]] | None = None) -> None:
         self.policy_in_effect = policy  # (these two: the configuration in effect, as a reload swaps it)
         self.limits_in_effect = limits
         self.guard = guard
+        # a login's organisation (None: no such user): only its organisation's addresses are its to send as
+        self.user_org = user_org or _one_organisation
         self.submit = submit
         self.metrics = metrics
         self.in_data = 0
@@ -112,7 +115,8 @@ class SubmissionHandler:
     async def handle_MAIL(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           mail_options: list[str]) -> str:
         login = str(session.auth_data or "")
-        if address in ("<>", "") or self.policy.may_send_as(login, address) is None:
+        envelope.org = await self.user_org(login)
+        if address in ("<>", "") or self.policy.may_send_as(login, address, envelope.org) is None:
             log.info("%s: %s may not send as %r", peer_of(session), login, address)
             return f"553 5.7.1 <{address}>: you ({login}) may not send as this address"
         envelope.mail_from = address
@@ -146,7 +150,7 @@ class SubmissionHandler:
         senders = header_addresses(header.get_all("From", []))
         if not senders:
             return "550 5.6.0 The message has no From: header"
-        refused = [a for a in senders if self.policy.may_send_as(login, a) is None]
+        refused = [a for a in senders if self.policy.may_send_as(login, a, envelope.org) is None]
         if refused:
             log.info("%s: %s may not send as From: %s", peer, login, ", ".join(refused))
             return f"553 5.7.1 From: <{refused[0]}>: you ({login}) may not send as this address"
@@ -161,6 +165,10 @@ class SubmissionHandler:
         except Exception as exc:
             return store_failure_reply(exc, f"{peer} ({login})", "queueing")[0]
         return f"250 2.0.0 Ok: queued as {queue_id}"
+
+
+async def _one_organisation(login: str) -> int | None:
+    return 1
 
 
 def _b64(text: str) -> bytes | None:

@@ -255,6 +255,11 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
             user = self.get_user(login)
             db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user.id))
 
+    def user_org(self, login: str) -> int | None:
+        """The organisation of the user with this login (logins are unique across organisations)."""
+        row = self.db.execute("SELECT org_id FROM users WHERE login = ?", (login,)).fetchone()
+        return None if row is None else int(row[0])
+
     def password_hash(self, login: str) -> str | None:
         row = self.db.execute("SELECT password_hash FROM users WHERE login = ?", (login,)).fetchone()
         return None if row is None else row[0]
