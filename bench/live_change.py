@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.organisations import add_organisations
 from bench.peers import free_port, wait_port
 from tests.config_factory import config_text
 
@@ -56,29 +57,6 @@ def change_time(store: Path, change_id: int) -> float:
         return float(db.execute("SELECT at FROM changes WHERE id = ?", (change_id,)).fetchone()[0])
     finally:
         db.close()
-
-
-def add_organisations(store: Path, count: int) -> None:
-    from prostoy_mail.store.sqlite import SqliteStore
-
-    s = SqliteStore(store)
-    try:
-        with s.transaction():
-            for number in range(count):
-                org = s.add_organisation(f"org{number}", f"Organisation {number}").id
-                with s.acting_for(org):
-                    s.add_user(f"owner{number}@bench", "Owner", None, True)
-                    s.add_user(f"user{number}@bench", "User", None, False)
-                    s.add_project("Sales")
-                    for title in ("Invoices", "Orders", "Claims"):
-                        s.add_task("Sales", title)
-                # its own mailbox on the shared domain and three rules (what the daemon rebuilds)
-                s.replace_org_entries(org, {
-                    "mailboxes": [{"login": f"box{number}"}],
-                    "rules": [{"name": title.lower(), "subject": f"{title.lower()}-{number}", "action": "comment",
-                               "task": f"Sales/{title}"} for title in ("Invoices", "Orders", "Claims")]})
-    finally:
-        s.close()
 
 
 def percentile(values: list[float], share: float) -> float:

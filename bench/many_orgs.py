@@ -24,16 +24,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.organisations import TITLES, add_organisations, rules
 from bench.peers import free_port, smtp_source, wait_port
 from tests.config_factory import config_text
 
 CLI = str(Path(sys.executable).parent / "prostoy-mail")
-TITLES = ("Invoices", "Orders", "Claims")
-
-
-def rules(org: str) -> list[dict[str, object]]:
-    return [{"name": title.lower(), "subject": f"{title.lower()}-{org}", "action": "comment",
-             "task": f"Sales/{title}"} for title in TITLES]
 
 
 def prepare(work: Path, orgs: int) -> tuple[Path, str]:
@@ -52,18 +47,9 @@ def prepare(work: Path, orgs: int) -> tuple[Path, str]:
             store.add_project("Sales")
             for title in TITLES:
                 store.add_task("Sales", title)
-            for number in range(orgs):
-                org = store.add_organisation(f"org{number}", f"Organisation {number}").id
-                with store.acting_for(org):
-                    store.add_user(f"owner@org{number}", "Owner", None, True)
-                    store.add_user(f"user@org{number}", "User", None, False)
-                    store.add_project("Sales")
-                    for title in TITLES:
-                        store.add_task("Sales", title)
-                store.replace_org_entries(org, {"mailboxes": [{"login": f"o{number}-box{i}"} for i in range(5)],
-                                                "rules": rules(f"org{number}")})
     finally:
         store.close()
+    add_organisations(work / "store.db", orgs, mailboxes=5)
     target = f"o{orgs // 2}-box0@bench.test" if orgs else "box0@bench.test"
     return config, target
 

@@ -151,10 +151,8 @@ def mailbox_owners(file_config: Config, store: TaskStore) -> dict[str, int]:
     login once used stays with its organisation (its task and mail are there) even after the
     mailbox is removed; then the store's organisations' mailboxes, then the file's."""
     owners = dict(store.mailbox_task_owners())
-    for organisation in store.list_organisations():
-        if not organisation.file_managed:
-            for entry in store.org_entries(organisation.id).get("mailboxes", []):
-                owners.setdefault(str(entry.get("login", "")).lower(), organisation.id)
+    for login, org_id in store.org_mailbox_logins():
+        owners.setdefault(login, org_id)
     file_org = store.file_organisation_id()
     for mailbox in file_config.mailboxes:
         owners.setdefault(mailbox.login, file_org)

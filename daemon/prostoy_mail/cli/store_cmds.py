@@ -82,7 +82,7 @@ def user_add(ctx: Context) -> int:
 
     if not LOGIN_RE.match(a.login):
         raise ProstoyMailError(f'"{a.login}" is not a valid login (lower-case letters, digits, ".", "_", "-")')
-    ctx.check_limit("users", len(ctx.store().list_users()))
+    ctx.check_limit("users", ctx.store().counts(ctx.organisation().id)["users"])
     password = read_password(a.password_file, f"Password for {a.login}", required=False)
     user = ctx.store().add_user(a.login, a.name or a.login, hash_password(password) if password else None, a.owner)
     ctx.say(f"user {user.login} added; personal task {user.personal_task_id}"

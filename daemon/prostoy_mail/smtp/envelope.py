@@ -19,7 +19,6 @@ class MailEnvelope(Envelope):
         self.recipients: list[Recipient] = []  # the domain mailboxes RCPT accepted (inbound)
         self.spooled: SpooledRaw | None = None  # a big message, written to its file as DATA arrived
         self.clean_line_ends = False  # DATA had CRLF line ends only (no bare CR or LF to look for again)
-        self.org: int | None = None  # submission: the organisation of the logged-in user
 
 
 def message_data(envelope: MailEnvelope) -> bytes:

@@ -15,6 +15,7 @@ import binascii
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any
@@ -41,13 +42,13 @@ BLOCKED = "454 4.7.0 Too many failed logins from your address; try again later"
 
 class SubmissionHandler:
     def __init__(self, policy: Callable[[], SendingPolicy], limits: Callable[[], SmtpLimits], guard: LoginGuard,
-                 submit: Submit, metrics: Metrics | None = None,
-                 user_org: Callable[[str], Awaitable[int | None]] | None = None) -> None:
+                 submit: Submit, metrics: Metrics | None,
+                 user_org: Callable[[str], Awaitable[int | None]]) -> None:
         self.policy_in_effect = policy  # (these two: the configuration in effect, as a reload swaps it)
         self.limits_in_effect = limits
         self.guard = guard
-        # a login's organisation (None: no such user): only its organisation's addresses are its to send as
-        self.user_org = user_org or _one_organisation
+        # a login's organisation (looked up once, at AUTH): only its organisation's addresses are its to send as
+        self.user_org = user_org
         self.submit = submit
         self.metrics = metrics
         self.in_data = 0
@@ -102,7 +103,7 @@ class SubmissionHandler:
             self.metrics.logins.labels("smtp", outcome.value).inc()
         if outcome is Outcome.OK:
             log.info("%s: logged in as %s", peer_of(server.session), login)
-            return AuthResult(success=True, handled=False, auth_data=login)
+            return AuthResult(success=True, handled=False, auth_data=LoggedIn(login, await self.user_org(login)))
         if outcome is Outcome.BLOCKED:
             await server.push(BLOCKED)
             if server.transport is not None:
@@ -114,9 +115,8 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: MailEnvelope, address: str,
                           mail_options: list[str]) -> str:
-        login = str(session.auth_data or "")
-        envelope.org = await self.user_org(login)
-        if address in ("<>", "") or self.policy.may_send_as(login, address, envelope.org) is None:
+        login, org = _logged_in(session)
+        if address in ("<>", "") or self.policy.may_send_as(login, address, org) is None:
             log.info("%s: %s may not send as %r", peer_of(session), login, address)
             return f"553 5.7.1 <{address}>: you ({login}) may not send as this address"
         envelope.mail_from = address
@@ -141,7 +141,7 @@ class SubmissionHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: MailEnvelope) -> str:
-        peer, login = peer_of(session), str(session.auth_data or "")
+        peer, (login, org) = peer_of(session), _logged_in(session)
         try:
             raw = message_data(envelope)
         except SmuggledMessage:
@@ -150,7 +150,7 @@ class SubmissionHandler:
         senders = header_addresses(header.get_all("From", []))
         if not senders:
             return "550 5.6.0 The message has no From: header"
-        refused = [a for a in senders if self.policy.may_send_as(login, a, envelope.org) is None]
+        refused = [a for a in senders if self.policy.may_send_as(login, a, org) is None]
         if refused:
             log.info("%s: %s may not send as From: %s", peer, login, ", ".join(refused))
             return f"553 5.7.1 From: <{refused[0]}>: you ({login}) may not send as this address"
@@ -167,8 +167,17 @@ class SubmissionHandler:
         return f"250 2.0.0 Ok: queued as {queue_id}"
 
 
-async def _one_organisation(login: str) -> int | None:
-    return 1
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    """What a successful AUTH leaves on the session (aiosmtpd's `auth_data`)."""
+
+    login: str
+    org: int | None  # the user's organisation (None: gone since)
+
+
+def _logged_in(session: Any) -> tuple[str, int | None]:
+    data = session.auth_data
+    return (data.login, data.org) if isinstance(data, LoggedIn) else ("", None)
 
 
 def _b64(text: str) -> bytes | None:

@@ -141,6 +141,12 @@ class OrganisationsMixin:
                              json.dumps(entry, ensure_ascii=False, sort_keys=True, default=str))
                             for section, entries in sections.items() for position, entry in enumerate(entries)])
 
+    def org_mailbox_logins(self) -> list[tuple[str, int]]:
+        """(login, organisation) of every store organisation's mailbox entry, in one query."""
+        return [(str(login).lower(), int(org)) for org, login in self.db.execute(
+            "SELECT org_id, json_extract(entry, '$.login') FROM org_entries WHERE section = 'mailboxes'"
+            " ORDER BY org_id, position")]
+
     def mailbox_task_owners(self) -> dict[str, int]:
         """Mailbox login -> the organisation whose task holds that mailbox's mail (also after
         the mailbox was removed: its login stays that organisation's)."""
