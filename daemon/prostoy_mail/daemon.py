@@ -77,7 +77,7 @@ class Daemon:
         self.fetchers: FetchManager | None = None
         self.submission_handler: SubmissionHandler | None = None
         self.outbound: QueueRunner | None = None
-        self.sent_uploader = SentFolderUploader(lambda: self.config)
+        self.sent_uploader = SentFolderUploader(self._gateway_settings)
         self.guard: LoginGuard | None = None
         self.imap: ImapService | None = None
         self.imap_watch: asyncio.Task[None] | None = None
@@ -97,6 +97,10 @@ class Daemon:
     def generation(self) -> int:
         """Of the configuration in effect: 1 at start, one more with every reload applied."""
         return self.running.generation if self.running is not None else 0
+
+    def _gateway_settings(self, email: str) -> Config:
+        """The settings of the organisation that connects gateway `email`, in effect."""
+        return self.running.gateway_settings(email) if self.running is not None else self.starting_config
 
     def _in_effect(self) -> RunningConfig:
         assert self.running is not None
@@ -128,7 +132,7 @@ class Daemon:
                                                     guard, funnel.submit, self.metrics, self._user_org)
         self.outbound = QueueRunner(self.writer, self.intake, lambda: self.config,
                                     RelayPool(starting.daemon.hostname, starting.outbound.timeout),
-                                    self.sent_uploader, self.metrics)
+                                    self.sent_uploader, self.metrics, self._gateway_settings)
         (await self._open_listeners(running))()
         self.running = running
         for slug, why in running.organisations_refused.items():
@@ -137,7 +141,7 @@ class Daemon:
         self.outbound.start()
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), funnel.accept_fetched, self.writer,
                                                   self.writer.store.files, self.config.fetch, self.metrics))
-        self.fetchers.apply(self.config)
+        self.fetchers.apply(self.config, running.organisations.values())
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,
                  self._listening())
         self.changes = await asyncio.to_thread(SqliteStore, location)
@@ -372,7 +376,7 @@ class Daemon:
         if self.outbound is not None:
             self.outbound.wake()  # (its poll interval, say, may have changed)
         if self.fetchers is not None:
-            self.fetchers.apply(config)  # watchers started, stopped or replaced
+            self.fetchers.apply(config, wanted.organisations.values())  # watchers started, stopped or replaced
         commit()  # only now are the listeners that moved or went away closed
         try:
             await self._open_metrics()

@@ -8,6 +8,7 @@ its task (the daemon does it at start and reload, the command line when it adds 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .config.model import Config, Gateway, Mailbox, Rule
 from .config.organisation import display_name, organisation_config
@@ -146,28 +147,43 @@ def _compile(config: Config, store: TaskStore, org_id: int) -> tuple[RuleList, d
     return global_rules, scopes, any(r.action == "new_task" for r in compiled)
 
 
-def mailbox_owners(file_config: Config, store: TaskStore) -> dict[str, int]:
-    """Which organisation each mailbox login of the shared domain belongs to: first come. A
-    login once used stays with its organisation (its task and mail are there) even after the
-    mailbox is removed; then the store's organisations' mailboxes, then the file's."""
-    owners = dict(store.mailbox_task_owners())
-    for login, org_id in store.org_mailbox_logins():
-        owners.setdefault(login, org_id)
-    file_org = store.file_organisation_id()
-    for mailbox in file_config.mailboxes:
-        owners.setdefault(mailbox.login, file_org)
-    return owners
+@dataclass(frozen=True, slots=True)
+class Owners:
+    """Which organisation each mailbox login of the shared domain and each gateway address
+    belongs to: first come. A name once used stays with its organisation (its task and mail
+    are there) even after the mailbox or gateway is removed; then the store's organisations'
+    entries, then the file's. (A gateway's address is the installation's once: two
+    organisations fetching one external mailbox would fight over its mail.)"""
+
+    mailboxes: dict[str, int]
+    gateways: dict[str, int]
+
+    @classmethod
+    def of(cls, file_config: Config, store: TaskStore) -> Owners:
+        file_org = store.file_organisation_id()
+        found = []
+        for kind, section, key, names in (("mailbox", "mailboxes", "login", [m.login for m in file_config.mailboxes]),
+                                          ("gateway", "gateways", "email", [g.email for g in file_config.gateways])):
+            owners = store.source_task_owners(kind)
+            for name, org_id in store.org_entry_names(section, key):
+                owners.setdefault(name, org_id)
+            for name in names:
+                owners.setdefault(name, file_org)
+            found.append(owners)
+        return cls(*found)
 
 
-def mailbox_conflicts(config: Config, org_id: int, file_config: Config, store: TaskStore, file: str,
-                      owners: dict[str, int] | None = None) -> list[Problem]:
-    """The mailboxes of `config` (organisation `org_id`'s) whose login another organisation has
-    (`owners`: mailbox_owners, when the caller has it already)."""
+def ownership_conflicts(config: Config, org_id: int, file_config: Config, store: TaskStore, file: str,
+                        owners: Owners | None = None) -> list[Problem]:
+    """The mailboxes and gateways of `config` (organisation `org_id`'s) that another
+    organisation has (`owners`: Owners.of, when the caller has it already)."""
     if owners is None:
-        owners = mailbox_owners(file_config, store)
-    return [Problem(file, f"mailboxes[{i}].login",
-                    f'{mailbox.address(config.daemon.domain)} belongs to another organisation')
-            for i, mailbox in enumerate(config.mailboxes, 1) if owners.get(mailbox.login, org_id) != org_id]
+        owners = Owners.of(file_config, store)
+    domain, mailboxes, gateways = config.daemon.domain, owners.mailboxes, owners.gateways
+    return [*(Problem(file, f"mailboxes[{i}].login", f"{mailbox.address(domain)} belongs to another organisation")
+              for i, mailbox in enumerate(config.mailboxes, 1) if mailboxes.get(mailbox.login, org_id) != org_id),
+            *(Problem(file, f"gateways[{i}].email", f"{gateway.email} is connected by another organisation")
+              for i, gateway in enumerate(config.gateways, 1) if gateways.get(gateway.email, org_id) != org_id)]
 
 
 def organisation_configs(file_config: Config, store: TaskStore, parsed: dict[str, Config] | None = None
@@ -177,7 +193,7 @@ def organisation_configs(file_config: Config, store: TaskStore, parsed: dict[str
     (their slug -> why): one organisation's problem never stops the others' mail."""
     configs: list[tuple[int, Config]] = []
     refused: dict[str, str] = {}
-    owners = mailbox_owners(file_config, store)  # (once: per organisation it was quadratic)
+    owners = Owners.of(file_config, store)  # (once: per organisation it was quadratic)
     keep: dict[str, Config] = {}
     for organisation in store.list_organisations():
         if organisation.file_managed:
@@ -189,8 +205,8 @@ def organisation_configs(file_config: Config, store: TaskStore, parsed: dict[str
             config = organisation_config(file_config, organisation.slug, entries, parsed, keep)
             with store.acting_for(organisation.id):
                 problems = check_references(config, store, display_name(organisation.slug))
-            problems += mailbox_conflicts(config, organisation.id, file_config, store, display_name(organisation.slug),
-                                          owners)
+            problems += ownership_conflicts(config, organisation.id, file_config, store,
+                                            display_name(organisation.slug), owners)
             if problems:
                 raise ConfigError(problems)
         except ConfigError as exc:

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .config.model import Config
+from .errors import ConfigError
 from .intake import IntakeRules
-from .provisioning import build_routing_table, organisation_configs
+from .provisioning import build_routing_table, organisation_configs, ownership_conflicts
 from .sending_policy import SendingPolicy
 from .smtp.inbound import Policy
 from .store.ports import TaskStore
@@ -38,6 +39,9 @@ class RunningConfig:
         (a job for the store's writer: it reads the store). An organisation in the store whose
         settings cannot be applied is left out, and said why (`organisations_refused`)."""
         store.reconcile_file_organisation(config.organisation.slug, config.organisation.display_name)
+        taken = ownership_conflicts(config, store.file_organisation_id(), config, store, str(config.path))
+        if taken:  # (a hand-edited file naming another organisation's mailbox or gateway)
+            raise ConfigError(taken)
         organisations, refused = organisation_configs(config, store, parsed)
         table = build_routing_table(config, store, organisations)
         logins = frozenset(m.login for _, org in organisations for m in org.mailboxes)
@@ -48,6 +52,14 @@ class RunningConfig:
                                           for org_id, org_config in organisations)])
         return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window),
                    replace(smtp, mailboxes=smtp.mailboxes | logins), sending, dict(organisations), refused)
+
+    def gateway_settings(self, email: str) -> Config:
+        """The settings of the organisation that connects gateway `email` (its server, its
+        password): a gateway's address is one organisation's in the installation."""
+        for org_config in self.organisations.values():
+            if org_config.gateway(email) is not None:
+                return org_config
+        return self.config
 
     def config_of(self, org_id: int, file_org: int) -> Config:
         """An organisation's settings (its mailboxes, for the IMAP folders of its users): the

@@ -56,9 +56,27 @@ def test_organisations_side_by_side(cli: Cli) -> None:
     assert cli(*send, "--from", "support@example.test").out.startswith("queued as ")
     foreign = cli(*send, "--from", "sales@example.test", ok=False)
     assert foreign.code == 1 and "--from sales@example.test: not a domain mailbox or gateway here" in foreign.err
-    # gateways and servers are still the file's organisation's alone
-    refused = cli("--org", "acme", "gateway", "list", ok=False)
-    assert refused.code == 1 and 'organisation "acme" lives in the store' in refused.err
+    # servers and gateways: acme's own, kept in the store, the password itself (never a path
+    # to the daemon's files: a customer must not make the daemon read them)
+    cli("--org", "acme", "server", "add", "mail.acme.example", "--imap", "imap.acme.example:993",
+        "--smtp", "smtp.acme.example:465", "--security", "ssl")
+    assert "mail.acme.example" not in [s["name"] for s in cli("server", "list", "--json").json()]
+    password = cli.config.parent / "acme-password"
+    password.write_text("s3cret\n", "utf-8")
+    added = cli("--org", "acme", "gateway", "add", "info@acme.example", "--server", "mail.acme.example",
+                "--password-file", str(password))
+    assert added.out.startswith("gateway info@acme.example added; its task is ")
+    [gateway] = cli("--org", "acme", "gateway", "list", "--json").json()
+    assert (gateway["email"], gateway["server"], gateway["password_from"]) == ("info@acme.example",
+                                                                              "mail.acme.example", "config")
+    assert cli("gateway", "list", "--json").json() == []
+    assert "s3cret" not in cli("--org", "acme", "gateway", "list", "--json").out  # (write-only)
+    taken = cli("gateway", "add", "info@acme.example", "--server", "mail.ru", "--password-file", str(password),
+                ok=False)
+    assert taken.code == 2 and "gateways[1].email: info@acme.example is connected by another organisation" \
+        in taken.err, taken
+    removed_in_use = cli("--org", "acme", "server", "remove", "mail.acme.example", ok=False)
+    assert removed_in_use.code == 2 and "mail.acme.example" in removed_in_use.err
 
     assert cli("org", "remove", "acme", ok=False).err.endswith("add --yes\n")
     removed = cli("org", "remove", "acme", "--yes")

@@ -31,8 +31,7 @@ from . import (
 from .common import Context
 
 # What only the organisation the configuration file declares has so far (not yet in the store).
-FILE_ONLY = {"gateway": "gateways", "server": "mail servers", "quarantine": "gateways' quarantine",
-             "queue": "outbound mail"}
+FILE_ONLY = {"quarantine": "gateways' quarantine", "queue": "outbound mail"}
 
 
 def build_parser() -> argparse.ArgumentParser:

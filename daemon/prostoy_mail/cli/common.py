@@ -16,7 +16,7 @@ from ..config.load import config_warnings, load_config
 from ..config.model import Config, LimitSettings
 from ..config.organisation import OrganisationDocument, organisation_config
 from ..errors import ConfigError, OverLimit, ProstoyMailError
-from ..provisioning import check_references, mailbox_conflicts
+from ..provisioning import check_references, ownership_conflicts
 from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
 from .daemon_link import apply_to_running_daemon
@@ -94,12 +94,17 @@ class Context:
                             f"raise it with: prostoy-mail org limits {organisation.slug} --{name} N")
 
     def require_file_organisation(self, what: str) -> None:
-        """Gateways and servers are still the file's organisation's alone."""
+        """The quarantine and the outbound queue are still the file's organisation's alone."""
         organisation = self.organisation()
         if not organisation.file_managed:
             raise ProstoyMailError(f'organisation "{organisation.slug}" lives in the store, where its {what} cannot '
-                                   "be kept yet (its users, projects, tasks, domains, mailboxes and rules can); this "
-                                   "command works for the organisation the configuration file declares")
+                                   "be shown yet (its users, projects, tasks, domains, servers, mailboxes, gateways "
+                                   "and rules can); this command works for the organisation the configuration file "
+                                   "declares")
+
+    def in_store(self) -> bool:
+        """The organisation this command works for lives in the store (not in the file)."""
+        return getattr(self.args, "org", None) is not None and not self.organisation().file_managed
 
     def document(self) -> ConfigDocument:
         """What the command edits: the file, or the store's entries of the organisation."""
@@ -119,7 +124,7 @@ class Context:
 
         def references(config: Config) -> None:
             problems = check_references(config, store, str(doc.path))
-            problems += mailbox_conflicts(config, organisation.id, self.file_config(), store, str(doc.path))
+            problems += ownership_conflicts(config, organisation.id, self.file_config(), store, str(doc.path))
             if problems:
                 raise ConfigError(problems)
 

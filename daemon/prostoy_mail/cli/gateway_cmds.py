@@ -76,10 +76,20 @@ def _absolute(file: str | None) -> str | None:
     return str(path)
 
 
+def _secret(ctx: Context, key: str, file: str | None, prompt: str) -> dict[str, Value]:
+    """A password as the organisation keeps it: for the file's, the file's path (`key_file`,
+    e.g. a systemd credential) or the password itself; an organisation in the store keeps the
+    password itself (it may not name the daemon's files), read here from the file."""
+    from .common import read_password
+
+    if file is not None and not ctx.in_store():
+        return {f"{key}_file": _absolute(file), key: None}
+    return {key: read_password(file, prompt, required=True), f"{key}_file": None}
+
+
 def _gateway_values(ctx: Context, *, adding: bool) -> dict[str, Value]:
     from datetime import date
 
-    from .common import read_password
 
     a = ctx.args
     values: dict[str, Value] = {}
@@ -89,19 +99,13 @@ def _gateway_values(ctx: Context, *, adding: bool) -> dict[str, Value]:
         values["protocol"] = a.protocol
     if a.login:
         values["login"] = a.login
-    if a.password_file:
-        values.update(password_file=_absolute(a.password_file), password=None)
-    elif a.password_prompt or (adding and sys.stdin.isatty()):
-        values.update(password=read_password(None, f"Password of {a.email}", required=True), password_file=None)
+    if a.password_file or a.password_prompt or (adding and sys.stdin.isatty()):
+        values.update(_secret(ctx, "password", a.password_file, f"Password of {a.email}"))
     elif adding:
         raise ProstoyMailError("a gateway needs a password: give --password-file F or --password-prompt")
     if a.smtp_login:
         values["smtp_login"] = a.smtp_login
-        if a.smtp_password_file:
-            values.update(smtp_password_file=_absolute(a.smtp_password_file), smtp_password=None)
-        else:
-            values.update(smtp_password=read_password(None, f"SMTP password of {a.smtp_login}", required=True),
-                          smtp_password_file=None)
+        values.update(_secret(ctx, "smtp_password", a.smtp_password_file, f"SMTP password of {a.smtp_login}"))
     if a.same_smtp_login:
         values.update(smtp_login=None, smtp_password=None, smtp_password_file=None)
     if a.personal_for is not None:

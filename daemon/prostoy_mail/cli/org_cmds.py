@@ -6,6 +6,7 @@ one of them; `org add` makes others, which live in the store only.
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from ..errors import Invalid, ProstoyMailError
 from ..identifiers import normalise_domain
 from ..store.ports import Organisation
 from .common import Context, read_password
+from .daemon_link import apply_to_running_daemon
 
 if TYPE_CHECKING:
     from .common import Sub
@@ -151,8 +153,17 @@ def org_remove(ctx: Context) -> int:
     if not ctx.args.yes:
         raise ProstoyMailError(f'removing "{organisation.slug}" removes its users, projects, tasks, comments and '
                                "domains for good: add --yes")
+    if organisation.file_managed:
+        store.remove_organisation(organisation.id)  # (refused, saying where it is declared)
+    config = ctx.file_config()
+    if store.org_entries(organisation.id):
+        # Its settings go first, and the running daemon applies that: its gateways' watchers
+        # stop (none is left fetching into tasks about to go) and its mailboxes take no more mail.
+        store.replace_org_entries(organisation.id, {})
+        print(apply_to_running_daemon(config, store, organisation=organisation), file=sys.stderr)
     removed = store.remove_organisation(organisation.id)
     ctx.say(f"organisation {organisation.slug} removed: " + ", ".join(f"{n} {k}" for k, n in removed.items()))
+    print(apply_to_running_daemon(config, store, organisation=organisation), file=sys.stderr)
     return 0
 
 

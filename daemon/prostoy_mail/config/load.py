@@ -530,6 +530,7 @@ def _read_fetch(t: _Table | None) -> FetchSettings:
         backoff_max=t.seconds("backoff_max", d.backoff_max),
         max_attempts=t.number("max_attempts", d.max_attempts, minimum=1),
         timeout=t.seconds("timeout", d.timeout),
+        private_servers=t.flag("private_servers", d.private_servers),
     )
     t.done()
     if settings.idle_renew > 1740:

@@ -95,6 +95,10 @@ class FetchSettings:
     backoff_max: float = 900.0
     max_attempts: int = 3  # tries to store a message before it is quarantined
     timeout: float = 60.0  # seconds for any one response of the server (a stalled server is given up on)
+    # Whether the servers of organisations that live in the store may be on loopback, private or
+    # link-local addresses (the file's organisation's always may): else a tenant could make the
+    # daemon probe the provider's own network, and read the answers in "Test" (public_address.py).
+    private_servers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +193,7 @@ class Server:
     fetch_security: Security = "ssl"  # IMAP/POP3: ssl (implicit), starttls, none; from `ssl` unless given
     ca_file: Path | None = None  # extra certificate authorities to trust (a private CA)
     preset: bool = False  # shipped with prostoy-mail, not written in the config file
+    public_only: bool = False  # connect to public addresses only (an organisation in the store's server)
 
 
 @dataclass(frozen=True, slots=True)

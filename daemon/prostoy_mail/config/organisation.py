@@ -9,11 +9,13 @@ command line's edits (made for the file through `ConfigDocument`) change them th
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from ..errors import ConfigError, Problem
 from .edit import ConfigDocument
 from .load import parse_config
 from .model import Config
@@ -54,13 +56,32 @@ def organisation_config(file_config: Config, slug: str, entries: Mapping[str, li
     is not parsed again (of a reload with 1,000 organisations, 0.5 s was parsing); `keep`
     collects what this build parsed or reused, for the next."""
     text = organisation_text(file_config, entries)
-    key = f"{slug}\n{text}"
+    key = f"{slug}\n{file_config.fetch.private_servers}\n{text}"
     config = parsed.get(key) if parsed is not None else None
     if config is None:
-        config = parse_config(text, file_config.path, display_name(slug))
+        config = hosted(parse_config(text, file_config.path, display_name(slug)), display_name(slug),
+                        file_config.fetch.private_servers)
     if keep is not None:
         keep[key] = config
     return config
+
+
+def hosted(config: Config, name: str, private_servers: bool) -> Config:
+    """An organisation in the store is the provider's customer: its settings may not name the
+    daemon's files (a password_file would read any file the daemon can), and its servers are
+    connected to on public addresses only, unless the file's [fetch] private_servers."""
+    problems = [Problem(name, f"gateways[{i}].{key}", "an organisation in the store cannot use the daemon's files:"
+                        " give the password itself")
+                for i, gateway in enumerate(config.gateways, 1)
+                for key in ("password_file", "smtp_password_file") if getattr(gateway, key) is not None]
+    own_servers = [server for server in config.servers if not server.preset]  # (in the entries' order)
+    problems += [Problem(name, f"servers[{i}].ca_file", "an organisation in the store cannot use the daemon's files")
+                 for i, server in enumerate(own_servers, 1) if server.ca_file is not None]
+    if problems:
+        raise ConfigError(problems)
+    if private_servers:
+        return config
+    return replace(config, servers=tuple(replace(server, public_only=True) for server in config.servers))
 
 
 class OrganisationDocument(ConfigDocument):
@@ -76,7 +97,8 @@ class OrganisationDocument(ConfigDocument):
         self.write = write
 
     def save(self, validate: Callable[[Config], None] | None = None) -> Config:
-        config = parse_config(self.text, self.file_config.path, display_name(self.slug))
+        config = hosted(parse_config(self.text, self.file_config.path, display_name(self.slug)),
+                        display_name(self.slug), self.file_config.fetch.private_servers)
         if validate is not None:
             validate(config)
         self.write({section: self.entries(section) for section in SECTIONS if self.entries(section)})

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer  # (collections.abc from Python 3.12)
 
 from ..config.model import Endpoint
+from ..public_address import PrivateAddress, check_public
 from .bounds import ResponseBudget
 from .errors import FetchError
 
@@ -54,6 +55,8 @@ def connect_errors(endpoint: Endpoint, *protocol_errors: type[Exception]) -> Ite
         raise FetchError("tls", f"certificate not trusted: {exc.verify_message}") from None
     except ssl.SSLError as exc:
         raise FetchError("tls", str(exc)) from None
+    except PrivateAddress as exc:
+        raise FetchError("connect", str(exc)) from None
     except socket.gaierror as exc:
         raise FetchError("dns", f"{endpoint.host}: {exc.strerror}") from None
     except TimeoutError:
@@ -71,6 +74,7 @@ class TlsSettings:
     ca_file: str | None = None
     timeout: float = TIMEOUT  # seconds for any one response of the server
     max_message_size: int = MAX_MESSAGE_SIZE  # bytes: a bigger literal or message is refused
+    public_only: bool = False  # the server's name must resolve to public addresses only (public_address.py)
 
     def budget(self) -> ResponseBudget:
         return ResponseBudget(self.max_message_size, self.timeout)
@@ -138,6 +142,8 @@ class ImapConnection:
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> ImapConnection:
         """Connect, secure and log in; a FetchError names the step that failed."""
         with connect_errors(endpoint, imaplib.IMAP4.error):
+            if tls.public_only:
+                check_public(endpoint.host, endpoint.port)
             if tls.mode == "ssl":
                 imap: imaplib.IMAP4 = _BoundedImapSsl(endpoint.host, endpoint.port, tls.timeout, tls.budget(),
                                                       tls.context(endpoint.host))

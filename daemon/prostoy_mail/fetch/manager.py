@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 
 from ..config.model import Config, Gateway, Server
@@ -17,15 +18,18 @@ class FetchManager:
         self.context = context
         self.watchers: dict[str, tuple[Gateway, Server, Watcher]] = {}
 
-    def apply(self, config: Config) -> None:
-        """Start, stop or replace watchers so that each fetching gateway has one; others go on undisturbed."""
+    def apply(self, config: Config, organisations: Iterable[Config] = ()) -> None:
+        """Start, stop or replace watchers so that each fetching gateway (the file's, and those of
+        the `organisations` in the store, each with its own servers) has one; others go on
+        undisturbed. A gateway's address is one organisation's (provisioning.Owners)."""
         self.context = replace(self.context, settings=config.fetch, max_message_size=config.smtp.max_message_size)
         wanted: dict[str, tuple[Gateway, Server]] = {}
-        for gateway in config.gateways:
-            server = config.server(gateway.server)
-            if not gateway.forwarding or server is None:
-                continue
-            wanted[gateway.email] = (gateway, server)
+        for settings in (config, *organisations):
+            for gateway in settings.gateways:
+                server = settings.server(gateway.server)
+                if not gateway.forwarding or server is None:
+                    continue
+                wanted[gateway.email] = (gateway, server)
         for email, (gateway, server, watcher) in list(self.watchers.items()):
             if wanted.get(email) != (gateway, server):
                 watcher.stop()  # it finishes the message in hand; the store keeps everything once

@@ -13,6 +13,7 @@ import socket
 import ssl
 
 from ..config.model import Endpoint
+from ..public_address import check_public
 from .bounds import ResponseBudget
 from .errors import FetchError
 from .imap import TlsSettings, connect_errors
@@ -59,6 +60,8 @@ class Pop3Connection:
     @classmethod
     def open(cls, endpoint: Endpoint, tls: TlsSettings, login: str, password: str) -> Pop3Connection:
         with connect_errors(endpoint, poplib.error_proto):
+            if tls.public_only:
+                check_public(endpoint.host, endpoint.port)
             if tls.mode == "ssl":
                 pop: poplib.POP3 = _BoundedPop3Ssl(endpoint.host, endpoint.port, tls.timeout, tls.budget(),
                                                    tls.context(endpoint.host))

@@ -12,6 +12,7 @@ import ssl
 from dataclasses import dataclass
 
 from ..config.model import Endpoint, Gateway, Server
+from ..public_address import PrivateAddress, check_public
 from .imap import TIMEOUT, FetchError, ImapConnection
 from .pop3 import Pop3Connection
 from .secrets import gateway_password, smtp_credentials
@@ -29,13 +30,18 @@ class Step:
         return f"{self.protocol:<5} {self.step:<9} {'OK' if self.ok else 'FAILED':<6} {self.detail}"
 
 
-def _reach(protocol: str, endpoint: Endpoint) -> list[Step]:
+def _reach(protocol: str, endpoint: Endpoint, public_only: bool) -> list[Step]:
     """DNS and TCP: the steps before any protocol; an empty list's last step failing stops the rest."""
     try:
         addresses = sorted({info[4][0] for info in socket.getaddrinfo(endpoint.host, endpoint.port,
                                                                        type=socket.SOCK_STREAM)})
     except socket.gaierror as exc:
         return [Step(protocol, "dns", False, f"{endpoint.host}: {exc.strerror}")]
+    if public_only:
+        try:
+            check_public(endpoint.host, endpoint.port)
+        except (PrivateAddress, socket.gaierror) as exc:
+            return [Step(protocol, "dns", False, str(exc))]  # (its addresses are not shown either)
     steps = [Step(protocol, "dns", True, f"{endpoint.host} -> {', '.join(str(a) for a in addresses)}")]
     try:
         socket.create_connection((endpoint.host, endpoint.port), timeout=10).close()
@@ -51,7 +57,7 @@ def probe_fetching(gateway: Gateway, server: Server) -> list[Step]:
     endpoint = server.imap if protocol == "imap" else server.pop3
     if endpoint is None:
         return [Step(protocol, "settings", False, f'server "{server.name}" has no {protocol} endpoint')]
-    steps = _reach(protocol, endpoint)
+    steps = _reach(protocol, endpoint, server.public_only)
     if not steps[-1].ok:
         return steps
     tls = tls_of(server)
@@ -86,7 +92,7 @@ def probe_sending(gateway: Gateway, server: Server) -> list[Step]:
     endpoint = server.smtp
     if endpoint is None:
         return [Step("smtp", "settings", False, f'server "{server.name}" has no smtp endpoint')]
-    steps = _reach("smtp", endpoint)
+    steps = _reach("smtp", endpoint, server.public_only)
     if not steps[-1].ok:
         return steps
     context = tls_of(server).context(endpoint.host)

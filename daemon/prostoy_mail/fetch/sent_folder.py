@@ -96,8 +96,8 @@ def _holds(imap: imaplib.IMAP4, folder: str, message_id: str) -> bool:
 class SentFolderUploader:
     """The outbound runner's `upload_sent`: append in a thread, on the configuration of the moment."""
 
-    def __init__(self, config: Callable[[], Config]) -> None:
-        self.config = config  # the configuration in effect
+    def __init__(self, settings_of: Callable[[str], Config]) -> None:
+        self.settings_of = settings_of  # a gateway's organisation's settings in effect, by its address
 
     async def __call__(self, gateway_email: str, raw: bytes, message_id: str | None) -> None:
-        await asyncio.to_thread(append_to_sent, self.config(), gateway_email, raw, message_id)
+        await asyncio.to_thread(append_to_sent, self.settings_of(gateway_email), gateway_email, raw, message_id)

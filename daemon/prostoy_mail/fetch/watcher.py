@@ -60,7 +60,7 @@ class FetchContext:
 
 def tls_of(server: Server, timeout: float = TIMEOUT, max_message_size: int = MAX_MESSAGE_SIZE) -> TlsSettings:
     return TlsSettings(server.fetch_security, server.verify_certificate,
-                       str(server.ca_file) if server.ca_file else None, timeout, max_message_size)
+                       str(server.ca_file) if server.ca_file else None, timeout, max_message_size, server.public_only)
 
 
 class Watcher:

@@ -23,6 +23,7 @@ from pathlib import Path
 import aiosmtplib
 
 from ..config.model import Security
+from ..public_address import PrivateAddress, check_public_async
 
 log = logging.getLogger(__name__)
 NOOP_AFTER_IDLE = 5.0  # seconds: a connection idle this long is checked before it is used
@@ -38,6 +39,7 @@ class NextHop:
     ca_file: Path | None = None
     login: str | None = None
     password: str | None = field(default=None, repr=False)
+    public_only: bool = False  # an organisation in the store's server: public addresses only
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -122,6 +124,11 @@ class RelayPool:
         return smtp
 
     async def _connect(self, hop: NextHop) -> aiosmtplib.SMTP:
+        if hop.public_only:
+            try:
+                await check_public_async(hop.host, hop.port)
+            except (PrivateAddress, OSError) as exc:
+                raise HopFailure(f"4.4.1 {hop}: {exc}") from None
         smtp = aiosmtplib.SMTP(
             hostname=hop.host, port=hop.port, local_hostname=self.local_hostname, timeout=self.timeout,
             use_tls=hop.security == "ssl", start_tls=hop.security == "starttls",

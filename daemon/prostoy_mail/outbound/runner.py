@@ -40,10 +40,13 @@ READ_BUDGET = 8 * 1024 * 1024  # bytes of messages read from the store at a time
 
 class QueueRunner:
     def __init__(self, writer: StoreJobs[OutboundSpool], intake: Intake, config: Callable[[], Config],
-                 pool: RelayPool, upload_sent: UploadSent | None = None, metrics: Metrics | None = None) -> None:
+                 pool: RelayPool, upload_sent: UploadSent | None = None, metrics: Metrics | None = None,
+                 gateway_settings: Callable[[str], Config] | None = None) -> None:
         self.writer = writer
         self.intake = intake
         self.config_in_effect = config  # (as a reload swaps it)
+        # the settings of the organisation that connects a gateway (its server, its password)
+        self.gateway_settings = gateway_settings or (lambda _email: self.config)
         self.pool = pool
         self.upload_sent = upload_sent
         self.metrics = metrics
@@ -218,6 +221,7 @@ class QueueRunner:
                 credentials = relay_credentials(relay)
                 return NextHop(relay.host, relay.port, relay.security, relay.verify_certificate, relay.ca_file,
                                *(credentials or (None, None)))
+            config = self.gateway_settings(route.split(":", 1)[1])
             gateway = config.gateway(route.split(":", 1)[1])
             if gateway is None:
                 raise HopFailure(f"4.3.5 gateway {route.split(':', 1)[1]} is no longer configured")
@@ -226,7 +230,7 @@ class QueueRunner:
                 raise HopFailure(f"4.3.5 server {gateway.server} of gateway {gateway.email} has no SMTP endpoint")
             login, password = smtp_credentials(gateway)
             return NextHop(server.smtp.host, server.smtp.port, server.security, server.verify_certificate,
-                           server.ca_file, login, password)
+                           server.ca_file, login, password, server.public_only)
         except CredentialError as exc:
             raise HopFailure(f"4.7.0 {route}: {exc}") from None
 

@@ -95,6 +95,11 @@ class OrganisationsMixin:
             removed = {
                 "comments": db.execute(f"DELETE FROM comments WHERE task_id IN ({tasks})", args).rowcount,
             }
+            # what was fetched through its gateways (each gateway's address is one organisation's)
+            gateways = ("SELECT substr(t.source_key, 9) FROM tasks t JOIN projects p ON p.id = t.project_id"
+                        " WHERE p.org_id = :org AND t.source_key LIKE 'gateway:%'")
+            for table in ("fetched", "gateway_state", "quarantine"):
+                db.execute(f"DELETE FROM {table} WHERE gateway IN ({gateways})", args)
             for table in ("conversation_participants", "conversations", "sent_messages"):
                 db.execute(f"DELETE FROM {table} WHERE task_id IN ({tasks})", args)
             db.execute(f"UPDATE outbound SET task_id = NULL WHERE task_id IN ({tasks})", args)
@@ -141,18 +146,19 @@ class OrganisationsMixin:
                              json.dumps(entry, ensure_ascii=False, sort_keys=True, default=str))
                             for section, entries in sections.items() for position, entry in enumerate(entries)])
 
-    def org_mailbox_logins(self) -> list[tuple[str, int]]:
-        """(login, organisation) of every store organisation's mailbox entry, in one query."""
-        return [(str(login).lower(), int(org)) for org, login in self.db.execute(
-            "SELECT org_id, json_extract(entry, '$.login') FROM org_entries WHERE section = 'mailboxes'"
-            " ORDER BY org_id, position")]
+    def org_entry_names(self, section: str, key: str) -> list[tuple[str, int]]:
+        """(name, organisation) of every store organisation's entry of `section` (its `key`: a
+        mailbox's login, a gateway's email), in one query."""
+        return [(str(name).lower(), int(org)) for org, name in self.db.execute(
+            "SELECT org_id, json_extract(entry, '$.' || ?) FROM org_entries WHERE section = ?"
+            " ORDER BY org_id, position", (key, section))]
 
-    def mailbox_task_owners(self) -> dict[str, int]:
-        """Mailbox login -> the organisation whose task holds that mailbox's mail (also after
-        the mailbox was removed: its login stays that organisation's)."""
-        return {str(login): int(org) for login, org in self.db.execute(
-            "SELECT substr(t.source_key, 9), p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id"
-            " WHERE t.source_key LIKE 'mailbox:%'")}
+    def source_task_owners(self, kind: str) -> dict[str, int]:
+        """Mailbox login (`kind` "mailbox") or gateway email ("gateway") -> the organisation whose
+        task holds its mail (also after it was removed: the name stays that organisation's)."""
+        return {str(name): int(org) for name, org in self.db.execute(
+            "SELECT substr(t.source_key, length(?) + 2), p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id"
+            " WHERE t.source_key LIKE ? || ':%'", (kind, kind))}
 
     # --- limits -------------------------------------------------------------------------------
 
