@@ -97,22 +97,23 @@ def personal_task_id(store: TaskStore, login: str | None) -> int | None:
     return None if user is None else user.personal_task_id
 
 
-def build_routing_table(config: Config, store: TaskStore,
-                        organisations: Sequence[tuple[int, Config]] = ()) -> RoutingTable:
+def build_routing_table(config: Config, store: TaskStore, organisations: Sequence[tuple[int, Config]] = (),
+                        org_id: int | None = None) -> RoutingTable:
     """The rules with their tasks resolved to ids, and each mailbox's fallback: the file's
-    organisation's (`config`), and those of `organisations` that live in the store (their
-    scopes carry their own global rules; their references are resolved in their own tasks).
+    organisation's (`config`; or organisation `org_id`'s, the store acting for it), and those of
+    `organisations` that live in the store (their scopes carry their own global rules; their
+    references are resolved in their own tasks).
 
     Raises ConfigError when a rule of the file names a task or user that does not exist.
     """
     problems = check_references(config, store, str(config.path))
     if problems:
         raise ConfigError(problems)
-    file_org = store.file_organisation_id()
-    global_rules, scopes, opens = _compile(config, store, file_org)
-    for org_id, org_config in organisations:
-        with store.acting_for(org_id):
-            _, org_scopes, org_opens = _compile(org_config, store, org_id)
+    own = org_id if org_id is not None else store.file_organisation_id()
+    global_rules, scopes, opens = _compile(config, store, own)
+    for other, org_config in organisations:
+        with store.acting_for(other):
+            _, org_scopes, org_opens = _compile(org_config, store, other)
         scopes.update(org_scopes)
         opens = opens or org_opens
     return RoutingTable(global_rules, scopes, config.routing.new_tasks_per_sender_per_hour, opens_tasks=opens)

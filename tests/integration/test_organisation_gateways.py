@@ -142,7 +142,8 @@ async def test_a_gateways_address_is_one_organisations(server: MailServer) -> No
         store.close()
     await until(lambda: "beta" in (server.daemon.running.organisations_refused if server.daemon.running else {}))
     assert server.daemon.running is not None
-    assert "acme@example.org is connected by another organisation" in server.daemon.running.organisations_refused["beta"]
+    refused = server.daemon.running.organisations_refused["beta"]
+    assert "acme@example.org is connected by another organisation" in refused
     fetchers = server.daemon.fetchers
     assert fetchers is not None
     assert "acme@example.org" in fetchers.watchers  # (still acme's, undisturbed)

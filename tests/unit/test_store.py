@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from prostoy_mail.errors import Conflict, Invalid, NotFound
-from prostoy_mail.store.ports import CommentTarget, MessageRecord
+from prostoy_mail.store.ports import CommentTarget, FetchedKey, MessageRecord
 from prostoy_mail.store.schema import SCHEMA_VERSION
 from prostoy_mail.store.sqlite import SqliteStore, StoreError
 
@@ -403,3 +404,51 @@ def test_a_store_made_by_c772bd3_becomes_the_file_organisation_with_everything_i
     assert store.task_of_sent(["sent1@prostoy"]) == invoices.id
     assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
     store.close()
+
+
+def _queue(store: SqliteStore, task_id: int, org_id: int, sender: str) -> int:
+    with store.transaction():
+        stored = store.store_message(MessageRecord(raw=b"Subject: x\r\n\r\nx\r\n", direction="out", source="smtp"),
+                                     [CommentTarget(task_id, ("task",))])
+        return store.enqueue_outbound(message_db_id=stored.id, task_id=task_id, sender=sender, envelope_from=sender,
+                                      route="relay", scope="mailbox:x", submitted_by="", recipients=[("a@b.c", False)],
+                                      max_queue_time=3600, upload_sent=False, org_id=org_id)
+
+
+def test_the_outbound_queue_takes_organisations_in_turns_and_shows_each_its_own(store: SqliteStore) -> None:
+    main = store.file_organisation_id()
+    beta = store.add_organisation("beta", "Beta").id
+    store.add_project("Sales")
+    main_task = store.add_task("Sales", "Out")
+    with store.acting_for(beta):
+        store.add_project("Sales")
+        beta_task = store.add_task("Sales", "Out")
+    flood = [_queue(store, main_task.id, main, "flood@example.test") for _ in range(5)]
+    beta_one = _queue(store, beta_task.id, beta, "beta@example.test")
+    # one organisation's five queued before the other's one: a pass of three still takes the other's
+    assert [e.id for e in store.due_outbound(time.time() + 1, limit=3)] == [flood[0], beta_one, flood[1]]
+    with store.acting_for(beta):
+        assert [e.id for e in store.list_outbound()] == [beta_one]
+        with pytest.raises(NotFound):
+            store.get_outbound(flood[0])
+        assert store.retry_outbound() == 1  # its own only
+        with pytest.raises(NotFound):
+            store.drop_outbound(flood[0])
+    assert [e.id for e in store.list_outbound()] == flood
+    assert store.outbound_since(beta, "2000-01-01") == 1 and store.outbound_since(main, "2000-01-01") == 5
+
+
+def test_the_quarantine_shows_each_organisation_its_own(store: SqliteStore) -> None:
+    beta = store.add_organisation("beta", "Beta").id
+    store.ensure_source_task("gateway:main@far.example", "gateway", "Mail", "main@far.example", None)
+    with store.acting_for(beta):
+        store.ensure_source_task("gateway:beta@far.example", "gateway", "Mail", "beta@far.example", None)
+    main_item = store.quarantine(FetchedKey("main@far.example", "INBOX/1", "7"), b"raw", "broken", 3)
+    beta_item = store.quarantine(FetchedKey("beta@far.example", "INBOX/1", "7"), b"raw", "broken", 3)
+    with store.acting_for(beta):
+        assert [q.id for q in store.list_quarantine()] == [beta_item]
+        with pytest.raises(NotFound):
+            store.quarantined_raw(main_item)
+        with pytest.raises(NotFound):
+            store.drop_quarantined(main_item)
+    assert [q.id for q in store.list_quarantine()] == [main_item]

@@ -30,9 +30,6 @@ from . import (
 )
 from .common import Context
 
-# What only the organisation the configuration file declares has so far (not yet in the store).
-FILE_ONLY = {"quarantine": "gateways' quarantine", "queue": "outbound mail"}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -65,8 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     ctx = Context(args=args, config_path=args.config or default_config_path())
     try:
-        if args.org is not None and args.command in FILE_ONLY:
-            ctx.require_file_organisation(FILE_ONLY[args.command])
         return int(args.handler(ctx))
     except ConfigError as exc:
         for problem in exc.problems:

@@ -93,15 +93,6 @@ class Context:
             raise OverLimit(f'organisation "{organisation.slug}" has {count} {name}, its limit (limits.{name}); '
                             f"raise it with: prostoy-mail org limits {organisation.slug} --{name} N")
 
-    def require_file_organisation(self, what: str) -> None:
-        """The quarantine and the outbound queue are still the file's organisation's alone."""
-        organisation = self.organisation()
-        if not organisation.file_managed:
-            raise ProstoyMailError(f'organisation "{organisation.slug}" lives in the store, where its {what} cannot '
-                                   "be shown yet (its users, projects, tasks, domains, servers, mailboxes, gateways "
-                                   "and rules can); this command works for the organisation the configuration file "
-                                   "declares")
-
     def in_store(self) -> bool:
         """The organisation this command works for lives in the store (not in the file)."""
         return getattr(self.args, "org", None) is not None and not self.organisation().file_managed

@@ -45,7 +45,7 @@ def quarantine_retry(ctx: Context) -> int:
     item, raw = store.quarantined_raw(ctx.args.id)
     if config.gateway(item.gateway) is None:
         raise ProstoyMailError(f'gateway "{item.gateway}" is no longer configured')
-    table = build_routing_table(config, store)
+    table = build_routing_table(config, store, org_id=ctx.organisation().id)  # (the organisation's alone)
     tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
     inbound = Inbound(raw=raw, source=item.gateway, scopes=(gateway_source_key(item.gateway),), peer="quarantine")
     with store.transaction():

@@ -50,7 +50,8 @@ def enqueue_now(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, c
         raise ProstoyMailError(f"{submission.mail_from}: not an address of a mailbox or gateway here")
     parsed = parse_message(submission.raw)
     task_id, chosen_by = _task_for(store, tokens, table, submission, parsed, sender.scope)
-    _within_hourly_limit(store, config, task_id)
+    org_id = store.org_of_task(task_id)
+    _within_hourly_limit(store, config, org_id)
     added: list[tuple[str, str]] = []
     message_id = parsed.message_id
     if message_id is None:
@@ -79,15 +80,15 @@ def enqueue_now(store: OutboundSpool, tokens: TaskTokens, table: RoutingTable, c
         route=sender.route, scope=sender.scope, submitted_by=submission.user,
         recipients=[(r, policy.local_login(r) is not None) for r in dict.fromkeys(submission.recipients)],
         max_queue_time=config.outbound.max_queue_time, upload_sent=_wants_sent_copy(config, sender.route),
+        org_id=org_id,
     )
     log.info("queued %s as %d from %s (user %s) to %d recipients via %s; task %d (%s)", message_id, entry_id,
              sender.address, submission.user or "-", len(submission.recipients), sender.route, task_id, chosen_by)
     return Queued(entry_id, stored.id, task_id, message_id)
 
 
-def _within_hourly_limit(store: OutboundSpool, config: Config, task_id: int) -> None:
-    """OverLimit when the task's organisation has submitted its hourly number of messages."""
-    org_id = store.org_of_task(task_id)
+def _within_hourly_limit(store: OutboundSpool, config: Config, org_id: int) -> None:
+    """OverLimit when the organisation has submitted its hourly number of messages."""
     limit = config.limits.with_overrides(store.limit_overrides(org_id)).outbound_per_hour
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
     if store.outbound_since(org_id, hour_ago) >= limit:

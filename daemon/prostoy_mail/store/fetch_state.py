@@ -25,6 +25,9 @@ class FetchStateMixin:
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # SqliteStore's
 
+    def _scoped(self, column: str) -> tuple[str, tuple[int, ...]]:
+        raise NotImplementedError  # SqliteStore's
+
     def fetched_among(self, keys: Sequence[FetchedKey]) -> set[FetchedKey]:
         """Which of these were fetched (and stored, or deliberately skipped) before."""
         found: set[FetchedKey] = set()
@@ -132,23 +135,28 @@ class FetchStateMixin:
     def quarantine(self, key: FetchedKey, raw: bytes, error: str, attempts: int) -> int:
         """Keep a message that could not be stored; it counts as taken so the mailbox goes on."""
         with self.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO quarantine (gateway, folder, uid, raw, error, attempts, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, folder, uid) DO UPDATE"
+            cur = db.execute(  # (whose: the organisation whose task holds the gateway's mail)
+                "INSERT INTO quarantine (gateway, folder, uid, raw, error, attempts, created_at, org_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, coalesce((SELECT p.org_id FROM tasks t JOIN projects p"
+                " ON p.id = t.project_id WHERE t.source_key = 'gateway:' || ?), 0))"
+                " ON CONFLICT (gateway, folder, uid) DO UPDATE"
                 " SET error = excluded.error, attempts = excluded.attempts",
-                (key.gateway, key.folder, key.uid, raw, error, attempts, now()),
+                (key.gateway, key.folder, key.uid, raw, error, attempts, now(), key.gateway),
             )
             self.record_fetched(key, None, "")
             assert cur.lastrowid is not None
             return cur.lastrowid
 
     def list_quarantine(self) -> list[QuarantinedMessage]:
+        where, args = self._scoped("org_id")
         return list(_quarantined(self.db.execute(
-            "SELECT id, gateway, folder, uid, length(raw), error, attempts, created_at FROM quarantine ORDER BY id")))
+            "SELECT id, gateway, folder, uid, length(raw), error, attempts, created_at FROM quarantine"
+            f" WHERE {where} ORDER BY id", args)))
 
     def quarantined_raw(self, quarantine_id: int) -> tuple[QuarantinedMessage, bytes]:
+        where, args = self._scoped("org_id")
         row = self.db.execute("SELECT id, gateway, folder, uid, length(raw), error, attempts, created_at, raw"
-                              " FROM quarantine WHERE id = ?", (quarantine_id,)).fetchone()
+                              f" FROM quarantine WHERE id = ? AND {where}", (quarantine_id, *args)).fetchone()
         if row is None:
             raise NotFound(f"nothing in quarantine with id {quarantine_id}")
         return next(_quarantined([row[:8]])), bytes(row[8])
@@ -164,7 +172,8 @@ class FetchStateMixin:
 
     def drop_quarantined(self, quarantine_id: int) -> None:
         with self.transaction() as db:
-            if db.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,)).rowcount == 0:
+            where, args = self._scoped("org_id")
+            if db.execute(f"DELETE FROM quarantine WHERE id = ? AND {where}", (quarantine_id, *args)).rowcount == 0:
                 raise NotFound(f"nothing in quarantine with id {quarantine_id}")
 
 

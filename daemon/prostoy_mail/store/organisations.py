@@ -188,9 +188,8 @@ class OrganisationsMixin:
 
     def outbound_since(self, org_id: int, since: str) -> int:
         """Messages the organisation's tasks submitted for sending since `since` (ISO time)."""
-        row = self.db.execute(
-            "SELECT count(*) FROM outbound o JOIN tasks t ON t.id = o.task_id JOIN projects p ON p.id = t.project_id"
-            " WHERE o.created_at >= ? AND p.org_id = ?", (since, org_id)).fetchone()
+        row = self.db.execute("SELECT count(*) FROM outbound WHERE org_id = ? AND created_at >= ?",
+                              (org_id, since)).fetchone()
         return int(row[0])
 
     # --- the change log running daemons watch ------------------------------------------------

@@ -211,6 +211,7 @@ class OutboundEntry:
     sent_folder: SentFolderState
     recipients: tuple[OutboundRecipient, ...]
     sent_folder_attempts: int = 0
+    org_id: int = 0  # whose: the organisation of the task it was sent from
 
     def pending(self) -> list[OutboundRecipient]:
         return [r for r in self.recipients if r.state == "pending"]

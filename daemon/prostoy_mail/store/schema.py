@@ -296,6 +296,22 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (org_id, section, position)
     );
     """,
+    # 14: whose each outbound message and each quarantined message is: the queue and the
+    # quarantine shown per organisation, its hourly sending counted without a join, and the
+    # runner's turns taken per organisation (fair queueing). Existing rows: their task's
+    # organisation, else the file-declared one.
+    """
+    ALTER TABLE outbound ADD COLUMN org_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbound SET org_id = coalesce(
+        (SELECT p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = outbound.task_id),
+        (SELECT id FROM organisations WHERE file_managed = 1 ORDER BY id LIMIT 1), 1);
+    CREATE INDEX outbound_by_org ON outbound (org_id, created_at);
+    ALTER TABLE quarantine ADD COLUMN org_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE quarantine SET org_id = coalesce(
+        (SELECT p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id
+         WHERE t.source_key = 'gateway:' || quarantine.gateway),
+        (SELECT id FROM organisations WHERE file_managed = 1 ORDER BY id LIMIT 1), 1);
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.
