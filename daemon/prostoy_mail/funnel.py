@@ -11,7 +11,7 @@ writer. It counts what was routed where (metrics, the daemon's STATUS line).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,9 @@ from .store.roles import OutboundSpool, StoreJobs
 
 if TYPE_CHECKING:
     from .metrics import Metrics
+
+
+_KINDS = {"reply": "reply", "conversation": "conversation", "fallback": "fallback"}  # (else a rule's name)
 
 
 class MailFunnel:
@@ -60,7 +63,7 @@ class MailFunnel:
             spooled=delivery.spooled, parsed=parsed,
         )
         accepted = await self.intake.accept(inbound)
-        self._count_routed(inbound.source, accepted.decision)
+        self._count_routed("smtp", inbound.scopes, accepted.decision)
         return str(accepted.message_db_id)
 
     async def accept_fetched(self, inbounds: list[Inbound]) -> list[Accepted | Exception]:
@@ -68,7 +71,7 @@ class MailFunnel:
         results = await self.intake.accept_many(inbounds)
         for inbound, result in zip(inbounds, results, strict=True):
             if isinstance(result, Accepted) and not result.duplicate:
-                self._count_routed(inbound.source, result.decision)
+                self._count_routed("gateway", inbound.scopes, result.decision)
         return results
 
     async def submit(self, submission: Submission) -> int:
@@ -79,12 +82,16 @@ class MailFunnel:
         self.sent()
         return queued.entry_id
 
-    def _count_routed(self, source: str, decision: Decision) -> None:
-        self.metrics.accepted.labels(source).inc()
-        for rule in decision.rule_hits:
-            self.metrics.routed.labels(rule).inc()
+    def _count_routed(self, via: str, scopes: Sequence[str], decision: Decision) -> None:
+        """Per organisation the message came to, and by kinds of routing (never by address or
+        rule name: metrics.py)."""
+        kinds = {_KINDS.get(name, "declined" if ": no new task" in name else "rule") for name in decision.rule_hits}
         if decision.ignored_by is not None:
-            self.metrics.routed.labels(f"ignored:{decision.ignored_by}").inc()
+            kinds.add("ignored")
+        for organisation in self.intake.rules().table.organisations_of(scopes):
+            self.metrics.accepted.labels(organisation, via).inc()
+            for kind in kinds:
+                self.metrics.routed.labels(organisation, kind).inc()
         if date.today() != self.today:
             self.today, self.routed_today = date.today(), 0
         self.routed_today += 1

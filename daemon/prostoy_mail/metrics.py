@@ -1,6 +1,10 @@
 """Counters for Prometheus (prometheus-client), one registry per daemon (no globals).
 
-Served on the optional loopback listener `[listen] metrics = "127.0.0.1:9925"`.
+Served on the optional loopback listener `[listen] metrics = "127.0.0.1:9925"`. Labels are
+bounded sets: an organisation's slug (as many as the installation has), a kind, a step, an
+outcome; never an address, a rule's name or a message (a hosting installation's thousands of
+gateways and rules would make every scrape huge, and name customers' mailboxes to whoever
+reads the metrics).
 """
 
 from __future__ import annotations
@@ -18,26 +22,27 @@ class Metrics:
         self.connections_refused = Counter("prostoy_mail_smtp_connections_refused",
                                            "SMTP connections refused at connect", ["reason"], registry=self.registry)
         self.sessions = Gauge("prostoy_mail_smtp_sessions", "SMTP sessions open now", registry=self.registry)
-        self.accepted = Counter("prostoy_mail_messages_accepted", "Messages stored and routed",
-                                ["source"], registry=self.registry)
+        self.accepted = Counter("prostoy_mail_messages_accepted", "Messages stored and routed, by organisation "
+                                "and way in (smtp, gateway)", ["organisation", "via"], registry=self.registry)
         self.rejected = Counter("prostoy_mail_messages_rejected", "Recipients or messages refused, by reason",
                                 ["reason"], registry=self.registry)
-        self.routed = Counter("prostoy_mail_messages_routed", "Messages routed, by rule ('reply', 'fallback', "
-                              "'ignored:<rule>')", ["rule"], registry=self.registry)
+        self.routed = Counter("prostoy_mail_messages_routed", "Messages routed, by organisation and how (rule, "
+                              "reply, conversation, fallback, ignored, declined)", ["organisation", "by"],
+                              registry=self.registry)
         self.store_batches = Counter("prostoy_mail_store_commits", "Store transactions committed (group commits)",
                                      registry=self.registry)
         self.gateways = Gauge("prostoy_mail_gateways", "Gateways fetching, by state (connected, waiting)",
                               ["state"], registry=self.registry)
-        self.fetch_errors = Counter("prostoy_mail_fetch_errors", "Fetching failures, by gateway and step",
-                                    ["gateway", "step"], registry=self.registry)
-        self.fetched = Counter("prostoy_mail_fetched_messages", "Messages fetched and stored, by gateway",
-                               ["gateway"], registry=self.registry)
-        self.fetch_seconds = Histogram("prostoy_mail_fetch_batch_seconds",
-                                       "Time to store a batch of fetched messages, by gateway", ["gateway"],
+        self.fetch_errors = Counter("prostoy_mail_fetch_errors", "Fetching failures, by organisation and step",
+                                    ["organisation", "step"], registry=self.registry)
+        self.fetched = Counter("prostoy_mail_fetched_messages", "Messages fetched and stored, by organisation",
+                               ["organisation"], registry=self.registry)
+        self.fetch_seconds = Histogram("prostoy_mail_fetch_batch_seconds", "Time to store a batch of fetched messages",
                                        buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                        registry=self.registry)
         self.outbound = Counter("prostoy_mail_outbound_recipients", "Outbound delivery answers per recipient, by "
-                                "outcome (delivered, pending = deferred, failed)", ["outcome"], registry=self.registry)
+                                "organisation and outcome (delivered, pending = deferred, failed)",
+                                ["organisation", "outcome"], registry=self.registry)
         self.logins = Counter("prostoy_mail_logins", "Password logins, by protocol and outcome",
                               ["protocol", "outcome"], registry=self.registry)
         self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)

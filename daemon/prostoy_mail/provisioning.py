@@ -116,7 +116,8 @@ def build_routing_table(config: Config, store: TaskStore, organisations: Sequenc
             _, org_scopes, org_opens = _compile(org_config, store, other)
         scopes.update(org_scopes)
         opens = opens or org_opens
-    return RoutingTable(global_rules, scopes, config.routing.new_tasks_per_sender_per_hour, opens_tasks=opens)
+    return RoutingTable(global_rules, scopes, config.routing.new_tasks_per_sender_per_hour, opens_tasks=opens,
+                        slugs={o.id: o.slug for o in store.list_organisations()}, own_org=own)
 
 
 def _compile(config: Config, store: TaskStore, org_id: int) -> tuple[RuleList, dict[str, Scope], bool]:

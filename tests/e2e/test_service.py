@@ -223,9 +223,9 @@ def test_metrics_count_accepted_rejected_and_routed(service: Service) -> None:
         if settled or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    assert 'prostoy_mail_messages_accepted_total{source="smtp"} 1.0' in text
+    assert 'prostoy_mail_messages_accepted_total{organisation="main",via="smtp"} 1.0' in text
     assert 'prostoy_mail_messages_rejected_total{reason="unknown_recipient"} 1.0' in text
-    assert 'prostoy_mail_messages_routed_total{rule="fallback"} 1.0' in text
+    assert 'prostoy_mail_messages_routed_total{by="fallback",organisation="main"} 1.0' in text
     assert 'prostoy_mail_smtp_connections_total{listener="smtp"} 2.0' in text
     assert "prostoy_mail_smtp_sessions 0.0" in text
     assert "prostoy_mail_config_generation 1.0" in text

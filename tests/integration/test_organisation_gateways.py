@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from prostoy_mail.auth.password_hashes import hash_password
 from prostoy_mail.config.load import load_config
@@ -128,6 +129,14 @@ async def test_each_organisations_gateway_fetches_into_its_own_tasks(server: Mai
     # another organisation's gateway task is not found when acting for this one
     with pytest.raises(NotFound):
         subjects(server, "beta", "gateway:acme@example.org")
+    # the metrics count per organisation, never naming an address or a rule
+    metrics = generate_latest(server.daemon.metrics.registry).decode()
+    for slug in ("main", "acme", "beta"):
+        assert f'prostoy_mail_fetched_messages_total{{organisation="{slug}"}} 1.0' in metrics
+        assert f'prostoy_mail_messages_accepted_total{{organisation="{slug}",via="gateway"}} 1.0' in metrics
+    assert 'prostoy_mail_messages_routed_total{by="rule",organisation="acme"} 1.0' in metrics
+    assert 'prostoy_mail_messages_routed_total{by="fallback",organisation="beta"} 1.0' in metrics
+    assert "@example.org" not in metrics and "invoices" not in metrics
 
 
 async def test_a_gateways_address_is_one_organisations(server: MailServer) -> None:

@@ -101,7 +101,7 @@ async def _scenario(disk: Path, tmp_path: Path, dovecot: Dovecot) -> None:
 
         await asyncio.to_thread(dovecot.append, LOGIN, b"From: c@far.example\r\nSubject: fetched\r\n\r\nhi\r\n")
         # (the gateway's state cannot be written to a full disk either: the metric and the log tell)
-        errors = daemon.metrics.fetch_errors.labels(LOGIN, "store")
+        errors = daemon.metrics.fetch_errors.labels("main", "store")
         await until(lambda: errors._value.get() >= 4)  # several tries: nothing quarantined, it stays on the server
         assert count("SELECT count(*) FROM quarantine") == 0
         assert len(await asyncio.to_thread(dovecot.messages, LOGIN)) == 1

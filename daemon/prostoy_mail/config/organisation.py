@@ -18,7 +18,7 @@ import tomli_w
 from ..errors import ConfigError, Problem
 from .edit import ConfigDocument
 from .load import parse_config
-from .model import Config
+from .model import Config, OrganisationSettings
 
 SECTIONS = ("servers", "mailboxes", "gateways", "rules")
 
@@ -59,17 +59,19 @@ def organisation_config(file_config: Config, slug: str, entries: Mapping[str, li
     key = f"{slug}\n{file_config.fetch.private_servers}\n{text}"
     config = parsed.get(key) if parsed is not None else None
     if config is None:
-        config = hosted(parse_config(text, file_config.path, display_name(slug)), display_name(slug),
+        config = hosted(parse_config(text, file_config.path, display_name(slug)), slug,
                         file_config.fetch.private_servers)
     if keep is not None:
         keep[key] = config
     return config
 
 
-def hosted(config: Config, name: str, private_servers: bool) -> Config:
-    """An organisation in the store is the provider's customer: its settings may not name the
-    daemon's files (a password_file would read any file the daemon can), and its servers are
-    connected to on public addresses only, unless the file's [fetch] private_servers."""
+def hosted(config: Config, slug: str, private_servers: bool) -> Config:
+    """The settings of organisation `slug`, which lives in the store: the provider's customer.
+    They may not name the daemon's files (a password_file would read any file the daemon can),
+    and its servers are connected to on public addresses only, unless the file's [fetch]
+    private_servers."""
+    name = display_name(slug)
     problems = [Problem(name, f"gateways[{i}].{key}", "an organisation in the store cannot use the daemon's files:"
                         " give the password itself")
                 for i, gateway in enumerate(config.gateways, 1)
@@ -79,6 +81,7 @@ def hosted(config: Config, name: str, private_servers: bool) -> Config:
                  for i, server in enumerate(own_servers, 1) if server.ca_file is not None]
     if problems:
         raise ConfigError(problems)
+    config = replace(config, organisation=OrganisationSettings(slug=slug))
     if private_servers:
         return config
     return replace(config, servers=tuple(replace(server, public_only=True) for server in config.servers))
@@ -97,8 +100,8 @@ class OrganisationDocument(ConfigDocument):
         self.write = write
 
     def save(self, validate: Callable[[Config], None] | None = None) -> Config:
-        config = hosted(parse_config(self.text, self.file_config.path, display_name(self.slug)),
-                        display_name(self.slug), self.file_config.fetch.private_servers)
+        config = hosted(parse_config(self.text, self.file_config.path, display_name(self.slug)), self.slug,
+                        self.file_config.fetch.private_servers)
         if validate is not None:
             validate(config)
         self.write({section: self.entries(section) for section in SECTIONS if self.entries(section)})

@@ -17,6 +17,7 @@ class FetchManager:
     def __init__(self, context: FetchContext) -> None:
         self.context = context
         self.watchers: dict[str, tuple[Gateway, Server, Watcher]] = {}
+        self.organisations: dict[str, str] = {}  # gateway address -> its organisation's slug
 
     def apply(self, config: Config, organisations: Iterable[Config] = ()) -> None:
         """Start, stop or replace watchers so that each fetching gateway (the file's, and those of
@@ -24,12 +25,14 @@ class FetchManager:
         undisturbed. A gateway's address is one organisation's (provisioning.Owners)."""
         self.context = replace(self.context, settings=config.fetch, max_message_size=config.smtp.max_message_size)
         wanted: dict[str, tuple[Gateway, Server]] = {}
+        self.organisations = {}
         for settings in (config, *organisations):
             for gateway in settings.gateways:
                 server = settings.server(gateway.server)
                 if not gateway.forwarding or server is None:
                     continue
                 wanted[gateway.email] = (gateway, server)
+                self.organisations[gateway.email] = settings.organisation.slug
         for email, (gateway, server, watcher) in list(self.watchers.items()):
             if wanted.get(email) != (gateway, server):
                 watcher.stop()  # it finishes the message in hand; the store keeps everything once
@@ -38,7 +41,7 @@ class FetchManager:
         for email, (gateway, server) in wanted.items():
             if email not in self.watchers:
                 kind = ImapWatcher if gateway.protocol == "imap" else Pop3Watcher
-                started = kind(gateway, server, self.context)
+                started = kind(gateway, server, self.context, self.organisations[email])
                 self.watchers[email] = (gateway, server, started)
                 started.start()
 

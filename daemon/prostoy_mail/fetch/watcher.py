@@ -68,10 +68,11 @@ class Watcher:
 
     polls = False  # True: one session per check, then wait poll_interval (POP3)
 
-    def __init__(self, gateway: Gateway, server: Server, context: FetchContext) -> None:
+    def __init__(self, gateway: Gateway, server: Server, context: FetchContext, organisation: str = "main") -> None:
         self.gateway = gateway
         self.server = server
         self.context = context
+        self.organisation = organisation  # its slug (the metrics' label)
         self.scope = f"gateway:{gateway.email}"
         self.stopping = threading.Event()
         self.connection: ImapConnection | Pop3Connection | None = None
@@ -138,7 +139,7 @@ class Watcher:
                 self._store(partial(_record_failure, gateway=email, error=reason, next_attempt=next_attempt))
             log.warning("gateway %s: %s failed (%s); attempt %d, next in %.0f s", email, step, reason, failures, delay)
             if self.context.metrics is not None:
-                self.context.metrics.fetch_errors.labels(email, step).inc()
+                self.context.metrics.fetch_errors.labels(self.organisation, step).inc()
             self.stopping.wait(delay)
 
     def _session(self) -> None:
@@ -203,9 +204,8 @@ class Watcher:
                         retry_from = key
         metrics = self.context.metrics
         if metrics is not None:
-            email = self.gateway.email
-            metrics.fetch_seconds.labels(email).observe(time.monotonic() - batch.started)
-            metrics.fetched.labels(email).inc(sum(1 for r in results if r is not None and not r.duplicate))
+            metrics.fetch_seconds.observe(time.monotonic() - batch.started)
+            metrics.fetched.labels(self.organisation).inc(sum(1 for r in results if r is not None and not r.duplicate))
         if failure is not None:
             for later in after:
                 with contextlib.suppress(Exception):  # committed or not, it is retried from the position

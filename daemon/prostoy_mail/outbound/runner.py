@@ -151,7 +151,8 @@ class QueueRunner:
             results[address] = (state, reply)
             log.info("outbound %d: %s -> %s: %s", entry.id, entry.sender, address, reply)
             if self.metrics is not None:
-                self.metrics.outbound.labels(state).inc()
+                slug = self.intake.rules().table.slugs.get(entry.org_id, str(entry.org_id))
+                self.metrics.outbound.labels(slug, state).inc()
         return asyncio.ensure_future(self.writer.run(lambda store: self._record(store, entry, results, raw, hop_name)))
 
     async def _deliver_locally(self, entry: OutboundEntry, raw: bytes) -> OutboundEntry:

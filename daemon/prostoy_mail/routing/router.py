@@ -46,6 +46,14 @@ class RoutingTable:
     scopes: Mapping[str, Scope] = field(default_factory=dict)
     new_tasks_per_sender_per_hour: int = 20  # [routing]: tasks new_task rules open for one sender
     opens_tasks: bool = False  # some rule is a new_task one (else no sender's count is looked up)
+    slugs: Mapping[int, str] = field(default_factory=dict)  # organisation id -> slug (metrics' labels)
+    own_org: int = 1  # the organisation of the table's own global rules (the file's)
+
+    def organisations_of(self, scope_keys: Sequence[str]) -> list[str]:
+        """The slugs of the organisations a message came to through these mailboxes/gateways
+        (none: the file's organisation's)."""
+        orgs = dict.fromkeys(self.scopes[key].org for key in scope_keys if key in self.scopes) or {self.own_org: None}
+        return [self.slugs.get(org, str(org)) for org in orgs]
 
 
 @dataclass(frozen=True, slots=True)
