@@ -159,6 +159,7 @@ class Owners:
 
     mailboxes: dict[str, int]
     gateways: dict[str, int]
+    domains: dict[str, int]  # organisations' own domains (a mailbox login@domain must be on its own)
 
     @classmethod
     def of(cls, file_config: Config, store: TaskStore) -> Owners:
@@ -172,7 +173,7 @@ class Owners:
             for name in names:
                 owners.setdefault(name, file_org)
             found.append(owners)
-        return cls(*found)
+        return cls(found[0], found[1], store.domain_owners())
 
 
 def ownership_conflicts(config: Config, org_id: int, file_config: Config, store: TaskStore, file: str,
@@ -182,7 +183,12 @@ def ownership_conflicts(config: Config, org_id: int, file_config: Config, store:
     if owners is None:
         owners = Owners.of(file_config, store)
     domain, mailboxes, gateways = config.daemon.domain, owners.mailboxes, owners.gateways
-    return [*(Problem(file, f"mailboxes[{i}].login", f"{mailbox.address(domain)} belongs to another organisation")
+    slug = config.organisation.slug
+    return [*(Problem(file, f"mailboxes[{i}].login", f"{mailbox.login.partition('@')[2]} is not a domain of this "
+                      f"organisation (add it: prostoy-mail --org {slug} domain add {mailbox.login.partition('@')[2]})")
+              for i, mailbox in enumerate(config.mailboxes, 1)
+              if "@" in mailbox.login and owners.domains.get(mailbox.login.partition("@")[2]) != org_id),
+            *(Problem(file, f"mailboxes[{i}].login", f"{mailbox.address(domain)} belongs to another organisation")
               for i, mailbox in enumerate(config.mailboxes, 1) if mailboxes.get(mailbox.login, org_id) != org_id),
             *(Problem(file, f"gateways[{i}].email", f"{gateway.email} is connected by another organisation")
               for i, gateway in enumerate(config.gateways, 1) if gateways.get(gateway.email, org_id) != org_id)]

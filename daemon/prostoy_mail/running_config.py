@@ -45,13 +45,15 @@ class RunningConfig:
         organisations, refused = organisation_configs(config, store, parsed)
         table = build_routing_table(config, store, organisations)
         logins = frozenset(m.login for _, org in organisations for m in org.mailboxes)
+        own_domains = frozenset(store.domain_owners())  # (the MX takes mail for these and the shared one only)
         smtp = Policy.of(config)
         has_relay = config.relay is not None
         sending = SendingPolicy.merged([SendingPolicy.of(config, store.file_organisation_id()),
                                         *(SendingPolicy.of(org_config, org_id, relay=has_relay)
                                           for org_id, org_config in organisations)])
         return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window),
-                   replace(smtp, mailboxes=smtp.mailboxes | logins), sending, dict(organisations), refused)
+                   replace(smtp, mailboxes=smtp.mailboxes | logins, own_domains=own_domains),
+                   replace(sending, own_domains=own_domains), dict(organisations), refused)
 
     def gateway_settings(self, email: str) -> Config:
         """The settings of the organisation that connects gateway `email` (its server, its

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .config.model import Config
+from .mail.addresses import mailbox_login
 from .mail.headers import parse_addresses
 
 RELAY_ROUTE = "relay"
@@ -57,7 +58,8 @@ class Submission:
 class SendingPolicy:
     domain: str
     senders: Mapping[str, Sender]  # by lower-case address
-    local_mailboxes: frozenset[str]  # logins of the domain's mailboxes
+    local_mailboxes: frozenset[str]  # logins of the domain's mailboxes (login@domain on an own domain)
+    own_domains: frozenset[str] = frozenset()  # organisations' own domains
 
     @classmethod
     def of(cls, config: Config, org: int = 1, relay: bool | None = None) -> SendingPolicy:
@@ -85,7 +87,8 @@ class SendingPolicy:
         """Every organisation's addresses in one policy (their addresses never overlap)."""
         first = policies[0]
         return cls(first.domain, {a: s for p in policies for a, s in p.senders.items()},
-                   frozenset(login for p in policies for login in p.local_mailboxes))
+                   frozenset(login for p in policies for login in p.local_mailboxes),
+                   frozenset(domain for p in policies for domain in p.own_domains))
 
     def sender(self, address: str) -> Sender | None:
         """The Sender for an address; a domain mailbox's `login+tag@domain` counts as the mailbox."""
@@ -93,7 +96,7 @@ class SendingPolicy:
         found = self.senders.get(address)
         if found is None:
             local, at, host = address.rpartition("@")
-            if at and host == self.domain and "+" in local:
+            if at and (host == self.domain or host in self.own_domains) and "+" in local:
                 found = self.senders.get(f"{local.split('+', 1)[0]}@{host}")
         return found
 
@@ -108,10 +111,15 @@ class SendingPolicy:
     def local_login(self, address: str) -> str | None:
         """The domain mailbox an address is delivered to here, or None for the outside world."""
         local, at, host = address.strip().lower().rpartition("@")
-        if not at or host != self.domain:
+        if not at or (host != self.domain and host not in self.own_domains):
             return None
-        login = local.split("+", 1)[0]
+        login = mailbox_login(local, host, self.domain)
         return login if login in self.local_mailboxes else None
+
+    def is_ours(self, host: str) -> bool:
+        """The shared domain or an organisation's own: mail there is for a mailbox here."""
+        host = host.lower().rstrip(".")
+        return host == self.domain or host in self.own_domains
 
 
 def header_addresses(values: list[str]) -> list[str]:

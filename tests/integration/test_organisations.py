@@ -139,3 +139,53 @@ async def test_each_organisations_users_send_as_its_own_addresses_only(server: M
     assert (await asyncio.to_thread(submit, "boss", "boss-pw", "sales@example.test", "desk@example.test"))[0] == 553
     assert (await asyncio.to_thread(submit, "ivanov", "iv-pw", "support@example.test", "sales@example.test"))[0] == 553
     assert (await asyncio.to_thread(submit, "ivanov", "iv-pw", "sales@example.test", "sales@example.test"))[0] == 250
+
+
+async def test_an_organisations_own_domain(server: MailServer) -> None:
+    cli = Cli(server.config_path)
+    added = await asyncio.to_thread(cli, "--org", "acme", "domain", "add", "Acme.Example")
+    assert "applied the change" in added.err, added
+    added = await asyncio.to_thread(cli, "--org", "acme", "mailbox", "add", "Sales@acme.example")
+    assert added.out.startswith("mailbox sales@acme.example added") and "applied the change" in added.err, added
+    # another organisation cannot put a mailbox on it; nor can a mailbox name a domain no one added
+    for org in ("main", "acme"):
+        refused = await asyncio.to_thread(cli, "--org", org, "mailbox", "add", "info@beta.example", ok=False)
+        assert refused.code == 2 and "beta.example is not a domain of this organisation" in refused.err, refused
+    refused = await asyncio.to_thread(cli, "mailbox", "add", "info@acme.example", ok=False)
+    assert refused.code == 2 and "acme.example is not a domain of this organisation" in refused.err, refused
+
+    # the MX takes mail for the shared domain and every organisation's own domains, nothing else
+    assert await server.send("x@client.ru", ["sales@acme.example", "nobody@acme.example", "sales@acme.example.org",
+                                             "sales@example.test"],
+                             message("to acme's own domain", "sales@acme.example")) == {
+        "nobody@acme.example": (550, b"5.1.1 <nobody@acme.example>: no such mailbox here"),
+        "sales@acme.example.org": (554, b"5.7.1 <sales@acme.example.org>: relay access denied")}
+    assert comments(server, "acme", "Mail/sales@acme.example") == [("to acme's own domain", ("fallback",))]
+    assert [s for s, _ in comments(server, "main", "Mail/sales@example.test")] == ["to acme's own domain"]
+
+    # acme's user sends as it: the reply address is on the own domain, and a reply comes back
+    def submit() -> tuple[int, bytes]:
+        with smtplib.SMTP("127.0.0.1", server.daemon.bound_port("submission"), timeout=30) as client:
+            client.starttls(context=ssl._create_unverified_context())
+            client.login("boss", "boss-pw")
+            return client.sendmail("sales@acme.example", ["desk@example.test"],
+                                   b"From: sales@acme.example\r\nTo: desk@example.test\r\nSubject: offer\r\n\r\nhi\r\n"
+                                   ) or (250, b"")
+
+    assert (await asyncio.to_thread(submit))[0] == 250
+    await until(lambda: comments(server, "acme", "Mail/desk@example.test") == [("offer", ("fallback",))])
+    store = SqliteStore(server.store_path)
+    try:
+        store.org_id = store.organisation("acme").id
+        [offer] = store.list_comments(store.resolve_task("Mail/desk@example.test").id)
+        reply_to = next(line for line in store.raw_message(offer.message_db_id).decode().splitlines()
+                        if line.startswith("Reply-To:"))
+    finally:
+        store.close()
+    reply_address = reply_to.split("<", 1)[1].rstrip(">")
+    assert reply_address.startswith("sales+t") and reply_address.endswith("@acme.example"), reply_to
+    assert await server.send("x@client.ru", [reply_address], message("re: offer", reply_address)) == {}
+    assert comments(server, "acme", "Mail/sales@acme.example")[-1] == ("re: offer", ("reply",))
+    # the domain cannot go while a mailbox is on it
+    kept = await asyncio.to_thread(cli, "--org", "acme", "domain", "remove", "acme.example", ok=False)
+    assert kept.code == 1 and "still has mailboxes (sales@acme.example)" in kept.err, kept

@@ -52,9 +52,14 @@ class Context:
         if organisation.file_managed:
             return self.file_config()
         if self._org_config is None:
-            entries = self.store().org_entries(organisation.id)
-            self._org_config = organisation_config(self.file_config(), organisation.slug, entries)
+            self._org_config = self.settings_of(organisation)
         return self._org_config
+
+    def settings_of(self, organisation: Organisation) -> Config:
+        """Any organisation's settings: the file's, or its entries in the store read like a file."""
+        if organisation.file_managed:
+            return self.file_config()
+        return organisation_config(self.file_config(), organisation.slug, self.store().org_entries(organisation.id))
 
     def store(self) -> SqliteStore:
         """The store, working for the organisation `--org` names (else the file's)."""

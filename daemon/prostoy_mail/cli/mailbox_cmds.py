@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..config.load import LOGIN_RE
 from ..errors import ProstoyMailError
+from ..identifiers import normalise_domain
 from ..provisioning import (
     ensure_mail_tasks,
     ensure_mailbox_task,
@@ -34,8 +35,14 @@ def register(sub: Sub) -> None:
 
 def mailbox_add(ctx: Context) -> int:
     login = ctx.args.login.lower()
-    if not LOGIN_RE.match(login):
-        raise ProstoyMailError(f'"{login}" is not a valid mailbox login (lower-case letters, digits, ".", "_", "-")')
+    local, at, domain = login.partition("@")
+    if at and normalise_domain(domain) == ctx.config().daemon.domain:
+        login = local  # (on the shared domain a mailbox is its login alone)
+    elif at and normalise_domain(domain) is not None:
+        login = f"{local}@{normalise_domain(domain)}"  # on an own domain of the organisation's
+    if not LOGIN_RE.match(local) or (at and normalise_domain(domain) is None):
+        raise ProstoyMailError(f'"{ctx.args.login}" is not a valid mailbox login (lower-case letters, digits, ".", '
+                               '"_", "-"), nor login@own-domain')
     if ctx.config().mailbox(login) is not None:
         raise ProstoyMailError(f'mailbox "{login}" already exists')
     ctx.check_limit("mailboxes", len(ctx.config().mailboxes))

@@ -182,8 +182,14 @@ def domain_add(ctx: Context) -> int:
     domain = _domain(ctx)
     organisation = ctx.organisation()
     ctx.store().add_domain(domain, organisation.id)
-    ctx.say(f"domain {domain} added to {organisation.slug}")
+    ctx.say(f"domain {domain} added to {organisation.slug}; its mailboxes: --org {organisation.slug} mailbox add "
+            f"LOGIN@{domain}")
+    _tell_the_daemon(ctx, organisation)  # (the MX takes mail for it from now on)
     return 0
+
+
+def _tell_the_daemon(ctx: Context, organisation: Organisation) -> None:
+    print(apply_to_running_daemon(ctx.file_config(), ctx.store(), organisation=organisation), file=sys.stderr)
 
 
 def domain_list(ctx: Context) -> int:
@@ -197,6 +203,16 @@ def domain_list(ctx: Context) -> int:
 
 def domain_remove(ctx: Context) -> int:
     domain = _domain(ctx)
-    ctx.store().remove_domain(domain)
+    store = ctx.store()
+    owner = store.domain_owner(domain)
+    if owner is not None:
+        organisation = store.organisation_by_id(owner)
+        on_it = [m.login for m in ctx.settings_of(organisation).mailboxes if m.login.endswith(f"@{domain}")]
+        if on_it:
+            raise ProstoyMailError(f"{domain} still has mailboxes ({', '.join(on_it)}): remove them first "
+                                   f"(prostoy-mail --org {organisation.slug} mailbox remove ...)")
+    store.remove_domain(domain)
     ctx.say(f"domain {domain} removed")
+    if owner is not None:
+        _tell_the_daemon(ctx, organisation)
     return 0

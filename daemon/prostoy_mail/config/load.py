@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, Problem
-from ..identifiers import slug_problem
+from ..identifiers import normalise_domain, slug_problem
 from .model import (
     ACTION_CHOICES,
     LIMIT_NAMES,
@@ -318,7 +318,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     limits = _read_limits(top.table("limits"))
     relay = _read_relay(top.table("relay"), base)
     own_servers = read_servers(top.tables("servers"), base)
-    mailboxes = _read_mailboxes(top.tables("mailboxes"))
+    mailboxes = _read_mailboxes(top.tables("mailboxes"), daemon.domain)
     own_names = {s.name for s in own_servers}
     servers = tuple(s for s in load_presets() if s.name not in own_names) + tuple(own_servers)
     gateways = _read_gateways(top.tables("gateways"), servers, base)
@@ -608,13 +608,22 @@ def _read_relay(t: _Table | None, base: Path) -> Relay | None:
     return relay
 
 
-def _read_mailboxes(tables: list[_Table]) -> list[Mailbox]:
+def _read_mailboxes(tables: list[_Table], shared_domain: str) -> list[Mailbox]:
+    """A mailbox of the shared domain is its login alone (`sales`); one of the organisation's own
+    domains is the whole address (`sales@acme.example`; the domain must be the organisation's:
+    provisioning.ownership_conflicts)."""
     mailboxes: list[Mailbox] = []
     for t in tables:
         login = t.text("login", required=True) or ""
-        if login and not LOGIN_RE.match(login):
+        local, at, domain = login.partition("@")
+        if at and normalise_domain(domain) == shared_domain.lower():
+            t.problem("login", f'"{login}" is on the shared domain: write the login alone ("{local}")')
+        elif at and (not LOGIN_RE.match(local) or normalise_domain(domain) != domain):
+            t.problem("login", f'"{login}" is not a valid mailbox address on an own domain '
+                               "(login@domain, in lower case: letters, digits, '.', '_', '-')")
+        elif login and not at and not LOGIN_RE.match(login):
             t.problem("login", f'"{login}" is not a valid mailbox login '
-                               "(lower-case letters, digits, '.', '_', '-')")
+                               "(lower-case letters, digits, '.', '_', '-'; or login@own-domain)")
         if any(m.login == login for m in mailboxes):
             t.problem("login", f'mailbox "{login}" is defined twice')
         mailbox = Mailbox(login=login, owner=t.text("owner"), users=t.word_list("users"))

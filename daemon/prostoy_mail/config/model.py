@@ -203,7 +203,8 @@ class Mailbox:
     users: tuple[str, ...] = ()  # corporate: who may read it and send as it (empty: every user)
 
     def address(self, domain: str) -> str:
-        return f"{self.login}@{domain}"
+        """On the shared `domain`, or (a login holding "@") on an organisation's own domain."""
+        return self.login if "@" in self.login else f"{self.login}@{domain}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,17 @@ class Refused(Exception):
         self.reply = reply
 
 
-def classify_recipient(address: str, domain: str, mailboxes: Container[str]) -> Recipient:
-    """The domain mailbox `address` names, or Refused with the reply to give."""
+def mailbox_login(local: str, host: str, domain: str) -> str:
+    """The login of the mailbox `local@host` (the part before any "+tag", in lower case): the
+    local part on the shared `domain`, the whole address on an organisation's own domain."""
+    base = local.split("+", 1)[0].lower()
+    return base if host == domain else f"{base}@{host}"
+
+
+def classify_recipient(address: str, domain: str, mailboxes: Container[str],
+                       own_domains: Container[str] = frozenset()) -> Recipient:
+    """The domain mailbox `address` names (on the shared `domain` or an organisation's own
+    domain), or Refused with the reply to give."""
     text = address.strip()
     if text.startswith("@") or ":" in text.split("@")[0]:
         raise Refused(f"550 5.7.1 <{text}>: source routes are not accepted; this server is not a relay")
@@ -43,11 +52,11 @@ def classify_recipient(address: str, domain: str, mailboxes: Container[str]) -> 
     if not at or not local or not host:
         raise Refused(f"501 5.1.3 <{text}>: bad recipient address syntax")
     host = host.lower().rstrip(".")
-    if host.startswith("[") or host != domain:
+    if host.startswith("[") or (host != domain and host not in own_domains):
         raise Refused(f"554 5.7.1 <{text}>: relay access denied")
     if _RELAY_TRICK.search(local):
         raise Refused(f"550 5.7.1 <{text}>: relay tricks are not accepted; this server is not a relay")
     match = _LOCAL.match(local.lower())
-    if match is None or match[1] not in mailboxes:
+    if match is None or (login := mailbox_login(match[1], host, domain)) not in mailboxes:
         raise Refused(f"550 5.1.1 <{text}>: no such mailbox here")
-    return Recipient(text, match[1], match[2])
+    return Recipient(text, login, match[2])

@@ -42,7 +42,11 @@ class TaskTokens:
         return task_id if hmac.compare_digest(sig, expected) else None
 
     def reply_address(self, login: str, task_id: int, domain: str) -> str:
-        return f"{login}+t{task_id}.{_sign(self.key, f'addr:{login}:{task_id}', 12)}@{domain}"
+        """`login+t<task>.<sig>@domain`; a login on an own domain (`sales@acme.example`) keeps
+        its domain. The signature covers the whole login: a token of one domain's mailbox is no
+        good on another's."""
+        local, at, own = login.partition("@")
+        return f"{local}+t{task_id}.{_sign(self.key, f'addr:{login}:{task_id}', 12)}@{own if at else domain}"
 
     def task_of_address_token(self, login: str, token: str) -> int | None:
         """The task of the `+token` part of a domain address, if the signature holds."""

@@ -24,6 +24,7 @@ from functools import partial
 from ..auth.server_credentials import CredentialError, relay_credentials, smtp_credentials
 from ..config.model import Config
 from ..intake import Inbound, Intake, accept_now
+from ..mail.addresses import mailbox_login
 from ..mail.compose import FailedRecipient, delivery_status_notification
 from ..metrics import Metrics
 from ..sending_policy import RELAY_ROUTE
@@ -157,7 +158,9 @@ class QueueRunner:
 
     async def _deliver_locally(self, entry: OutboundEntry, raw: bytes) -> OutboundEntry:
         local = [r.address for r in entry.pending() if r.local]
-        logins = {address: address.split("@")[0].split("+")[0].lower() for address in local}
+        domain = self.config.daemon.domain
+        logins = {address: mailbox_login(address.rpartition("@")[0], address.rpartition("@")[2].lower(), domain)
+                  for address in local}
         inbound = Inbound(
             raw=raw, source="smtp", scopes=tuple(dict.fromkeys(f"mailbox:{login}" for login in logins.values())),
             rcpt_tos=tuple(local), mail_from=entry.envelope_from, peer=f"submission:{entry.submitted_by or 'cli'}",

@@ -57,6 +57,7 @@ class Policy:
     mailboxes: frozenset[str]
     limits: SmtpLimits
     tls: Tls | None = None  # [tls]: STARTTLS is offered (never required: port 25 takes mail in clear too)
+    own_domains: frozenset[str] = frozenset()  # organisations' own domains (their mailboxes: login@domain)
 
     @classmethod
     def of(cls, config: Config) -> Policy:
@@ -117,7 +118,7 @@ class InboundHandler:
             self._count("too_many_recipients")
             return f"452 4.5.3 Too many recipients (at most {policy.limits.max_recipients} per message)"
         try:
-            recipient = classify_recipient(address, policy.domain, policy.mailboxes)
+            recipient = classify_recipient(address, policy.domain, policy.mailboxes, policy.own_domains)
         except Refused as refused:
             log.info("%s: refused recipient %r: %s", peer_of(session), address, refused.reply)
             self._count(_REFUSAL_REASONS.get(refused.reply[:9], "refused_recipient"))

@@ -130,7 +130,7 @@ class SubmissionHandler:
         local, at, host = address.rpartition("@")
         if not at or not local or not host or any(c in address for c in " \t<>"):
             return f"501 5.1.3 <{address}>: bad recipient address syntax"
-        if host.lower().rstrip(".") == self.policy.domain and self.policy.local_login(address) is None:
+        if self.policy.is_ours(host) and self.policy.local_login(address) is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
         sender = self.policy.sender(str(envelope.mail_from or ""))
         if self.policy.local_login(address) is None and sender is not None and sender.no_route is not None:

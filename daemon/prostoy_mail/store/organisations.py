@@ -228,6 +228,10 @@ class OrganisationsMixin:
         row = self.db.execute("SELECT org_id FROM domains WHERE domain = ?", (domain,)).fetchone()
         return None if row is None else int(row[0])
 
+    def domain_owners(self) -> dict[str, int]:
+        """Every organisation's own domain -> that organisation."""
+        return {str(domain): int(org) for domain, org in self.db.execute("SELECT domain, org_id FROM domains")}
+
     def list_domains(self) -> list[tuple[str, str]]:
         """(domain, organisation slug), by domain."""
         return [(str(r[0]), str(r[1])) for r in self.db.execute(

@@ -46,11 +46,16 @@ class OutboundQueueMixin:
         return cur.lastrowid
 
     def get_outbound(self, entry_id: int) -> OutboundEntry:
+        """One of the organisation's messages (the command line's: scoped)."""
         where, args = self._scoped("org_id")
         row = self.db.execute(f"SELECT * FROM outbound WHERE id = ? AND {where}", (entry_id, *args)).fetchone()
         if row is None:
             raise NotFound(f"no message {entry_id} in the outbound queue")
         return self._entry(row)
+
+    def _any_outbound(self, entry_id: int) -> OutboundEntry:
+        """Any organisation's message: the runner's (it sends for all of them)."""
+        return self._entry(self.db.execute("SELECT * FROM outbound WHERE id = ?", (entry_id,)).fetchone())
 
     def list_outbound(self, include_finished: bool = False) -> list[OutboundEntry]:
         scope, args = self._scoped("org_id")
@@ -97,7 +102,7 @@ class OutboundQueueMixin:
                 "UPDATE outbound SET attempts = attempts + ?, state = ?, last_error = coalesce(?, last_error),"
                 " sent_folder = CASE WHEN sent_folder = 'waiting' THEN ? ELSE sent_folder END WHERE id = ?",
                 (int(attempted), final, last_error, "pending" if "delivered" in states else "", entry_id))
-        return self.get_outbound(entry_id)
+        return self._any_outbound(entry_id)
 
     def retry_outbound(self, entry_id: int | None = None) -> int:
         """Try queued messages (one, or all) now; a failed Sent-folder copy is tried again too."""
