@@ -328,11 +328,14 @@ class Daemon:
         outcome is recorded in the store for the command waiting on it. Reloads run one at a
         time (signals coming quickly each start one)."""
         async with self.reloading:
+            changed: set[int] | None = None  # the organisations whose settings changed (None: read all again)
             if change is not None:
                 if change <= self.change_id:
                     return  # (taken up by a reload that ran meanwhile)
+                if self.changes is not None:
+                    changed = self.changes.changed_organisations(self.change_id, change)
                 self.change_id = change
-            await self._reload(f"change {change} in the store" if change is not None else cause)
+            await self._reload(f"change {change} in the store" if change is not None else cause, changed)
 
     async def _watch_changes(self, every: float = WATCH_CHANGES_EVERY) -> None:
         """Poll the store's change log (one indexed lookup) and reload when a command has
@@ -349,7 +352,7 @@ class Daemon:
             if latest > self.change_id:
                 await self.reload(change=latest)
 
-    async def _reload(self, cause: str = "SIGHUP") -> None:
+    async def _reload(self, cause: str = "SIGHUP", changed: set[int] | None = None) -> None:
         """The new configuration is built whole beside the running one (rules resolved against the
         store, the listeners' policies), its new listeners opened, and only then swapped in with
         one assignment: before that, nothing the daemon runs has changed."""
@@ -360,7 +363,8 @@ class Daemon:
         try:
             config = await asyncio.to_thread(load_config, running.config.path)
             wanted = await self.writer.run(
-                lambda store: RunningConfig.build(config, store, running.generation + 1, self.parsed_organisations))
+                lambda store: RunningConfig.build(config, store, running.generation + 1, self.parsed_organisations,
+                                                  running, changed))
             commit = await self._open_listeners(wanted)
         except (ConfigError, ProstoyMailError) as exc:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]

@@ -7,7 +7,7 @@ its task (the daemon does it at start and reload, the command line when it adds 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .config.model import Config, Gateway, Mailbox, Rule
@@ -16,7 +16,7 @@ from .errors import ConfigError, Problem, ProstoyMailError
 from .routing.index import RuleList
 from .routing.router import RoutingTable, Scope
 from .routing.rules import GLOBAL, Condition, RoutingRule
-from .store.ports import Comment, Task, TaskStore
+from .store.ports import Comment, Organisation, Task, TaskStore
 from .store.roles import CommentRemoval
 
 
@@ -97,6 +97,15 @@ def personal_task_id(store: TaskStore, login: str | None) -> int | None:
     return None if user is None else user.personal_task_id
 
 
+@dataclass(frozen=True, slots=True)
+class OrganisationRules:
+    """One organisation's rules and scopes, their tasks resolved to ids in the store."""
+
+    global_rules: RuleList
+    scopes: dict[str, Scope]
+    opens_tasks: bool  # some rule is a new_task one
+
+
 def build_routing_table(config: Config, store: TaskStore, organisations: Sequence[tuple[int, Config]] = (),
                         org_id: int | None = None) -> RoutingTable:
     """The rules with their tasks resolved to ids, and each mailbox's fallback: the file's
@@ -110,17 +119,27 @@ def build_routing_table(config: Config, store: TaskStore, organisations: Sequenc
     if problems:
         raise ConfigError(problems)
     own = org_id if org_id is not None else store.file_organisation_id()
-    global_rules, scopes, opens = _compile(config, store, own)
+    others = []
     for other, org_config in organisations:
         with store.acting_for(other):
-            _, org_scopes, org_opens = _compile(org_config, store, other)
-        scopes.update(org_scopes)
-        opens = opens or org_opens
-    return RoutingTable(global_rules, scopes, config.routing.new_tasks_per_sender_per_hour, opens_tasks=opens,
-                        slugs={o.id: o.slug for o in store.list_organisations()}, own_org=own)
+            others.append(compile_organisation(org_config, store, other))
+    return routing_table(config, compile_organisation(config, store, own), own, others,
+                         store.organisation_slugs())
 
 
-def _compile(config: Config, store: TaskStore, org_id: int) -> tuple[RuleList, dict[str, Scope], bool]:
+def routing_table(config: Config, own: OrganisationRules, own_org: int, others: Iterable[OrganisationRules],
+                  slugs: Mapping[int, str]) -> RoutingTable:
+    """One table from organisations' compiled rules: `own`'s global rules are the table's."""
+    scopes = dict(own.scopes)
+    opens = own.opens_tasks
+    for rules in others:
+        scopes.update(rules.scopes)
+        opens = opens or rules.opens_tasks
+    return RoutingTable(own.global_rules, scopes, config.routing.new_tasks_per_sender_per_hour, opens_tasks=opens,
+                        slugs=slugs, own_org=own_org)
+
+
+def compile_organisation(config: Config, store: TaskStore, org_id: int) -> OrganisationRules:
     """One organisation's rules and scopes (the store acting for it)."""
 
     def compile_rule(rule: Rule) -> RoutingRule:
@@ -146,7 +165,7 @@ def _compile(config: Config, store: TaskStore, org_id: int) -> tuple[RuleList, d
         own = ensure_gateway_task(config, store, gateway).id
         scopes[key] = Scope(key, RuleList([r for r in compiled if r.scope == key]),
                             personal_task_id(store, gateway.personal_for) or own, org_id, global_rules)
-    return global_rules, scopes, any(r.action == "new_task" for r in compiled)
+    return OrganisationRules(global_rules, scopes, any(r.action == "new_task" for r in compiled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,34 +213,20 @@ def ownership_conflicts(config: Config, org_id: int, file_config: Config, store:
               for i, gateway in enumerate(config.gateways, 1) if gateways.get(gateway.email, org_id) != org_id)]
 
 
-def organisation_configs(file_config: Config, store: TaskStore, parsed: dict[str, Config] | None = None
-                         ) -> tuple[list[tuple[int, Config]], dict[str, str]]:
-    """The settings of the organisations that live in the store and have any, each read like a
-    file; those that do not load, or take a mailbox another organisation has, are left out
-    (their slug -> why): one organisation's problem never stops the others' mail."""
-    configs: list[tuple[int, Config]] = []
-    refused: dict[str, str] = {}
-    owners = Owners.of(file_config, store)  # (once: per organisation it was quadratic)
-    keep: dict[str, Config] = {}
-    for organisation in store.list_organisations():
-        if organisation.file_managed:
-            continue
-        entries = store.org_entries(organisation.id)
-        if not entries:
-            continue
-        try:
-            config = organisation_config(file_config, organisation.slug, entries, parsed, keep)
-            with store.acting_for(organisation.id):
-                problems = check_references(config, store, display_name(organisation.slug))
-            problems += ownership_conflicts(config, organisation.id, file_config, store,
-                                            display_name(organisation.slug), owners)
-            if problems:
-                raise ConfigError(problems)
-        except ConfigError as exc:
-            refused[organisation.slug] = "; ".join(str(p) for p in exc.problems)
-            continue
-        configs.append((organisation.id, config))
-    if parsed is not None:  # (only what is in use now: the cache never grows past the organisations)
-        parsed.clear()
-        parsed.update(keep)
-    return configs, refused
+def organisation_settings(file_config: Config, store: TaskStore, organisation: Organisation, owners: Owners,
+                          parsed: Mapping[str, Config] | None = None, keep: dict[str, Config] | None = None
+                          ) -> Config | None:
+    """The settings of an organisation that lives in the store, read like a file (None: it has
+    none); ConfigError when they do not load, name what is not in the store, or take a mailbox
+    or gateway another organisation has."""
+    entries = store.org_entries(organisation.id)
+    if not entries:
+        return None
+    config = organisation_config(file_config, organisation.slug, entries, parsed, keep)
+    with store.acting_for(organisation.id):
+        problems = check_references(config, store, display_name(organisation.slug))
+    problems += ownership_conflicts(config, organisation.id, file_config, store, display_name(organisation.slug),
+                                    owners)
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -112,7 +112,7 @@ task = 12
         'prostoy-mail.toml: listen.smtp: must be "host:port" with a port from 0 to 65535, not "127.0.0.1"',
         "prostoy-mail.toml: smtp.max_recipients: must be a whole number, not true/false",
         "prostoy-mail.toml: mailboxes[1].login: \"Sales Team\" is not a valid mailbox login "
-        "(lower-case letters, digits, '.', '_', '-')",
+        "(lower-case letters, digits, '.', '_', '-'; or login@own-domain)",
         'prostoy-mail.toml: mailboxes[3].login: mailbox "info" is defined twice',
         "prostoy-mail.toml: gateways[1].keep_on_server: must be true or false, not a string",
         "prostoy-mail.toml: gateways[1].password: give password or password_file",
@@ -182,3 +182,19 @@ def test_relative_paths_are_relative_to_the_file() -> None:
                           Path("/etc/pm/p.toml"))
     assert config.store_location() == "/etc/pm/data/s.db"
     assert str(config.tls.cert) == "/etc/pm/tls/c.pem" and str(config.tls.key) == "/k.pem"
+
+
+def test_a_mailbox_on_an_own_domain_is_its_whole_address(tmp_path: Path) -> None:
+    from tests.config_factory import config_text
+
+    config = parse_config(config_text(mailboxes=["sales", "sales@acme.example"]), tmp_path / "pm.toml")
+    assert [m.address("example.test") for m in config.mailboxes] == ["sales@example.test", "sales@acme.example"]
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_text(mailboxes=["info@example.test", "Info@Acme.example", "a b@acme.example"]),
+                     tmp_path / "pm.toml")
+    assert [str(p) for p in refused.value.problems] == [
+        'pm.toml: mailboxes[1].login: "info@example.test" is on the shared domain: write the login alone ("info")',
+        'pm.toml: mailboxes[2].login: "Info@Acme.example" is not a valid mailbox address on an own domain '
+        "(login@domain, in lower case: letters, digits, '.', '_', '-')",
+        'pm.toml: mailboxes[3].login: "a b@acme.example" is not a valid mailbox address on an own domain '
+        "(login@domain, in lower case: letters, digits, '.', '_', '-')"]

@@ -72,7 +72,7 @@ def task_send(ctx: Context) -> int:
     message_id = args.in_reply_to.strip("<>") if args.in_reply_to else None
     raw = new_message(sender=sender.address, sender_name="", to=args.to, cc=args.cc, subject=args.subject,
                       body=body, in_reply_to=message_id, references=[message_id] if message_id else ())
-    table = build_routing_table(config, store)
+    table = build_routing_table(config, store, org_id=ctx.organisation().id)  # (the organisation's alone)
     tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
     recipients = tuple(dict.fromkeys([*args.to, *args.cc, *args.bcc]))
     with store.transaction():

@@ -198,7 +198,7 @@ def rule_explain(ctx: Context) -> int:
         raise NotFound(f'no mailbox "{a.mailbox}"')
     if a.gateway and config.gateway(a.gateway.lower()) is None:
         raise NotFound(f'no gateway "{a.gateway}"')
-    table = build_routing_table(config, store)
+    table = build_routing_table(config, store, org_id=ctx.organisation().id)  # (the organisation's alone)
     tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
     if a.mailbox:
         scopes = [mailbox_source_key(a.mailbox.lower())]

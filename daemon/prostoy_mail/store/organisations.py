@@ -64,6 +64,10 @@ class OrganisationsMixin:
             raise Invalid(f'no organisation "{slug}" (see: prostoy-mail org list)')
         return _organisation(row)
 
+    def organisation_slugs(self) -> dict[int, str]:
+        """Every organisation's id -> slug, in one query."""
+        return {int(org): str(slug) for org, slug in self.db.execute("SELECT id, slug FROM organisations")}
+
     def list_organisations(self) -> list[Organisation]:
         return [_organisation(r) for r in self.db.execute(self._ORG_SELECT + " ORDER BY o.slug")]
 
@@ -207,6 +211,18 @@ class OrganisationsMixin:
         """The number of the newest change (0: none yet). One indexed lookup: cheap to poll."""
         row = self.db.execute("SELECT max(id) FROM changes").fetchone()
         return int(row[0] or 0)
+
+    def changed_organisations(self, after: int, upto: int) -> set[int] | None:
+        """The organisations (in the store) whose settings changes `after` < id <= `upto` are;
+        None when one of them is the file's (or the daemon's own) or the log no longer has them
+        all: then everything is read again."""
+        rows = self.db.execute("SELECT id, org_id, what FROM changes WHERE id > ? AND id <= ? ORDER BY id",
+                               (after, upto)).fetchall()
+        if not rows or int(rows[0][0]) != after + 1 or len(rows) != upto - after:
+            return None
+        if any(what != "organisation" or org_id is None for _, org_id, what in rows):
+            return None
+        return {int(org_id) for _, org_id, _ in rows}
 
     def change_time(self, change_id: int) -> float | None:
         row = self.db.execute("SELECT at FROM changes WHERE id = ?", (change_id,)).fetchone()
