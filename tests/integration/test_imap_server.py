@@ -187,11 +187,20 @@ async def test_a_user_of_another_organisation_sees_only_its_own(imap: Imap) -> N
         boss.logout()
         ivanov = imap.login("ivanov")  # main's owner: every task of main, none of acme's
         ours = {line.decode().rsplit(' "/" ', 1)[1].strip('"') for line in _ok(ivanov.list())}
+        ivanov.select("INBOX")
+        copied = ivanov.copy("1", '"Tasks/Personal/Boss"')  # acme's folder, by its exact name
+        copy = f"{copied[0]} {copied[1][0].decode()}"
         mine = ivanov.select('"Tasks/Mail/sales@example.test"')[0]
         ivanov.logout()
-        return theirs, ours, select, append, mine
+        return theirs, ours, select, append, mine, copy
 
-    theirs, ours, select, append, mine = await run(go)
+    await run(lambda: imap.deliver("ivan@example.test", mail("for ivanov")))
+    theirs, ours, select, append, mine, copy = await run(go)
+    assert copy == "NO [TRYCREATE] No such mailbox"
+    store = imap.store()
+    with store.acting_for(acme):
+        assert [c.subject for c in store.list_comments(store.resolve_task("Personal/Boss").id)] == []
+    store.close()
     assert theirs >= {"Tasks/Mail/sales@example.test", "Tasks/Personal/Boss"}
     assert not {"sales", "ivan", "petr", "Tasks/Personal/Ivanov", "Tasks/Personal/Petrov"} & theirs
     assert (select, append, mine) == ("NO", "NO [TRYCREATE] No such mailbox", "OK")  # (was BAD: a str in Twisted)
