@@ -264,9 +264,17 @@ class Daemon:
         return Listener(endpoint, int(port.getHost().port), port.stopListening, settings)
 
     async def _delete_comment(self, comment_id: int) -> None:
+        """A mail client's expunge in a task folder: for the organisation whose task it is (its
+        settings say whether its gateway deletes the message on the server too)."""
         assert self.writer is not None
-        config = self.config
-        await self.writer.run(lambda store: delete_comment(config, store, comment_id))
+        running = self._in_effect()
+
+        def job(store: SqliteStore) -> None:
+            org_id = store.org_of_comment(comment_id)
+            with store.acting_for(org_id):
+                delete_comment(running.config_of(org_id, store.file_organisation_id()), store, comment_id)
+
+        await self.writer.run(job)
 
     async def _open_metrics(self) -> None:
         wanted = self.config.listen.metrics

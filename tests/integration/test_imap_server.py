@@ -465,6 +465,43 @@ async def test_deleting_in_a_task_folder_deletes_the_comment(imap: Imap) -> None
     assert [(c.subject, c.deleted_at is not None) for c in comments] == [("keep", False), ("delete me", True)]
 
 
+async def test_a_user_of_another_organisation_deletes_in_its_own_task_folder(imap: Imap) -> None:
+    """The daemon deletes the comment for the organisation whose task holds it (its writer
+    works for every organisation's users, not only the file's)."""
+    from prostoy_mail.auth.password_hashes import hash_password
+    from prostoy_mail.store.ports import CommentTarget, MessageRecord
+
+    store = imap.store()
+    acme = store.add_organisation("acme", "Acme").id
+    with store.acting_for(acme):
+        store.add_user("boss", "Boss", hash_password("boss-pw"), True)
+        store.add_project("Deals")
+        task = store.add_task("Deals", "Big one").id
+        for subject in ("keep", "delete me"):
+            store.store_message(MessageRecord(raw=mail(subject), direction="in", source="smtp", subject=subject),
+                                [CommentTarget(task, ("r",))])
+    store.close()
+
+    def go() -> list[bytes]:
+        boss = imaplib.IMAP4("127.0.0.1", imap.port("imap"), timeout=30)
+        boss.starttls(imap.context)
+        boss.login("boss", "boss-pw")
+        _ok(boss.select('"Tasks/Deals/Big one"'))
+        _ok(boss.store("2", "+FLAGS", "(\\Deleted)"))
+        expunged = _ok(boss.expunge())
+        boss.logout()
+        return expunged
+
+    assert await run(go) == [b"2"]
+    store = imap.store()
+    try:
+        with store.acting_for(acme):
+            comments = store.list_comments(task, include_deleted=True)
+    finally:
+        store.close()
+    assert [(c.subject, c.deleted_at is not None) for c in comments] == [("keep", False), ("delete me", True)]
+
+
 async def _raw_tls_session(imap: Imap) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", imap.port("imap"))
     await reader.readline()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -23,6 +24,7 @@ from twisted.internet import defer
 from twisted.mail import imap4
 from zope.interface import implementer
 
+from ..errors import NotFound
 from ..mail.headers import header_text, message_ids
 from ..store.ports import CommentTarget, FolderItem
 from ..store.roles import MailboxReader, MailboxWriter
@@ -234,7 +236,8 @@ class FolderView:
         kind, key = self.folder.split(":", 1)
         if kind == "task":
             for item in gone:  # a comment: deleted as `comment delete` would (tombstone, gateway option)
-                await self.context.delete_comment(item.uid)
+                with contextlib.suppress(NotFound):  # (deleted meanwhile by another client: gone all the same)
+                    await self.context.delete_comment(item.uid)
         elif kind == "sent":  # the sent message stays in its task; it just leaves this user's Sent
             user, folder = self.user_id, self.folder
             marks = {item.uid: self.flags.get(item.uid, set()) | {"$Expunged"} for item in gone}

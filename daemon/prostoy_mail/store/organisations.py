@@ -190,6 +190,14 @@ class OrganisationsMixin:
             raise NotFound(f"no task {task_id}")
         return int(row[0])
 
+    def org_of_comment(self, comment_id: int) -> int:
+        """The organisation whose task holds the comment (NotFound: no such comment)."""
+        row = self.db.execute("SELECT p.org_id FROM comments c JOIN tasks t ON t.id = c.task_id"
+                              " JOIN projects p ON p.id = t.project_id WHERE c.id = ?", (comment_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no comment {comment_id}")
+        return int(row[0])
+
     def outbound_since(self, org_id: int, since: str) -> int:
         """Messages the organisation's tasks submitted for sending since `since` (ISO time)."""
         row = self.db.execute("SELECT count(*) FROM outbound WHERE org_id = ? AND created_at >= ?",
