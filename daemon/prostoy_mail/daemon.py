@@ -27,6 +27,7 @@ from .config.model import Config, Endpoint
 from .config_state import CONFIGURATION_STATE, ConfigurationState
 from .control_request import ANSWER, REQUEST, ControlAnswer, ControlRequest
 from .errors import ConfigError, ProstoyMailError
+from .fetch.fair import FairAdmission
 from .fetch.manager import FetchManager
 from .fetch.sent_folder import SentFolderUploader
 from .fetch.watcher import FetchContext
@@ -139,7 +140,8 @@ class Daemon:
             log.error("organisation %s: its settings cannot be applied and are left out: %s", slug, why)
         await self._open_metrics()
         self.outbound.start()
-        self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), funnel.accept_fetched, self.writer,
+        fair = FairAdmission(funnel.accept_fetched)  # (one organisation's gateways never crowd out another's)
+        self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), fair, self.writer,
                                                   self.writer.store.files, self.config.fetch, self.metrics))
         self.fetchers.apply(self.config, running.organisations.values())
         log.info("prostoy-mail ready: domain %s, store %s, %s", self.config.daemon.domain, location,

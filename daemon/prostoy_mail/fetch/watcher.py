@@ -50,7 +50,8 @@ class FetchContext:
     """What watchers need from the daemon: its loop, the intake and the store's writer."""
 
     loop: asyncio.AbstractEventLoop
-    accept: Callable[[list[Inbound]], Awaitable[list[Accepted | Exception]]]  # the intake, batched
+    # the intake, batched, for an organisation's gateway (fair.FairAdmission: by its slug)
+    accept: Callable[[str, list[Inbound]], Awaitable[list[Accepted | Exception]]]
     writer: BlockingStoreJobs[FetchLedger]  # (called from the watchers' threads)
     files: RawFiles  # the store's message files: a big fetched message is written there first
     settings: FetchSettings
@@ -177,7 +178,8 @@ class Watcher:
                             parsed=parse_big(raw),
                             spooled=self.context.files.write(raw) if len(raw) >= EXTERNAL_AT else None)
                     for key, raw, position in items]
-        return asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(inbounds)), self.context.loop)
+        return asyncio.run_coroutine_threadsafe(_awaited(self.context.accept(self.organisation, inbounds)),
+                                                self.context.loop)
 
     def _collect(self, batch: _InFlight, *after: _InFlight) -> list[Accepted | None]:
         """Wait for a submitted batch. On a failure that asks to back off, wait for the batches
