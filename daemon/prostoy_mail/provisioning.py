@@ -7,7 +7,7 @@ its task (the daemon does it at start and reload, the command line when it adds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .config.model import Config, Gateway, Mailbox, Rule
@@ -181,16 +181,26 @@ class Owners:
     domains: dict[str, int]  # organisations' own domains (a mailbox login@domain must be on its own)
 
     @classmethod
-    def of(cls, file_config: Config, store: TaskStore) -> Owners:
+    def of(cls, file_config: Config, store: TaskStore, among: Collection[Config] | None = None) -> Owners:
+        """Of every name; with `among`, of the names those organisations' settings use only (a
+        change of one organisation: a few indexed lookups, not every name of the installation)."""
         file_org = store.file_organisation_id()
-        found = []
-        for kind, section, key, names in (("mailbox", "mailboxes", "login", [m.login for m in file_config.mailboxes]),
-                                          ("gateway", "gateways", "email", [g.email for g in file_config.gateways])):
-            owners = store.source_task_owners(kind)
-            for name, org_id in store.org_entry_names(section, key):
+        found: list[dict[str, int]] = []
+        for kind, section, names in (("mailbox", "mailboxes", [m.login for m in file_config.mailboxes]),
+                                     ("gateway", "gateways", [g.email for g in file_config.gateways])):
+            wanted = None if among is None else {
+                name for config in among
+                for name in ([m.login for m in config.mailboxes] if kind == "mailbox"
+                             else [g.email for g in config.gateways])}
+            if wanted is not None and not wanted:
+                found.append({})
+                continue
+            owners = store.source_task_owners(kind, wanted)
+            for name, org_id in store.org_entry_names(section, wanted):
                 owners.setdefault(name, org_id)
             for name in names:
-                owners.setdefault(name, file_org)
+                if wanted is None or name in wanted:
+                    owners.setdefault(name, file_org)
             found.append(owners)
         return cls(found[0], found[1], store.domain_owners())
 
@@ -213,12 +223,12 @@ def ownership_conflicts(config: Config, org_id: int, file_config: Config, store:
               for i, gateway in enumerate(config.gateways, 1) if gateways.get(gateway.email, org_id) != org_id)]
 
 
-def organisation_settings(file_config: Config, store: TaskStore, organisation: Organisation, owners: Owners,
+def organisation_settings(file_config: Config, store: TaskStore, organisation: Organisation, owners: Owners | None,
                           parsed: Mapping[str, Config] | None = None, keep: dict[str, Config] | None = None
                           ) -> Config | None:
     """The settings of an organisation that lives in the store, read like a file (None: it has
     none); ConfigError when they do not load, name what is not in the store, or take a mailbox
-    or gateway another organisation has."""
+    or gateway another organisation has (`owners`: of every name; None: looked up for its names)."""
     entries = store.org_entries(organisation.id)
     if not entries:
         return None
@@ -226,7 +236,7 @@ def organisation_settings(file_config: Config, store: TaskStore, organisation: O
     with store.acting_for(organisation.id):
         problems = check_references(config, store, display_name(organisation.slug))
     problems += ownership_conflicts(config, organisation.id, file_config, store, display_name(organisation.slug),
-                                    owners)
+                                    owners if owners is not None else Owners.of(file_config, store, [config]))
     if problems:
         raise ConfigError(problems)
     return config

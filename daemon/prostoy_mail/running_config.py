@@ -17,7 +17,7 @@ mailboxes) is dictionary copies, and a few one-query lookups (owners, domains, s
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .config.model import Config
@@ -32,6 +32,7 @@ from .provisioning import (
     ownership_conflicts,
     routing_table,
 )
+from .routing.router import RoutingTable
 from .sending_policy import SendingPolicy
 from .smtp.inbound import Policy
 from .store.ports import Organisation, TaskStore
@@ -75,15 +76,17 @@ class RunningConfig:
         again, the rest taken from `previous`."""
         store.reconcile_file_organisation(config.organisation.slug, config.organisation.display_name)
         file_org = store.file_organisation_id()
-        owners = Owners.of(config, store)
-        taken = ownership_conflicts(config, file_org, config, store, str(config.path), owners)
-        if taken:  # (a hand-edited file naming another organisation's mailbox or gateway)
-            raise ConfigError(taken)
         has_relay = config.relay is not None
         slugs = store.organisation_slugs()
         incremental = (previous is not None and changed is not None and previous.file_rules is not None
                        and previous.file_sending is not None and previous.config.text_sha256 == config.text_sha256
                        and file_org not in changed)
+        owners: Owners | None = None  # (an incremental build looks up the changed organisations' names only)
+        if not incremental:
+            owners = Owners.of(config, store)
+            taken = ownership_conflicts(config, file_org, config, store, str(config.path), owners)
+            if taken:  # (a hand-edited file naming another organisation's mailbox or gateway)
+                raise ConfigError(taken)
         # what this build parses: the cache grows by it (incremental), or is it from now on (full)
         keep: dict[str, Config] | None = parsed if incremental or parsed is None else {}
         if incremental:
@@ -121,13 +124,22 @@ class RunningConfig:
         if parsed is not None and keep is not None and keep is not parsed:  # (only what is in use now)
             parsed.clear()
             parsed.update(keep)
-        table = routing_table(config, file_rules, file_org, (part.rules for part in parts.values()), slugs)
         own_domains = frozenset(store.domain_owners())  # (the MX takes mail for these and the shared one only)
         smtp = Policy.of(config)
-        logins = frozenset(m.login for part in parts.values() for m in part.config.mailboxes)
-        sending = SendingPolicy.merged([file_sending, *(part.sending for part in parts.values())])
+        if incremental:  # what the others brought stays; the changed ones' is taken out and put in again
+            assert previous is not None and changed is not None
+            gone = [previous.parts[org_id] for org_id in changed if org_id in previous.parts]
+            came = [parts[org_id] for org_id in changed if org_id in parts]
+            table = _patched_table(previous.intake.table, gone, came, slugs,
+                                   file_rules.opens_tasks or any(p.rules.opens_tasks for p in parts.values()))
+            sending = _patched_sending(previous.sending, gone, came)
+            logins = (previous.smtp.mailboxes - _logins(gone)) | _logins(came)
+        else:
+            table = routing_table(config, file_rules, file_org, (part.rules for part in parts.values()), slugs)
+            sending = SendingPolicy.merged([file_sending, *(part.sending for part in parts.values())])
+            logins = smtp.mailboxes | _logins(parts.values())
         return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window),
-                   replace(smtp, mailboxes=smtp.mailboxes | logins, own_domains=own_domains),
+                   replace(smtp, mailboxes=logins, own_domains=own_domains),
                    replace(sending, own_domains=own_domains), parts, refused, file_rules, file_sending)
 
     def gateway_settings(self, email: str) -> Config:
@@ -145,6 +157,34 @@ class RunningConfig:
             return self.config
         part = self.parts.get(org_id)
         return part.config if part is not None else replace(self.config, mailboxes=(), gateways=(), rules=())
+
+
+def _logins(parts: Iterable[OrganisationPart]) -> frozenset[str]:
+    return frozenset(mailbox.login for part in parts for mailbox in part.config.mailboxes)
+
+
+def _patched_table(table: RoutingTable, gone: list[OrganisationPart], came: list[OrganisationPart],
+                   slugs: Mapping[int, str], opens_tasks: bool) -> RoutingTable:
+    scopes = dict(table.scopes)  # (a copy of a dict: C speed, ~0.1 ms for 5,000 scopes)
+    for part in gone:
+        for key in part.rules.scopes:
+            scopes.pop(key, None)
+    for part in came:
+        scopes.update(part.rules.scopes)
+    return replace(table, scopes=scopes, slugs=slugs, opens_tasks=opens_tasks)
+
+
+def _patched_sending(sending: SendingPolicy, gone: list[OrganisationPart], came: list[OrganisationPart]
+                     ) -> SendingPolicy:
+    senders = dict(sending.senders)
+    for part in gone:
+        for address in part.sending.senders:
+            senders.pop(address, None)
+    for part in came:
+        senders.update(part.sending.senders)
+    local = (sending.local_mailboxes - {m for p in gone for m in p.sending.local_mailboxes}) | {
+        m for p in came for m in p.sending.local_mailboxes}
+    return replace(sending, senders=senders, local_mailboxes=local)
 
 
 def _organisation(store: TaskStore, org_id: int) -> Organisation | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -20,6 +21,8 @@ from .clock import now
 from .ports import Organisation
 
 KEPT_CHANGES = 1000
+# An entry's name: a mailbox's login, a gateway's address (indexed: schema migration 15)
+ENTRY_NAME = "lower(json_extract(entry, CASE section WHEN 'mailboxes' THEN '$.login' ELSE '$.email' END))"
 
 
 class OrganisationsMixin:
@@ -150,16 +153,24 @@ class OrganisationsMixin:
                              json.dumps(entry, ensure_ascii=False, sort_keys=True, default=str))
                             for section, entries in sections.items() for position, entry in enumerate(entries)])
 
-    def org_entry_names(self, section: str, key: str) -> list[tuple[str, int]]:
-        """(name, organisation) of every store organisation's entry of `section` (its `key`: a
-        mailbox's login, a gateway's email), in one query."""
-        return [(str(name).lower(), int(org)) for org, name in self.db.execute(
-            "SELECT org_id, json_extract(entry, '$.' || ?) FROM org_entries WHERE section = ?"
-            " ORDER BY org_id, position", (key, section))]
+    def org_entry_names(self, section: str, among: Collection[str] | None = None) -> list[tuple[str, int]]:
+        """(name, organisation) of every store organisation's entry of `section` ("mailboxes":
+        its login; "gateways": its address), in one query; only those `among` when given (by
+        the index on the name)."""
+        query = (f"SELECT org_id, {ENTRY_NAME} FROM org_entries WHERE section = ?"
+                 + ("" if among is None else f" AND {ENTRY_NAME} IN ({', '.join('?' * len(among))})")
+                 + " ORDER BY org_id, position")
+        return [(str(name), int(org)) for org, name in self.db.execute(query, (section, *(among or ())))]
 
-    def source_task_owners(self, kind: str) -> dict[str, int]:
+    def source_task_owners(self, kind: str, among: Collection[str] | None = None) -> dict[str, int]:
         """Mailbox login (`kind` "mailbox") or gateway email ("gateway") -> the organisation whose
-        task holds its mail (also after it was removed: the name stays that organisation's)."""
+        task holds its mail (also after it was removed: the name stays that organisation's);
+        only those `among` when given (by the index on source_key)."""
+        if among is not None:
+            keys = [f"{kind}:{name}" for name in among]
+            return {str(key).split(":", 1)[1]: int(org) for key, org in self.db.execute(
+                "SELECT t.source_key, p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id"
+                f" WHERE t.source_key IN ({', '.join('?' * len(keys))})", keys)}
         return {str(name): int(org) for name, org in self.db.execute(
             "SELECT substr(t.source_key, length(?) + 2), p.org_id FROM tasks t JOIN projects p ON p.id = t.project_id"
             " WHERE t.source_key LIKE ? || ':%'", (kind, kind))}
