@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import systemd_notify
 from .auth.login_guard import LoginGuard
 from .config.load import config_warnings, file_digest, load_config, service_warnings
-from .config.model import Config, Endpoint
+from .config.model import Config, Endpoint, is_loopback
 from .config_state import CONFIGURATION_STATE, ConfigurationState
 from .control_request import ANSWER, REQUEST, ControlAnswer, ControlRequest
 from .errors import ConfigError, ProstoyMailError
@@ -34,7 +34,7 @@ from .fetch.watcher import FetchContext
 from .funnel import MailFunnel
 from .instance_lock import StoreLock
 from .intake import REPLY_TOKEN_SECRET, Intake
-from .listeners import Listener, Listeners
+from .listeners import Listener, Listeners, bind
 from .logs import setup_logging
 from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
@@ -45,7 +45,7 @@ from .running_config import RunningConfig
 from .smtp.admission import LocalCounts
 from .smtp.inbound import InboundHandler, protocol_factory
 from .smtp.submission import SubmissionHandler, submission_protocol_factory
-from .smtp.workers import SmtpWorkers, bind
+from .smtp.workers import SmtpWorkers
 from .store.sqlite import SqliteStore
 from .store.writer import StoreWriter
 from .tls_context import server_context
@@ -88,6 +88,9 @@ class Daemon:
         self.parsed_organisations: dict[str, Config] = {}  # store organisations' settings, by their text
         self.change_id = 0  # the newest change of the store's change log taken up (the command line waits on it)
         self.changes: SqliteStore | None = None  # a read connection that watches the change log
+        self.api_app: Any = None  # the management API's FastAPI app, once [listen] http is opened
+        self.api_reader: SqliteStore | None = None
+        self.http_listeners: list[Any] = []  # (api.server.HttpListener: their shutdowns are awaited at stop)
 
     @property
     def config(self) -> Config:
@@ -198,6 +201,8 @@ class Daemon:
         hostname = config.daemon.hostname
         if name in ("imap", "imaps"):
             return self._listen_imap(config, name, endpoint, settings)
+        if name == "http":
+            return await self._listen_http(config, endpoint, settings)
         if name == "smtp" and config.smtp.workers:
             if wanted.smtp.tls is not None:
                 server_context(wanted.smtp.tls)  # (a certificate that cannot be loaded: one line, here)
@@ -264,6 +269,28 @@ class Daemon:
             error = exc.socketError
             raise error if isinstance(error, OSError) else OSError(str(error)) from None
         return Listener(endpoint, int(port.getHost().port), port.stopListening, settings)
+
+    async def _listen_http(self, config: Config, endpoint: Endpoint, settings: object) -> Listener:
+        """The management API (api/): its FastAPI app made once, served on every listener opened
+        for it; plain on loopback (the CRM's proxy in front), else with [tls]."""
+        # Imported here, as IMAP's: FastAPI and pydantic take a fifth of a second to import.
+        from .api.app import build_app
+        from .api.context import ApiContext
+        from .api.server import HttpListener
+
+        if self.api_app is None:
+            assert self.writer is not None and self.guard is not None
+            reader = SqliteStore(config.store_location())
+            reader.org_id = None  # (each request acts for its own organisation)
+            file_org = reader.file_organisation_id()
+            self.api_reader = reader
+            self.api_app = build_app(ApiContext(reader, self.writer, self.guard, lambda: self.config,
+                                                lambda org_id: self._in_effect().config_of(org_id, file_org)))
+        context = None if is_loopback(endpoint.host) else server_context(config.tls)
+        sockets = await bind(endpoint.host, endpoint.port)
+        http = await HttpListener.open(self.api_app, sockets, context)
+        self.http_listeners.append(http)
+        return Listener(endpoint, int(sockets[0].getsockname()[1]), http.close, settings)
 
     async def _delete_comment(self, comment_id: int) -> None:
         """A mail client's expunge in a task folder: for the organisation whose task it is (its
@@ -457,6 +484,10 @@ class Daemon:
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server[1].shutdown)
             self.metrics_server[1].server_close()
+        for http in self.http_listeners:
+            await http.wait_closed()  # (requests in hand finish: up to api.server.GRACE seconds)
+        if self.api_reader is not None:
+            self.api_reader.close()
         if self.imap is not None:
             self.imap.close_all()
             await asyncio.sleep(0.1)  # let the BYEs go out

@@ -7,6 +7,8 @@ opened, when, and how a change is applied all or nothing is here.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ OpenOne = Callable[[str, Endpoint, object], Awaitable[Listener]]  # (name, endpo
 def listener_settings(name: str, endpoint: Endpoint, config: Config) -> object:
     """What a listener is opened with: when it changes, the listener is reopened (only then).
     The IMAP listeners read everything else from the running configuration."""
-    if name in ("imap", "imaps"):
+    if name in ("imap", "imaps", "http"):
         return (endpoint, config.tls)
     return (endpoint, config.smtp, config.daemon.hostname, config.tls)
 
@@ -102,3 +104,26 @@ class Listeners:
 
     def release_addresses(self) -> None:
         self.locks.release_all()
+
+
+async def bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for `host:port` (every address the name has), as create_server would
+    bind them (SO_REUSEADDR; SO_REUSEPORT, so a new socket can be bound before the old closes)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(511)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

@@ -2,7 +2,8 @@
 
 This is the one list of them. `imapd/server.py` subclasses Twisted's IMAP4Server and
 overrides or calls private and name-mangled methods; `smtp/server.py` subclasses aiosmtpd's
-SMTP and replaces parts of its __init__ and command loop. A new release may rename or
+SMTP and replaces parts of its __init__ and command loop; `api/server.py` runs uvicorn's
+Server in the three steps its serve() is made of, setting `lifespan` as _serve() does. A new release may rename or
 rewrite any of them without notice, so each is named here with a hash of its source as
 reviewed. When this test fails after an upgrade: read the changed source against our
 override, adapt our code, then update the hash (and the pins in pyproject.toml).
@@ -75,6 +76,14 @@ AIOSMTPD = {  # in aiosmtpd.smtp, reviewed on aiosmtpd 1.4.6
 }
 
 
+UVICORN = {  # in uvicorn.server, reviewed on uvicorn 0.55.0
+    "Server._serve": "4575b7a50adfede8",  # (what api/server.py does instead: lifespan, startup, main_loop, shutdown)
+    "Server.startup": "2aa1d70a244bfcf2",
+    "Server.main_loop": "afccb353a119333f",
+    "Server.shutdown": "5d01b8b1f116a786",
+}
+
+
 def _source_hash(module: Any, dotted: str) -> str:
     found = module
     for part in dotted.split("."):
@@ -93,8 +102,16 @@ def test_aiosmtpd_internals_are_unchanged(name: str) -> None:
     assert _source_hash(aiosmtpd.smtp, name) == AIOSMTPD[name], f"aiosmtpd.smtp.{name} changed: review smtp/server.py"
 
 
+@pytest.mark.parametrize("name", sorted(UVICORN))
+def test_uvicorn_internals_are_unchanged(name: str) -> None:
+    import uvicorn.server
+
+    assert _source_hash(uvicorn.server, name) == UVICORN[name], f"uvicorn.server.{name} changed: review api/server.py"
+
+
 def test_the_installed_versions_are_the_reviewed_ones() -> None:
     assert importlib.metadata.version("aiosmtpd") == "1.4.6"
+    assert importlib.metadata.version("uvicorn") == "0.55.0"
     assert importlib.metadata.version("twisted").split(".")[0] == "26"
 
 

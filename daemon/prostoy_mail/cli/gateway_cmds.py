@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from ..config.edit import Value
 from ..config.model import (
     PROTOCOL_CHOICES,
-    Config,
     Gateway,
 )
 from ..errors import NotFound, ProstoyMailError
@@ -18,14 +17,12 @@ from ..provisioning import (
     ensure_gateway_task,
     ensure_mail_tasks,
 )
+from ..views import GATEWAY_FLAGS, gateway_json
 from .common import Context
 
 if TYPE_CHECKING:
     from .common import Sub
 BOOL = argparse.BooleanOptionalAction
-
-
-GATEWAY_FLAGS = ("forwarding", "keep_on_server", "upload_sent", "mark_read", "delete_on_server_when_deleted")
 
 
 def register(sub: Sub) -> None:
@@ -156,18 +153,6 @@ def gateway_edit(ctx: Context) -> int:
     return 0
 
 
-def gateway_json(gateway: Gateway, config: Config, task_id: int | None) -> dict[str, Any]:
-    return {
-        "email": gateway.email, "server": gateway.server, "protocol": gateway.protocol, "login": gateway.login,
-        "smtp_login": gateway.smtp_login or gateway.login, "same_smtp_login": gateway.smtp_login is None,
-        "personal_for": gateway.personal_for,
-        **{flag: getattr(gateway, flag) for flag in GATEWAY_FLAGS},
-        "import_since": gateway.import_since.isoformat() if gateway.import_since else None,
-        "password_from": "file" if gateway.password_file else "config",
-        "task": task_id,
-    }
-
-
 def gateway_list(ctx: Context) -> int:
     config = ctx.config()
     store = ctx.store()
@@ -208,7 +193,6 @@ def gateway_test(ctx: Context) -> int:
     """The Test button, on the saved gateway or on settings given here (before saving)."""
     import dataclasses
 
-    from ..config.model import Gateway
     from ..fetch.probe import probe_fetching, probe_sending
 
     a = ctx.args

@@ -11,6 +11,7 @@ from ..provisioning import (
     ensure_mail_tasks,
     ensure_mailbox_task,
 )
+from ..views import mailbox_json
 from .common import Context
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ def mailbox_list(ctx: Context) -> int:
     rows = []
     for m in config.mailboxes:
         task = store.task_for_source(f"mailbox:{m.login}")
-        rows.append({"login": m.login, "address": m.address(config.daemon.domain), "owner": m.owner,
-                     "kind": "personal" if m.owner else "corporate", "task": task.id if task else None,
-                     "users": list(m.users)})
+        rows.append(mailbox_json(m, config, task.id if task else None))
     if ctx.args.json:
         ctx.emit_json(rows)
     else:

@@ -15,6 +15,7 @@ from ..config.model import LIMIT_NAMES
 from ..errors import Invalid, ProstoyMailError
 from ..identifiers import normalise_domain
 from ..store.ports import Organisation
+from ..views import organisation_json
 from .common import Context, read_password
 from .daemon_link import apply_to_running_daemon
 
@@ -74,13 +75,8 @@ def settings_counts(ctx: Context, organisation: Organisation) -> dict[str, int]:
 
 
 def org_json(ctx: Context, organisation: Organisation) -> dict[str, Any]:
-    counts = ctx.store().counts(organisation.id)
-    return {
-        "slug": organisation.slug, "name": organisation.name, "owner": organisation.owner,
-        "file_managed": organisation.file_managed, "domains": list(organisation.domains),
-        "users": counts["users"], **settings_counts(ctx, organisation),
-        "projects": counts["projects"], "tasks": counts["tasks"],
-    }
+    return organisation_json(organisation, {**ctx.store().counts(organisation.id),
+                                            **settings_counts(ctx, organisation)})
 
 
 def org_add(ctx: Context) -> int:

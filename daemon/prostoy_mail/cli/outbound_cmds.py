@@ -11,7 +11,7 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ProstoyMailError
 from ..intake import REPLY_TOKEN_SECRET
@@ -20,7 +20,7 @@ from ..mail.tokens import TaskTokens
 from ..outbound.submit import enqueue_now
 from ..provisioning import build_routing_table
 from ..sending_policy import SendingPolicy, Submission
-from ..store.ports import OutboundEntry
+from ..views import entry_json
 from .common import Context
 
 if TYPE_CHECKING:
@@ -112,18 +112,6 @@ def _read_body(file: str) -> str:
 
 def _when(unix: float) -> str:
     return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
-
-
-def entry_json(entry: OutboundEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id, "state": entry.state, "created_at": entry.created_at, "sender": entry.sender,
-        "envelope_from": entry.envelope_from, "route": entry.route, "task": entry.task_id,
-        "submitted_by": entry.submitted_by, "attempts": entry.attempts,
-        "next_attempt": _when(entry.next_attempt) if entry.state == "queued" else None,
-        "expires_at": _when(entry.expires_at), "last_error": entry.last_error, "sent_folder": entry.sent_folder,
-        "recipients": [{"address": r.address, "state": r.state, "reply": r.reply, "local": r.local}
-                       for r in entry.recipients],
-    }
 
 
 def queue_list(ctx: Context) -> int:

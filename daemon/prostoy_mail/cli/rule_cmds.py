@@ -7,9 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.edit import Value
-from ..config.model import (
-    Rule,
-)
 from ..errors import NotFound, ProstoyMailError
 from ..intake import REPLY_TOKEN_SECRET, explain
 from ..mail.parse import parse_message
@@ -21,6 +18,7 @@ from ..provisioning import (
 )
 from ..routing.task_title import task_title
 from ..store.sqlite import SqliteStore
+from ..views import rule_json
 from .common import Context
 
 if TYPE_CHECKING:
@@ -134,17 +132,6 @@ def rule_edit(ctx: Context) -> int:
     ctx.save(doc)
     ctx.say(f"rule {a.name} changed")
     return 0
-
-
-def rule_json(position: int, rule: Rule) -> dict[str, Any]:
-    scope = "gateway" if rule.gateway else "mailbox" if rule.mailbox else "global"
-    return {
-        "position": position, "name": rule.name, "scope": scope, "gateway": rule.gateway,
-        "mailbox": rule.mailbox, "subject": list(rule.subject), "senders": list(rule.senders),
-        "recipients": list(rule.recipients), "action": rule.action, "task": rule.task, "project": rule.project,
-        "assign_to": rule.assign_to, "delete_after": rule.delete_after, "stop": rule.stop,
-        "editable_by_owner": rule.editable_by_owner,
-    }
 
 
 def rule_list(ctx: Context) -> int:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..config.edit import ConfigDocument, Value
 from ..config.load import load_presets
 from ..config.model import (
     SECURITY_CHOICES,
-    Config,
     Endpoint,
     Server,
 )
 from ..errors import NotFound, ProstoyMailError
+from ..views import server_json
 from .common import Context
 
 if TYPE_CHECKING:
@@ -50,18 +50,6 @@ def register(sub: Sub) -> None:
     p = servers.add_parser("remove", help="remove a custom mail server")
     p.add_argument("name")
     p.set_defaults(handler=server_remove)
-
-
-def server_json(server: Server, config: Config) -> dict[str, Any]:
-    def ep(e: Endpoint | None) -> str | None:
-        return None if e is None else str(e)
-
-    return {
-        "name": server.name, "imap": ep(server.imap), "pop3": ep(server.pop3), "smtp": ep(server.smtp),
-        "verify_certificate": server.verify_certificate, "ssl": server.ssl, "security": server.security,
-        "files_sent_mail": server.files_sent_mail, "preset": server.preset,
-        "used_by": [g.email for g in config.gateways if g.server == server.name],
-    }
 
 
 def server_list(ctx: Context) -> int:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..auth.password_hashes import hash_password
 from ..errors import ProstoyMailError
 from ..provisioning import delete_comment
-from ..store.ports import Comment, Task, User
+from ..views import comment_json, task_json, user_json
 from .common import Context, read_password
 from .outbound_cmds import register_task_send
 
@@ -69,11 +68,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 # --- users ----------------------------------------------------------------------------------
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {"login": user.login, "name": user.name, "owner": user.is_owner,
-            "has_password": user.has_password, "personal_task": user.personal_task_id}
 
 
 def user_add(ctx: Context) -> int:
@@ -141,11 +135,6 @@ def project_list(ctx: Context) -> int:
     return 0
 
 
-def task_json(task: Task) -> dict[str, Any]:
-    return {"id": task.id, "project": task.project, "title": task.title, "assignee": task.assignee,
-            "kind": task.kind, "source": task.source}
-
-
 def task_add(ctx: Context) -> int:
     task = ctx.store().add_task(ctx.args.project, ctx.args.title, ctx.args.assign)
     ctx.say(f"task {task.id} added: {task.ref}")
@@ -173,20 +162,6 @@ def task_show(ctx: Context) -> int:
         for key, value in data.items():
             ctx.say(f"{key + ':':<10} {value if value is not None else '-'}")
     return 0
-
-
-def comment_json(comment: Comment) -> dict[str, Any]:
-    return {
-        "id": comment.id, "task": comment.task_id, "direction": comment.direction,
-        "message_id": comment.message_id, "subject": comment.subject, "from": comment.from_addr,
-        "from_name": comment.from_name, "to": list(comment.to), "cc": list(comment.cc),
-        "date": comment.date, "text": comment.text,
-        "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                        for a in comment.attachments],
-        "source": comment.source, "routed_by": list(comment.routed_by), "bounce": comment.bounce,
-        "auto_reply": comment.auto_reply, "created_at": comment.created_at, "deleted": comment.deleted_at is not None,
-        "times_received": comment.times_received,
-    }
 
 
 def task_comments(ctx: Context) -> int:

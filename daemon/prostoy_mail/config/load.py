@@ -27,6 +27,7 @@ from .model import (
     LISTENER_NAMES,
     PROTOCOL_CHOICES,
     SECURITY_CHOICES,
+    ApiSettings,
     AuthSettings,
     Config,
     DaemonSettings,
@@ -45,6 +46,7 @@ from .model import (
     Server,
     SmtpLimits,
     Tls,
+    is_loopback,
 )
 
 T = TypeVar("T")
@@ -313,6 +315,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     smtp = _read_smtp_limits(top.table("smtp"))
     fetch = _read_fetch(top.table("fetch"))
     auth = _read_auth(top.table("auth"))
+    api = _read_api(top.table("api"), base)
     outbound = _read_outbound(top.table("outbound"))
     routing = _read_routing(top.table("routing"))
     limits = _read_limits(top.table("limits"))
@@ -325,14 +328,15 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
     rules = _read_rules(top.tables("rules"), mailboxes, gateways)
     top.done()
 
-    if listen.items() and any(n != "smtp" for n, _ in listen.items()) and not (tls.cert and tls.key):
-        needing = ", ".join(f"listen.{n}" for n, _ in listen.items() if n != "smtp")
-        problems.add("tls", f"{needing} need [tls] cert and key")
+    # (SMTP takes mail in clear too; the API may be plain on loopback, where only this machine reaches it)
+    needing = [n for n, e in listen.items() if n != "smtp" and not (n == "http" and is_loopback(e.host))]
+    if needing and not (tls.cert and tls.key):
+        problems.add("tls", f"{', '.join(f'listen.{n}' for n in needing)} need [tls] cert and key")
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
         path=path, daemon=daemon, organisation=organisation, listen=listen, tls=tls, smtp=smtp, fetch=fetch,
-        auth=auth, outbound=outbound,
+        auth=auth, api=api, outbound=outbound,
         routing=routing, limits=limits, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
         text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -535,6 +539,16 @@ def _read_fetch(t: _Table | None) -> FetchSettings:
     t.done()
     if settings.idle_renew > 1740:
         t.problem("idle_renew", "must be at most 1740 seconds (29 minutes, RFC 2177)")
+    return settings
+
+
+def _read_api(t: _Table | None, base: Path) -> ApiSettings:
+    if t is None:
+        return ApiSettings()
+    d = ApiSettings()
+    settings = ApiSettings(admin_token_file=t.path_value("admin_token_file", base),
+                           session_lifetime=t.seconds("session_lifetime", d.session_lifetime, maximum=90 * 86400))
+    t.done()
     return settings
 
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -17,7 +18,7 @@ Protocol = Literal["imap", "pop3"]
 PROTOCOL_CHOICES: tuple[Protocol, ...] = ("imap", "pop3")
 Action = Literal["comment", "new_task", "ignore"]
 ACTION_CHOICES: tuple[Action, ...] = ("comment", "new_task", "ignore")
-LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps")  # the mail listeners
+LISTENER_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "http")  # http: the management API
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class Listen:
     submissions: Endpoint | None = None
     imap: Endpoint | None = None
     imaps: Endpoint | None = None
+    http: Endpoint | None = None  # the management API (api/): loopback, or behind the CRM's proxy; else with [tls]
     metrics: Endpoint | None = None  # Prometheus metrics over HTTP (keep it on loopback)
 
     def items(self) -> list[tuple[str, Endpoint]]:
@@ -54,6 +56,14 @@ class Listen:
 class Tls:
     cert: Path | None = None
     key: Path | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine reaches it (127.0.0.0/8, ::1, "localhost")."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def default_smtp_workers() -> int:
@@ -99,6 +109,14 @@ class FetchSettings:
     # link-local addresses (the file's organisation's always may): else a tenant could make the
     # daemon probe the provider's own network, and read the answers in "Test" (public_address.py).
     private_servers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """[api]: the management API on [listen] http."""
+
+    admin_token_file: Path | None = None  # the provider's admin token (a systemd credential); None: no admin
+    session_lifetime: float = 12 * 3600.0  # seconds a user's bearer token from POST /sessions is good for
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +277,7 @@ class Config:
     smtp: SmtpLimits = field(default_factory=SmtpLimits)
     fetch: FetchSettings = field(default_factory=FetchSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)

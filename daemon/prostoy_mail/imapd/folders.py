@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..config.model import Config
 from ..store.ports import Task, User
+from ..visibility import visible_tasks
 
 TASKS = "Tasks"
 SENT = "Sent"
@@ -47,13 +48,7 @@ def folders_for(user: User, config: Config, tasks: Sequence[Task], *, mailboxes:
     folders.append(Folder(SENT, f"sent:{user.login}", special_use="\\Sent"))
     folders += [Folder(m.login, f"mailbox:{m.login}") for m in own_mailboxes
                 if m.owner is None and (user.is_owner or not m.users or user.login in m.users)]
-    others_personal = {f"personal:{u}" for u in _other_users(config, tasks, user.login)}
-    private = {f"mailbox:{m.login}" for m in config.mailboxes if m.owner not in (None, user.login)
-               or (m.owner is None and m.users and user.login not in m.users)}
-    private |= {f"gateway:{g.email}" for g in config.gateways if g.personal_for not in (None, user.login)
-                or (g.personal_for is None and g.users and user.login not in g.users)}
-    visible = [t for t in tasks if user.is_owner or (t.source_key not in private and
-                                                      (t.kind != "personal" or t.source_key not in others_personal))]
+    visible = visible_tasks(user, config, tasks)
     names = Counter((_part(t.project), _part(t.title)) for t in visible)
     for task in visible:
         project, title = _part(task.project), _part(task.title)
@@ -61,8 +56,3 @@ def folders_for(user: User, config: Config, tasks: Sequence[Task], *, mailboxes:
             title = f"{title} #{task.id}"
         folders.append(Folder(f"{TASKS}/{project}/{title}", f"task:{task.id}"))
     return folders
-
-
-def _other_users(config: Config, tasks: Sequence[Task], login: str) -> set[str]:
-    return {t.source_key.split(":", 1)[1] for t in tasks
-            if t.kind == "personal" and t.source_key and t.source_key != f"personal:{login}"}

@@ -273,26 +273,3 @@ class SmtpWorkers:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         self.counts.close()
-
-
-async def bind(host: str, port: int) -> list[socket.socket]:
-    """Listening sockets for `host:port` (every address the name has), as create_server would
-    bind them (SO_REUSEADDR; SO_REUSEPORT, so a new socket can be bound before the old closes)."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _name, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(511)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets

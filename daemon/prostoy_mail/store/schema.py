@@ -319,6 +319,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX org_entries_by_name ON org_entries (section,
         lower(json_extract(entry, CASE section WHEN 'mailboxes' THEN '$.login' ELSE '$.email' END)));
     """,
+    # 16: the management API's sessions: a user's bearer token, kept only as its SHA-256 (a
+    # copy of the store gives no way in), until it expires or is revoked (the row goes)
+    """
+    CREATE TABLE api_sessions (
+        token_sha256 TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX api_sessions_by_user ON api_sessions (user_id);
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.

@@ -11,6 +11,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -246,6 +247,27 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
             raise NotFound(f'no user "{login}"')
         return user
 
+    # --- the management API's sessions (tokens kept as their SHA-256) ---------------------------
+
+    def add_session(self, user_id: int, token_sha256: str, lifetime: float) -> float:
+        """A new session for the user; when it expires (unix time). Expired ones go meanwhile."""
+        at = time.time()
+        with self.transaction() as db:
+            db.execute("DELETE FROM api_sessions WHERE expires_at <= ?", (at,))
+            db.execute("INSERT INTO api_sessions (token_sha256, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                       (token_sha256, user_id, at, at + lifetime))
+        return at + lifetime
+
+    def session_user(self, token_sha256: str) -> User | None:
+        """The user of a session that has not expired nor been revoked (any organisation's)."""
+        row = self.db.execute(self._USER_SELECT + " JOIN api_sessions s ON s.user_id = u.id"
+                              " WHERE s.token_sha256 = ? AND s.expires_at > ?", (token_sha256, time.time())).fetchone()
+        return None if row is None else _user(row)
+
+    def remove_session(self, token_sha256: str) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM api_sessions WHERE token_sha256 = ?", (token_sha256,)).rowcount > 0
+
     def list_users(self) -> list[User]:
         where, args = self._scoped("u.org_id")
         return [_user(r) for r in self.db.execute(self._USER_SELECT + f" WHERE {where} ORDER BY u.login", args)]
@@ -254,6 +276,12 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         with self.transaction() as db:
             user = self.get_user(login)
             db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user.id))
+            db.execute("DELETE FROM api_sessions WHERE user_id = ?", (user.id,))  # (a new password ends them)
+
+    def user_by_login(self, login: str) -> User | None:
+        """The user with this login in any organisation (logins are unique across them)."""
+        row = self.db.execute(self._USER_SELECT + " WHERE u.login = ?", (login,)).fetchone()
+        return None if row is None else _user(row)
 
     def user_org(self, login: str) -> int | None:
         """The organisation of the user with this login (logins are unique across organisations)."""
@@ -494,6 +522,21 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
         where = "" if include_deleted else " AND c.deleted_at IS NULL"
         rows = self.db.execute(self._COMMENT_SELECT + " WHERE c.task_id = ?" + where + " ORDER BY c.id",
                                (task_id,))
+        return [self._comment(r) for r in rows]
+
+    def comments_page(self, task_id: int, before: int | None, since: str | None, limit: int) -> list[Comment]:
+        """Up to `limit` of the task's comments, newest first: older than comment `before` (the
+        page before), created at `since` or later (ISO 8601); deleted ones left out."""
+        self.get_task(task_id)  # (NotFound: another organisation's, or none)
+        where, args = "", list[int | str]()
+        if before is not None:
+            where += " AND c.id < ?"
+            args.append(before)
+        if since is not None:
+            where += " AND c.created_at >= ?"
+            args.append(since)
+        rows = self.db.execute(self._COMMENT_SELECT + " WHERE c.task_id = ? AND c.deleted_at IS NULL" + where
+                               + " ORDER BY c.id DESC LIMIT ?", (task_id, *args, limit))
         return [self._comment(r) for r in rows]
 
     def get_comment(self, comment_id: int) -> Comment:

@@ -1,0 +1,24 @@
+"""The FastAPI application: routes, problem documents, the OpenAPI document's place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .context import ApiContext
+from .problems import PROBLEM_RESPONSES, install
+from .routes import router
+
+OPENAPI_URL = "/api/v1/openapi.json"
+
+
+def build_app(context: ApiContext) -> FastAPI:
+    app = FastAPI(title="prostoy-mail management API", version=__version__, openapi_url=OPENAPI_URL,
+                  docs_url=None, redoc_url=None, responses=PROBLEM_RESPONSES,
+                  description="The mail service of the Prostoy.biz CRM. Authorization: Bearer TOKEN on every call "
+                              "(POST /api/v1/sessions gives a user's; the provider's admin token is in "
+                              "[api] admin_token_file). Errors are RFC 9457 problem documents.")
+    app.state.context = context
+    install(app)
+    app.include_router(router)
+    return app

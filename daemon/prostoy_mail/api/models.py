@@ -1,0 +1,166 @@
+"""The API's bodies as typed models: they validate what comes in and are the OpenAPI schema of
+what goes out. What goes out is made by views.py (the command line's `--json`), so a field
+here is exactly the `--json` field of the same name (tests/unit/test_api_models.py holds them
+to it)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # (a misspelt field is an error, not ignored)
+
+
+class SessionIn(Strict):
+    login: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionOut(BaseModel):
+    token: str
+    expires_at: str  # ISO 8601
+    login: str
+    organisation: str  # its slug
+    role: Literal["owner", "employee"]
+
+
+class Me(BaseModel):
+    role: Literal["admin", "owner", "employee"]
+    login: str | None
+    organisation: str | None
+
+
+class OrganisationIn(Strict):
+    slug: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=200)
+    owner: str = Field(min_length=1, max_length=320, description="the owner's login (unique across the installation)")
+    owner_name: str | None = Field(default=None, max_length=200)
+    owner_password: str | None = Field(default=None, min_length=1, max_length=1024, description="write-only")
+
+
+class OrganisationOut(BaseModel):
+    slug: str
+    name: str
+    owner: str | None
+    file_managed: bool
+    domains: list[str]
+    users: int
+    mailboxes: int
+    gateways: int
+    rules: int
+    projects: int
+    tasks: int
+
+
+class UserOut(BaseModel):
+    login: str
+    name: str
+    owner: bool
+    has_password: bool
+    personal_task: int | None
+
+
+class MailboxOut(BaseModel):
+    login: str
+    address: str
+    owner: str | None
+    kind: Literal["personal", "corporate"]
+    task: int | None
+    users: list[str]
+
+
+class ServerOut(BaseModel):
+    name: str
+    imap: str | None
+    pop3: str | None
+    smtp: str | None
+    verify_certificate: bool
+    ssl: bool
+    security: str
+    files_sent_mail: bool
+    preset: bool
+    used_by: list[str]
+
+
+class GatewayOut(BaseModel):
+    email: str
+    server: str
+    protocol: str
+    login: str
+    smtp_login: str
+    same_smtp_login: bool
+    personal_for: str | None
+    forwarding: bool
+    keep_on_server: bool
+    upload_sent: bool
+    mark_read: bool
+    delete_on_server_when_deleted: bool
+    import_since: str | None
+    password_from: Literal["file", "config"]
+    task: int | None
+    last_success: str | None
+    last_error: str | None
+    last_error_at: str | None
+    next_attempt: str | None
+    failures: int
+    position: str | None
+
+
+class RuleOut(BaseModel):
+    position: int
+    name: str
+    scope: Literal["global", "mailbox", "gateway"]
+    gateway: str | None
+    mailbox: str | None
+    subject: list[str]
+    senders: list[str]
+    recipients: list[str]
+    action: Literal["comment", "new_task", "ignore"]
+    task: str | None
+    project: str | None
+    assign_to: str | None
+    delete_after: bool
+    stop: bool
+    editable_by_owner: bool
+
+
+class TaskOut(BaseModel):
+    id: int
+    project: str
+    title: str
+    assignee: str | None
+    kind: str
+    source: str | None
+
+
+class AttachmentOut(BaseModel):
+    filename: str | None
+    content_type: str
+    size: int
+
+
+class CommentOut(BaseModel):
+    id: int
+    task: int
+    direction: Literal["in", "out"]
+    message_id: str | None
+    subject: str
+    from_: str | None = Field(alias="from")
+    from_name: str | None
+    to: list[str]
+    cc: list[str]
+    date: str | None
+    text: str
+    attachments: list[AttachmentOut]
+    source: str
+    routed_by: list[str]
+    bounce: bool
+    auto_reply: bool
+    created_at: str
+    deleted: bool
+    times_received: int
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)

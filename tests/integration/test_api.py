@@ -1,0 +1,232 @@
+"""The management API over real HTTP: sessions, problem documents, the OpenAPI document, and
+who may call what (every operation of the document, as every role)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from prostoy_mail.auth.password_hashes import hash_password
+from prostoy_mail.config.load import load_config
+from prostoy_mail.daemon import Daemon
+from prostoy_mail.store.ports import CommentTarget, MessageRecord
+from prostoy_mail.store.sqlite import SqliteStore
+from tests.config_factory import LOOPBACK_ANY_PORT, config_text
+
+pytestmark = pytest.mark.integration
+
+ADMIN_TOKEN = "admin-token-of-the-provider-0123456789"
+PASSWORDS = {"ivanov": "iv-pw", "petrov": "pe-pw", "boss": "boss-pw"}
+
+
+@dataclass
+class Api:
+    daemon: Daemon
+    client: httpx.AsyncClient
+    tokens: dict[str, str]  # role -> bearer token ("admin", "owner", "employee", "other")
+    sales_task: int
+    ivanov_task: int
+
+    async def login(self, login: str, password: str) -> httpx.Response:
+        return await self.client.post("/api/v1/sessions", json={"login": login, "password": password})
+
+    def as_(self, role: str) -> dict[str, str]:
+        return {} if role == "none" else {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+def setup(store: SqliteStore) -> tuple[int, int]:
+    store.add_user("ivanov", "Иван", hash_password(PASSWORDS["ivanov"]), is_owner=True)
+    store.add_user("petrov", "Пётр", hash_password(PASSWORDS["petrov"]), is_owner=False)
+    store.add_project("Sales")
+    sales = store.add_task("Sales", "Invoices").id
+    for number in range(1, 6):
+        subject = f"invoice {number}"
+        store.store_message(MessageRecord(raw=f"Subject: {subject}\r\n\r\nx\r\n".encode(), direction="in",
+                                          source="smtp", subject=subject), [CommentTarget(sales, ("invoices",))])
+    ivanov = store.get_user("ivanov").personal_task_id
+    assert ivanov is not None
+    acme = store.add_organisation("acme", "Acme").id
+    with store.acting_for(acme):
+        store.add_user("boss", "Boss", hash_password(PASSWORDS["boss"]), is_owner=True)
+        store.add_project("Sales")
+        store.add_task("Sales", "Invoices")
+    return sales, ivanov
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(config_text(
+        listen={"smtp": LOOPBACK_ANY_PORT, "http": LOOPBACK_ANY_PORT}, smtp={"workers": 0},
+        api={"admin_token_file": "admin.token"}, auth={"max_delay": 0.1, "max_failures": 5},
+        mailboxes=["sales", {"login": "ivan", "owner": "ivanov"}],
+        rules=[{"name": "invoices", "subject": "invoice", "action": "comment", "task": "Sales/Invoices"},
+               {"name": "ivan-news", "mailbox": "ivan", "subject": "news", "action": "comment",
+                "task": "Sales/Invoices", "editable_by_owner": True}]))
+    store = SqliteStore(tmp_path / "store.db")
+    sales, ivanov = setup(store)
+    store.close()
+    daemon = Daemon(load_config(config))
+    await daemon.start()
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.bound_port('http')}", timeout=30)
+    api = Api(daemon, client, {"admin": ADMIN_TOKEN}, sales, ivanov)
+    try:
+        for role, login in (("owner", "ivanov"), ("employee", "petrov"), ("other", "boss")):
+            answer = await api.login(login, PASSWORDS[login])
+            assert answer.status_code == 201, answer.text
+            api.tokens[role] = answer.json()["token"]
+        yield api
+    finally:
+        await client.aclose()
+        await daemon.stop()
+
+
+def _problem(answer: httpx.Response, status: int, kind: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = answer.json()
+    assert body["type"] == f"https://prostoy.biz/problems/{kind}" and body["status"] == status, body
+    return body
+
+
+async def test_a_session_is_had_by_login_and_password_and_ends_when_revoked(api: Api) -> None:
+    wrong = await api.login("ivanov", "nope")
+    assert _problem(wrong, 401, "login-failed")["detail"] == "wrong login or password"
+    assert _problem(await api.login("nobody", "nope"), 401, "login-failed")["detail"] == "wrong login or password"
+    answer = await api.login("ivanov", "iv-pw")
+    session = answer.json()
+    assert (answer.status_code, session["login"], session["organisation"], session["role"]) == (
+        201, "ivanov", "main", "owner")
+    mine = {"Authorization": f"Bearer {session['token']}"}
+    assert (await api.client.get("/api/v1/me", headers=mine)).json() == {
+        "role": "owner", "login": "ivanov", "organisation": "main"}
+    store = SqliteStore(api.daemon.config.store_location())
+    try:  # only the token's SHA-256 is kept
+        kept = [row[0] for row in store.db.execute("SELECT token_sha256 FROM api_sessions")]
+        assert session["token"] not in kept and len(kept) == 4  # (three made by the fixture)
+    finally:
+        store.close()
+    assert (await api.client.delete("/api/v1/sessions/current", headers=mine)).status_code == 204
+    _problem(await api.client.get("/api/v1/me", headers=mine), 401, "unauthenticated")
+    _problem(await api.client.get("/api/v1/me"), 401, "unauthenticated")
+    _problem(await api.client.get("/api/v1/me", headers={"Authorization": "Bearer made-up"}), 401,
+             "unauthenticated")
+
+
+async def test_bad_requests_are_problem_documents(api: Api) -> None:
+    missing = await api.client.post("/api/v1/sessions", json={"login": "ivanov"})
+    assert "password" in _problem(missing, 422, "invalid-request")["detail"]
+    extra = await api.client.post("/api/v1/sessions", json={"login": "a", "password": "b", "role": "admin"})
+    _problem(extra, 422, "invalid-request")
+    _problem(await api.client.get("/api/v1/nothing-here", headers=api.as_("owner")), 404, "not-found")
+    _problem(await api.client.get("/api/v1/organisations/main/tasks/abc/comments", headers=api.as_("owner")), 422,
+             "invalid-request")
+    taken = await api.client.post("/api/v1/organisations", headers=api.as_("admin"),
+                                  json={"slug": "beta", "name": "Beta", "owner": "ivanov"})
+    assert 'the login "ivanov" is taken' in _problem(taken, 422, "invalid")["detail"]
+    assert (await api.client.get("/api/v1/organisations", headers=api.as_("admin"))).json()[-1]["slug"] == "main"
+
+
+async def test_failed_logins_are_throttled_as_for_imap(api: Api) -> None:
+    statuses = [(await api.login("petrov", "wrong")).status_code for _ in range(6)]
+    assert statuses == [401, 401, 401, 401, 429, 429], statuses  # ([auth] max_failures = 5 here: the 5th blocks)
+    _problem(await api.login("petrov", PASSWORDS["petrov"]), 429, "login-blocked")  # (even the right one, now)
+
+
+# Who may call what: every operation of the OpenAPI document, as each role. "owner" and
+# "employee" are of organisation main, "other" is acme's owner; `none`: no token.
+ROLES = ("admin", "owner", "employee", "other", "none")
+EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
+    ("GET", "/api/v1/me"): (200, 200, 200, 200, 401),
+    ("GET", "/api/v1/organisations"): (200, 200, 200, 200, 401),
+    ("POST", "/api/v1/organisations"): (201, 403, 403, 403, 401),
+    ("GET", "/api/v1/organisations/{slug}"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/users"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/servers"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/mailboxes"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/gateways"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/rules"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/rules/{name}"): (200, 200, 404, 404, 401),  # (a global rule)
+    ("GET", "/api/v1/organisations/{slug}/tasks"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/tasks/{task_id}/comments"): (200, 200, 200, 404, 401),
+}
+NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
+
+
+async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> None:
+    document = (await api.client.get("/api/v1/openapi.json")).json()
+    operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert operations == set(EXPECTED) | NOT_BY_ROLE, "an operation without its row in EXPECTED (or a stale row)"
+    values = {"slug": "main", "name": "invoices", "task_id": str(api.sales_task)}
+    seen: dict[tuple[str, str], tuple[int, ...]] = {}
+    for method, path in EXPECTED:
+        url = path.format(**values)
+        statuses = []
+        for number, role in enumerate(ROLES):
+            body = {"slug": f"new{len(seen)}x{number}", "name": "New", "owner": f"new-owner-{len(seen)}-{number}"}
+            answer = await api.client.request(method, url, headers=api.as_(role),
+                                              json=body if method == "POST" else None)
+            statuses.append(answer.status_code)
+            if answer.status_code >= 400:
+                assert answer.headers["content-type"] == "application/problem+json", (method, url, role)
+        seen[(method, path)] = tuple(statuses)
+    assert seen == EXPECTED
+
+
+async def test_an_employee_sees_what_imap_shows_them(api: Api) -> None:
+    def names(rows: list[dict[str, Any]], key: str) -> set[str]:
+        return {row[key] for row in rows}
+
+    async def get(role: str, what: str) -> list[dict[str, Any]]:
+        answer = await api.client.get(f"/api/v1/organisations/main/{what}", headers=api.as_(role))
+        assert answer.status_code == 200, answer.text
+        rows: list[dict[str, Any]] = answer.json()
+        return rows
+
+    assert names(await get("owner", "mailboxes"), "login") == {"sales", "ivan"}
+    assert names(await get("employee", "mailboxes"), "login") == {"sales"}  # (ivan is ivanov's personal one)
+    owner_tasks = {t["id"] for t in await get("owner", "tasks")}
+    employee_tasks = {t["id"] for t in await get("employee", "tasks")}
+    assert api.ivanov_task in owner_tasks and api.ivanov_task not in employee_tasks
+    assert api.sales_task in employee_tasks
+    hidden = await api.client.get(f"/api/v1/organisations/main/tasks/{api.ivanov_task}/comments",
+                                  headers=api.as_("employee"))
+    _problem(hidden, 404, "not-found")
+    assert names(await get("owner", "rules"), "name") == {"invoices", "ivan-news"}
+    assert names(await get("employee", "rules"), "name") == set()  # (no personal mailbox: no rule of theirs)
+    # another organisation's user is told of nothing: the same 404 as for one that does not exist
+    for slug in ("main", "no-such-org"):
+        _problem(await api.client.get(f"/api/v1/organisations/{slug}/tasks", headers=api.as_("other")), 404,
+                 "not-found")
+    assert [o["slug"] for o in (await api.client.get("/api/v1/organisations", headers=api.as_("other"))).json()] \
+        == ["acme"]
+
+
+async def test_comments_come_newest_first_in_pages(api: Api) -> None:
+    url = f"/api/v1/organisations/main/tasks/{api.sales_task}/comments"
+    first = (await api.client.get(url, params={"limit": 2}, headers=api.as_("owner"))).json()
+    assert [c["subject"] for c in first] == ["invoice 5", "invoice 4"]
+    assert set(first[0]) >= {"id", "task", "direction", "subject", "from", "routed_by", "created_at", "deleted"}
+    second = (await api.client.get(url, params={"limit": 2, "before": first[-1]["id"]},
+                                   headers=api.as_("owner"))).json()
+    assert [c["subject"] for c in second] == ["invoice 3", "invoice 2"]
+    later = (await api.client.get(url, params={"since": "2100-01-01T00:00:00Z"}, headers=api.as_("owner"))).json()
+    assert later == []
+
+
+async def test_the_openapi_document_says_who_may_call_each_operation(api: Api) -> None:
+    document = (await api.client.get("/api/v1/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert operation.get("description", "").startswith("Who:"), (method, path)
+            if path != "/api/v1/sessions":
+                assert "401" in operation["responses"], (method, path)
+    assert "password" not in document["components"]["schemas"]["OrganisationOut"]["properties"]
