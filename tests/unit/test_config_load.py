@@ -198,3 +198,13 @@ def test_a_mailbox_on_an_own_domain_is_its_whole_address(tmp_path: Path) -> None
         "(login@domain, in lower case: letters, digits, '.', '_', '-')",
         'pm.toml: mailboxes[3].login: "a b@acme.example" is not a valid mailbox address on an own domain '
         "(login@domain, in lower case: letters, digits, '.', '_', '-')"]
+
+
+def test_the_api_listener_is_plain_on_loopback_only(tmp_path: Path) -> None:
+    from tests.config_factory import config_text
+
+    plain = parse_config(config_text(listen={"http": "127.0.0.1:8080"}), tmp_path / "pm.toml")
+    assert plain.listen.http is not None and plain.listen.http.port == 8080
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_text(listen={"http": "0.0.0.0:8080"}), tmp_path / "pm.toml")
+    assert [str(p) for p in refused.value.problems] == ["pm.toml: tls: listen.http need [tls] cert and key"]
