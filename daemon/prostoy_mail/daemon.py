@@ -285,12 +285,19 @@ class Daemon:
             file_org = reader.file_organisation_id()
             self.api_reader = reader
             self.api_app = build_app(ApiContext(reader, self.writer, self.guard, lambda: self.config,
-                                                lambda org_id: self._in_effect().config_of(org_id, file_org)))
+                                                lambda org_id: self._in_effect().config_of(org_id, file_org),
+                                                self._apply_change))
         context = None if is_loopback(endpoint.host) else server_context(config.tls)
         sockets = await bind(endpoint.host, endpoint.port)
         http = await HttpListener.open(self.api_app, sockets, context)
         self.http_listeners.append(http)
         return Listener(endpoint, int(sockets[0].getsockname()[1]), http.close, settings)
+
+    async def _apply_change(self, change: int) -> int:
+        """A change the API just recorded, applied now (not at the next look at the change log):
+        the API's answer then says it is in effect. The configuration generation in effect."""
+        await self.reload(change=change)
+        return self.generation
 
     async def _delete_comment(self, comment_id: int) -> None:
         """A mail client's expunge in a task folder: for the organisation whose task it is (its

@@ -21,7 +21,9 @@ from tests.config_factory import LOOPBACK_ANY_PORT, config_text
 pytestmark = pytest.mark.integration
 
 ADMIN_TOKEN = "admin-token-of-the-provider-0123456789"
-PASSWORDS = {"ivanov": "iv-pw", "petrov": "pe-pw", "boss": "boss-pw"}
+PASSWORDS = {"ivanov": "iv-pw", "petrov": "pe-pw", "boss": "boss-pw", "clerk": "cl-pw"}
+CLERKS_RULES = [{"name": f"w-{i}", "mailbox": "clerk-box", "subject": "x", "action": "comment",
+                 "task": "Sales/Invoices", "editable_by_owner": True} for i in range(5)]
 
 
 @dataclass
@@ -53,8 +55,15 @@ def setup(store: SqliteStore) -> tuple[int, int]:
     acme = store.add_organisation("acme", "Acme").id
     with store.acting_for(acme):
         store.add_user("boss", "Boss", hash_password(PASSWORDS["boss"]), is_owner=True)
+        store.add_user("clerk", "Clerk", hash_password(PASSWORDS["clerk"]), is_owner=False)
         store.add_project("Sales")
         store.add_task("Sales", "Invoices")
+    store.replace_org_entries(acme, {"mailboxes": [{"login": "clerk-box", "owner": "clerk"}, {"login": "acme-desk"}],
+                                     "rules": [*CLERKS_RULES,
+                                               {"name": "locked", "mailbox": "clerk-box", "subject": "y",
+                                                "action": "comment", "task": "Sales/Invoices"},
+                                               {"name": "acme-global", "subject": "z", "action": "ignore",
+                                                "editable_by_owner": True}]})
     return sales, ivanov
 
 
@@ -78,7 +87,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.bound_port('http')}", timeout=30)
     api = Api(daemon, client, {"admin": ADMIN_TOKEN}, sales, ivanov)
     try:
-        for role, login in (("owner", "ivanov"), ("employee", "petrov"), ("other", "boss")):
+        for role, login in (("owner", "ivanov"), ("employee", "petrov"), ("other", "boss"), ("acme-employee", "clerk")):
             answer = await api.login(login, PASSWORDS[login])
             assert answer.status_code == 201, answer.text
             api.tokens[role] = answer.json()["token"]
@@ -110,7 +119,7 @@ async def test_a_session_is_had_by_login_and_password_and_ends_when_revoked(api:
     store = SqliteStore(api.daemon.config.store_location())
     try:  # only the token's SHA-256 is kept
         kept = [row[0] for row in store.db.execute("SELECT token_sha256 FROM api_sessions")]
-        assert session["token"] not in kept and len(kept) == 4  # (three made by the fixture)
+        assert session["token"] not in kept and len(kept) == 5  # (four made by the fixture)
     finally:
         store.close()
     assert (await api.client.delete("/api/v1/sessions/current", headers=mine)).status_code == 204
@@ -158,12 +167,22 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/organisations/{slug}/tasks/{task_id}/comments"): (200, 200, 200, 404, 401),
 }
 NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
+# Changes, in organisation acme (in the store: main's settings are the file's, 409). Roles:
+# the admin, acme's owner, acme's employee (clerk, whose personal mailbox the rules w-N are
+# of, editable by him), main's owner (another organisation), no token. Each role changes
+# its own rule (w-0 ... w-4), so one role's success does not change what the next finds.
+WRITE_ROLES = ("admin", "other", "acme-employee", "owner", "none")
+WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
+    ("POST", "/api/v1/organisations/{slug}/rules"): (201, 201, 403, 404, 401),
+    ("PATCH", "/api/v1/organisations/{slug}/rules/{name}"): (200, 200, 200, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/rules/{name}"): (204, 204, 403, 404, 401),
+}
 
 
 async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> None:
     document = (await api.client.get("/api/v1/openapi.json")).json()
     operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    assert operations == set(EXPECTED) | NOT_BY_ROLE, "an operation without its row in EXPECTED (or a stale row)"
+    assert operations == set(EXPECTED) | set(WRITES) | NOT_BY_ROLE, "an operation without its row (or a stale row)"
     values = {"slug": "main", "name": "invoices", "task_id": str(api.sales_task)}
     seen: dict[tuple[str, str], tuple[int, ...]] = {}
     for method, path in EXPECTED:
@@ -178,6 +197,65 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
                 assert answer.headers["content-type"] == "application/problem+json", (method, url, role)
         seen[(method, path)] = tuple(statuses)
     assert seen == EXPECTED
+    written: dict[tuple[str, str], tuple[int, ...]] = {}
+    for method, path in WRITES:
+        statuses = []
+        for number, role in enumerate(WRITE_ROLES):
+            url = path.format(slug="acme", name=f"w-{number}")
+            body = ({"name": f"new-{number}", "action": "ignore", "subject": ["spam"]} if method == "POST"
+                    else {"subject": ["changed"]} if method == "PATCH" else None)
+            answer = await api.client.request(method, url, headers=api.as_(role), json=body)
+            statuses.append(answer.status_code)
+            if answer.status_code >= 400:
+                assert answer.headers["content-type"] == "application/problem+json", (method, url, role)
+        written[(method, path)] = tuple(statuses)
+    assert written == WRITES
+
+
+async def test_rules_are_made_changed_moved_and_removed_live(api: Api) -> None:
+    url = "/api/v1/organisations/acme/rules"
+    owner = api.as_("other")  # (acme's owner)
+    made = await api.client.post(url, headers=owner, json={
+        "name": "invoices", "mailbox": "acme-desk", "subject": ["invoice", "счёт"], "action": "comment",
+        "task": "Sales/Invoices", "position": 1})
+    assert made.status_code == 201, made.text
+    assert {k: made.json()[k] for k in ("position", "name", "scope", "mailbox", "subject", "task")} == {
+        "position": 1, "name": "invoices", "scope": "mailbox", "mailbox": "acme-desk",
+        "subject": ["invoice", "счёт"], "task": "Sales/Invoices"}
+    # in effect when the answer came: the daemon routes by it now
+    scope = api.daemon.running.intake.table.scopes["mailbox:acme-desk"] if api.daemon.running else None
+    assert scope is not None and [r.name for r in scope.rules] == ["invoices"]
+    moved = await api.client.patch(f"{url}/invoices", headers=owner, json={"position": 3, "name": "bills"})
+    assert (moved.status_code, moved.json()["position"], moved.json()["name"]) == (200, 3, "bills"), moved.text
+    assert [r["name"] for r in (await api.client.get(url, headers=owner)).json()][:4] == ["w-0", "w-1", "bills",
+                                                                                          "w-2"]
+    taken = await api.client.post(url, headers=owner, json={"name": "bills", "action": "ignore"})
+    _problem(taken, 409, "conflict")
+    no_task = await api.client.post(url, headers=owner, json={"name": "x", "action": "comment", "task": "Nope/No"})
+    assert 'no task "Nope/No"' in _problem(no_task, 404, "not-found")["detail"]
+    file_managed = await api.client.post("/api/v1/organisations/main/rules", headers=api.as_("admin"),
+                                         json={"name": "x", "action": "ignore"})
+    assert "declared by the daemon's configuration file" in _problem(file_managed, 409, "file-managed")["detail"]
+    assert (await api.client.delete(f"{url}/bills", headers=owner)).status_code == 204
+    assert "bills" not in [r["name"] for r in (await api.client.get(url, headers=owner)).json()]
+
+
+async def test_an_employee_changes_conditions_and_actions_of_their_own_editable_rules_only(api: Api) -> None:
+    url = "/api/v1/organisations/acme/rules"
+    clerk = api.as_("acme-employee")
+    assert [r["name"] for r in (await api.client.get(url, headers=clerk)).json()] == [
+        "w-0", "w-1", "w-2", "w-3", "w-4", "locked"]  # (his mailbox's; never the global one)
+    changed = await api.client.patch(f"{url}/w-0", headers=clerk, json={"subject": ["отчёт"], "stop": True})
+    assert (changed.status_code, changed.json()["subject"], changed.json()["stop"]) == (200, ["отчёт"], True)
+    for body, field in (({"name": "mine"}, "name"), ({"editable_by_owner": False}, "editable_by_owner"),
+                        ({"scope": "global"}, "scope"), ({"mailbox": "acme-desk"}, "mailbox"),
+                        ({"position": 1}, "position")):
+        refused = await api.client.patch(f"{url}/w-1", headers=clerk, json=body)
+        assert field in _problem(refused, 403, "forbidden")["detail"], body
+    _problem(await api.client.patch(f"{url}/locked", headers=clerk, json={"subject": ["a"]}), 403, "forbidden")
+    _problem(await api.client.patch(f"{url}/acme-global", headers=clerk, json={"subject": ["a"]}), 404,
+             "not-found")
+    _problem(await api.client.post(url, headers=clerk, json={"name": "n", "action": "ignore"}), 403, "forbidden")
 
 
 async def test_an_employee_sees_what_imap_shows_them(api: Api) -> None:

@@ -8,6 +8,7 @@ from .. import __version__
 from .context import ApiContext
 from .problems import PROBLEM_RESPONSES, install
 from .routes import router
+from .rules_routes import router as rules_router
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
@@ -21,4 +22,5 @@ def build_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     install(app)
     app.include_router(router)
+    app.include_router(rules_router)
     return app

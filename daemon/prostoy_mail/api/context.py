@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..auth.login_guard import LoginGuard
 from ..config.model import Config
-from ..store.roles import ApiStore, StoreJobs
+from ..store.roles import ApiStore, ApiWriterStore, StoreJobs
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 @dataclass
 class ApiContext:
     reader: ApiStore  # a read connection on the event loop, acting for no organisation
-    writer: StoreJobs[ApiStore]  # changes, in the store writer's transactions
+    writer: StoreJobs[ApiWriterStore]  # changes, in the store writer's transactions
     guard: LoginGuard  # the same throttle and Argon2 checks as IMAP and submission
     config: Callable[[], Config]  # the configuration file in effect
     settings_of: Callable[[int], Config]  # an organisation's settings in effect, by id
+    # the daemon applies a change of the store's change log now; the configuration generation in effect
+    apply: Callable[[int], Awaitable[int]]
     _token: tuple[float, str | None] | None = field(default=None, repr=False)  # (file mtime, token)
 
     def admin_token(self) -> str | None:

@@ -164,3 +164,44 @@ class CommentOut(BaseModel):
     times_received: int
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class RuleIn(Strict):
+    """A new rule, with `rule list --json`'s fields (`position`: where in the order; default last)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    scope: Literal["global", "mailbox", "gateway"] | None = None  # (follows from gateway/mailbox)
+    gateway: str | None = None
+    mailbox: str | None = None
+    subject: list[str] = Field(default_factory=list, max_length=100)
+    senders: list[str] = Field(default_factory=list, max_length=100)
+    recipients: list[str] = Field(default_factory=list, max_length=100)
+    action: Literal["comment", "new_task", "ignore"]
+    task: str | int | None = Field(default=None, description='for "comment": "Project/Title" or a task id')
+    project: str | None = Field(default=None, description='for "new_task": the project its tasks open in')
+    assign_to: str | None = None
+    delete_after: bool = False
+    stop: bool = False
+    editable_by_owner: bool = False
+    position: int | None = Field(default=None, ge=1)
+
+
+class RulePatch(Strict):
+    """What to change of a rule (fields left out stay). `name` renames it, `position` moves it,
+    `scope: "global"` makes it global. An employee may change conditions and actions only."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    scope: Literal["global", "mailbox", "gateway"] | None = None
+    gateway: str | None = None
+    mailbox: str | None = None
+    subject: list[str] | None = Field(default=None, max_length=100)
+    senders: list[str] | None = Field(default=None, max_length=100)
+    recipients: list[str] | None = Field(default=None, max_length=100)
+    action: Literal["comment", "new_task", "ignore"] | None = None
+    task: str | int | None = None
+    project: str | None = None
+    assign_to: str | None = None
+    delete_after: bool | None = None
+    stop: bool | None = None
+    editable_by_owner: bool | None = None
+    position: int | None = Field(default=None, ge=1)

@@ -15,8 +15,8 @@ from ..config.edit import ConfigDocument
 from ..config.load import config_warnings, load_config
 from ..config.model import Config, LimitSettings
 from ..config.organisation import OrganisationDocument, organisation_config
-from ..errors import ConfigError, OverLimit, ProstoyMailError
-from ..provisioning import check_references, ownership_conflicts
+from ..errors import ProstoyMailError
+from ..operations.workspace import check_limit, validate_settings
 from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
 from .daemon_link import apply_to_running_daemon
@@ -92,11 +92,7 @@ class Context:
 
     def check_limit(self, name: str, count: int) -> None:
         """Refuse one more of `name` when the organisation has `count` of its limit already."""
-        organisation = self.organisation()
-        limit = getattr(self.limits(organisation), name)
-        if count >= limit:
-            raise OverLimit(f'organisation "{organisation.slug}" has {count} {name}, its limit (limits.{name}); '
-                            f"raise it with: prostoy-mail org limits {organisation.slug} --{name} N")
+        check_limit(self, name, count)
 
     def in_store(self) -> bool:
         """The organisation this command works for lives in the store (not in the file)."""
@@ -117,14 +113,8 @@ class Context:
         no other organisation has) and write them; then the running daemon applies them."""
         store = self.store()
         organisation = self.organisation()
-
-        def references(config: Config) -> None:
-            problems = check_references(config, store, str(doc.path))
-            problems += ownership_conflicts(config, organisation.id, self.file_config(), store, str(doc.path))
-            if problems:
-                raise ConfigError(problems)
-
-        saved = doc.save(references)
+        saved = doc.save(lambda config: validate_settings(config, organisation, self.file_config(), store,
+                                                          str(doc.path)))
         if organisation.file_managed:
             self._config = saved
         else:

@@ -6,18 +6,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.edit import Value
 from ..errors import NotFound, ProstoyMailError
 from ..intake import REPLY_TOKEN_SECRET, explain
 from ..mail.parse import parse_message
 from ..mail.tokens import TaskTokens
+from ..operations.rules import RuleChange, add_rule, edit_rule, move_rule, remove_rule
 from ..provisioning import (
     build_routing_table,
     gateway_source_key,
     mailbox_source_key,
 )
 from ..routing.task_title import task_title
-from ..store.sqlite import SqliteStore
 from ..views import rule_json
 from .common import Context
 
@@ -72,65 +71,22 @@ def register(sub: Sub) -> None:
     p.set_defaults(handler=rule_move)
 
 
-def _rule_values(a: argparse.Namespace, store: SqliteStore) -> dict[str, Value]:
-    values: dict[str, Value] = {}
-    if a.gateway:
-        values.update(gateway=a.gateway.lower(), mailbox=None)
-    if a.mailbox:
-        values.update(mailbox=a.mailbox.lower(), gateway=None)
-    if getattr(a, "make_global", False):
-        values.update(gateway=None, mailbox=None)
-    for key in ("subject", "senders", "recipients"):
-        value = getattr(a, key)
-        if value is not None:
-            values[key] = value if value.strip() else None
-    if a.task:
-        task = store.resolve_task(a.task)  # fails early with a clear message
-        values.update(action="comment", task=task.ref if not a.task.strip().isdigit() else task.id, project=None)
-    if a.new_task:
-        project = a.new_task.strip()
-        if store.find_project(project) is None:
-            raise NotFound(f'no project "{project}" (add it: prostoy-mail project add "{project}")')
-        values.update(action="new_task", project=project, task=None)
-    if a.ignore:
-        values.update(action="ignore", task=None, project=None, assign_to=None)
-    if a.assign_to is not None:
-        values["assign_to"] = a.assign_to or None
-    for key in ("delete_after", "stop", "editable_by_owner"):
-        if getattr(a, key) is not None:
-            values[key] = getattr(a, key)
-    return values
+def _change(a: argparse.Namespace) -> RuleChange:
+    return RuleChange(gateway=a.gateway, mailbox=a.mailbox, make_global=getattr(a, "make_global", False),
+                      subject=a.subject, senders=a.senders, recipients=a.recipients, task=a.task,
+                      new_task=a.new_task, ignore=a.ignore, assign_to=a.assign_to, delete_after=a.delete_after,
+                      stop=a.stop, editable_by_owner=a.editable_by_owner, rename=getattr(a, "rename", None))
 
 
 def rule_add(ctx: Context) -> int:
-    a = ctx.args
-    if ctx.config().rule(a.name) is not None:
-        raise ProstoyMailError(f'rule "{a.name}" already exists')
-    ctx.check_limit("rules", len(ctx.config().rules))
-    doc = ctx.document()
-    doc.append("rules", {"name": a.name, **_rule_values(a, ctx.store())})
-    count = len(ctx.config().rules) + 1
-    if a.position is not None:
-        if not 1 <= a.position <= count:
-            raise ProstoyMailError(f"--position must be from 1 to {count}")
-        doc.move("rules", count - 1, a.position - 1)
-    ctx.save(doc)
-    ctx.say(f"rule {a.name} added at position {a.position or count}")
+    position = add_rule(ctx, ctx.args.name, _change(ctx.args), ctx.args.position)
+    ctx.say(f"rule {ctx.args.name} added at position {position}")
     return 0
 
 
 def rule_edit(ctx: Context) -> int:
-    a = ctx.args
-    doc = ctx.document()
-    index = doc.index_of("rules", "name", a.name)
-    values = _rule_values(a, ctx.store())
-    if a.rename:
-        if ctx.config().rule(a.rename) is not None:
-            raise ProstoyMailError(f'rule "{a.rename}" already exists')
-        values["name"] = a.rename
-    doc.update("rules", index, values)
-    ctx.save(doc)
-    ctx.say(f"rule {a.name} changed")
+    edit_rule(ctx, ctx.args.name, _change(ctx.args))
+    ctx.say(f"rule {ctx.args.name} changed")
     return 0
 
 
@@ -155,21 +111,13 @@ def _action_text(rule: dict[str, Any]) -> str:
 
 
 def rule_remove(ctx: Context) -> int:
-    doc = ctx.document()
-    doc.remove("rules", doc.index_of("rules", "name", ctx.args.name))
-    ctx.save(doc)
+    remove_rule(ctx, ctx.args.name)
     ctx.say(f"rule {ctx.args.name} removed")
     return 0
 
 
 def rule_move(ctx: Context) -> int:
-    doc = ctx.document()
-    index = doc.index_of("rules", "name", ctx.args.name)
-    count = len(ctx.config().rules)
-    if not 1 <= ctx.args.position <= count:
-        raise ProstoyMailError(f"position must be from 1 to {count}")
-    doc.move("rules", index, ctx.args.position - 1)
-    ctx.save(doc)
+    move_rule(ctx, ctx.args.name, ctx.args.position)
     ctx.say(f"rule {ctx.args.name} is now number {ctx.args.position}")
     return 0
 
