@@ -70,7 +70,7 @@ def test_a_corporate_mailbox_for_some_users_only(cli: Cli) -> None:
     unknown = cli("mailbox", "add", "hr", "--users", "nobody", ok=False)
     assert unknown.code == 2 and 'mailboxes[2].users: no user "nobody"' in unknown.err
     both = cli("mailbox", "add", "x", "--owner", "petrov", "--users", "petrov", ok=False)
-    assert both.code == 1 and "--users is for corporate mailboxes" in both.err
+    assert both.code == 2 and "users is for corporate mailboxes" in both.err
 
 
 def test_tls_self_signed_writes_a_usable_pair(cli: Cli, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ who may call what (every operation of the document, as every role)."""
 
 from __future__ import annotations
 
+import asyncio
+import smtplib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,8 @@ def setup(store: SqliteStore) -> tuple[int, int]:
         store.add_user("clerk", "Clerk", hash_password(PASSWORDS["clerk"]), is_owner=False)
         store.add_project("Sales")
         store.add_task("Sales", "Invoices")
-    store.replace_org_entries(acme, {"mailboxes": [{"login": "clerk-box", "owner": "clerk"}, {"login": "acme-desk"}],
+    store.replace_org_entries(acme, {"mailboxes": [{"login": "clerk-box", "owner": "clerk"}, {"login": "acme-desk"},
+                                                   *({"login": f"w-{i}"} for i in range(5))],
                                      "rules": [*CLERKS_RULES,
                                                {"name": "locked", "mailbox": "clerk-box", "subject": "y",
                                                 "action": "comment", "task": "Sales/Invoices"},
@@ -176,6 +179,8 @@ WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/organisations/{slug}/rules"): (201, 201, 403, 404, 401),
     ("PATCH", "/api/v1/organisations/{slug}/rules/{name}"): (200, 200, 200, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}/rules/{name}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/mailboxes"): (201, 201, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/mailboxes/{login}"): (204, 204, 403, 404, 401),
 }
 
 
@@ -201,8 +206,9 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
     for method, path in WRITES:
         statuses = []
         for number, role in enumerate(WRITE_ROLES):
-            url = path.format(slug="acme", name=f"w-{number}")
-            body = ({"name": f"new-{number}", "action": "ignore", "subject": ["spam"]} if method == "POST"
+            url = path.format(slug="acme", name=f"w-{number}", login=f"w-{number}")
+            body = ({"name": f"new-{number}", "action": "ignore", "subject": ["spam"]} if path.endswith("/rules")
+                    else {"login": f"new-{number}"} if path.endswith("/mailboxes")
                     else {"subject": ["changed"]} if method == "PATCH" else None)
             answer = await api.client.request(method, url, headers=api.as_(role), json=body)
             statuses.append(answer.status_code)
@@ -238,6 +244,28 @@ async def test_rules_are_made_changed_moved_and_removed_live(api: Api) -> None:
     assert "declared by the daemon's configuration file" in _problem(file_managed, 409, "file-managed")["detail"]
     assert (await api.client.delete(f"{url}/bills", headers=owner)).status_code == 204
     assert "bills" not in [r["name"] for r in (await api.client.get(url, headers=owner)).json()]
+
+
+async def test_a_mailbox_made_through_the_api_takes_mail_when_the_answer_comes(api: Api) -> None:
+    url = "/api/v1/organisations/acme/mailboxes"
+    made = await api.client.post(url, headers=api.as_("other"), json={"login": "Orders"})
+    assert made.status_code == 201, made.text
+    assert {k: made.json()[k] for k in ("login", "address", "kind")} == {
+        "login": "orders", "address": "orders@example.test", "kind": "corporate"}
+
+    def send() -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", api.daemon.bound_port("smtp"), timeout=30) as client:
+            return client.sendmail("a@far.example", ["orders@example.test"], b"Subject: first order\r\n\r\nhi\r\n")
+
+    assert await asyncio.to_thread(send) == {}
+    task = made.json()["task"]
+    comments = await api.client.get(f"/api/v1/organisations/acme/tasks/{task}/comments", headers=api.as_("other"))
+    assert [c["subject"] for c in comments.json()] == ["first order"]
+    for login, kind, status in (("sales", "invalid-settings", 422), ("bad login!", "invalid", 422),
+                                ("orders", "conflict", 409)):
+        again = await api.client.post(url, headers=api.as_("other"), json={"login": login})
+        _problem(again, status, kind)  # (sales: main's; a bad login; one it has)
+    _problem(await api.client.delete(f"{url}/nope", headers=api.as_("other")), 404, "not-found")
 
 
 async def test_an_employee_changes_conditions_and_actions_of_their_own_editable_rules_only(api: Api) -> None:

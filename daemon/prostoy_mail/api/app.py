@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from .context import ApiContext
+from .mailboxes_routes import router as mailboxes_router
 from .problems import PROBLEM_RESPONSES, install
 from .routes import router
 from .rules_routes import router as rules_router
@@ -23,4 +24,5 @@ def build_app(context: ApiContext) -> FastAPI:
     install(app)
     app.include_router(router)
     app.include_router(rules_router)
+    app.include_router(mailboxes_router)
     return app

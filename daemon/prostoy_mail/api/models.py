@@ -205,3 +205,13 @@ class RulePatch(Strict):
     stop: bool | None = None
     editable_by_owner: bool | None = None
     position: int | None = Field(default=None, ge=1)
+
+
+class MailboxIn(Strict):
+    """A domain mailbox: `login` alone on the shared domain (the page's "Prostoy.biz" button), or
+    `login@own-domain` on one of the organisation's own domains."""
+
+    login: str = Field(min_length=1, max_length=320)
+    owner: str | None = Field(default=None, description="a personal mailbox of this user (default: corporate)")
+    users: list[str] = Field(default_factory=list, max_length=1000,
+                             description="corporate: only these users may read it and send as it")

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..config.load import LOGIN_RE
-from ..errors import ProstoyMailError
-from ..identifiers import normalise_domain
+from ..operations.mailboxes import add_mailbox, remove_mailbox
 from ..provisioning import (
     ensure_mail_tasks,
-    ensure_mailbox_task,
 )
 from ..views import mailbox_json
 from .common import Context
@@ -35,28 +32,9 @@ def register(sub: Sub) -> None:
 
 
 def mailbox_add(ctx: Context) -> int:
-    login = ctx.args.login.lower()
-    local, at, domain = login.partition("@")
-    if at and normalise_domain(domain) == ctx.config().daemon.domain:
-        login = local  # (on the shared domain a mailbox is its login alone)
-    elif at and normalise_domain(domain) is not None:
-        login = f"{local}@{normalise_domain(domain)}"  # on an own domain of the organisation's
-    if not LOGIN_RE.match(local) or (at and normalise_domain(domain) is None):
-        raise ProstoyMailError(f'"{ctx.args.login}" is not a valid mailbox login (lower-case letters, digits, ".", '
-                               '"_", "-"), nor login@own-domain')
-    if ctx.config().mailbox(login) is not None:
-        raise ProstoyMailError(f'mailbox "{login}" already exists')
-    ctx.check_limit("mailboxes", len(ctx.config().mailboxes))
-    doc = ctx.document()
-    users = [u.strip() for u in (ctx.args.users or "").split(",") if u.strip()] or None
-    if users and ctx.args.owner:
-        raise ProstoyMailError("--users is for corporate mailboxes; a personal one (--owner) is its owner's alone")
-    doc.append("mailboxes", {"login": login, "owner": ctx.args.owner, "users": users})
-    config = ctx.save(doc)
-    mailbox = config.mailbox(login)
-    assert mailbox is not None
-    task = ensure_mailbox_task(config, ctx.store(), mailbox)
-    ctx.say(f"mailbox {mailbox.address(config.daemon.domain)} added; its task is {task.id} ({task.ref})")
+    users = [u.strip() for u in (ctx.args.users or "").split(",") if u.strip()]
+    mailbox, task = add_mailbox(ctx, ctx.args.login, ctx.args.owner, users)
+    ctx.say(f"mailbox {mailbox.address(ctx.config().daemon.domain)} added; its task is {task.id} ({task.ref})")
     return 0
 
 
@@ -77,11 +55,6 @@ def mailbox_list(ctx: Context) -> int:
 
 
 def mailbox_remove(ctx: Context) -> int:
-    login = ctx.args.login.lower()
-    doc = ctx.document()
-    doc.remove("mailboxes", doc.index_of("mailboxes", "login", login))
-    ctx.save(doc)
-    ctx.say(f"mailbox {login} removed (its task and mail stay in the store)")
+    remove_mailbox(ctx, ctx.args.login)
+    ctx.say(f"mailbox {ctx.args.login.lower()} removed (its task and mail stay in the store)")
     return 0
-
-
