@@ -91,6 +91,8 @@ class Daemon:
         self.api_app: Any = None  # the management API's FastAPI app, once [listen] http is opened
         self.api_reader: SqliteStore | None = None
         self.http_listeners: list[Any] = []  # (api.server.HttpListener: their shutdowns are awaited at stop)
+        self.api_hub: asyncio.Task[None] | None = None  # the API's events poller
+        self.event_hub: Any = None  # (api.events.EventHub: its streams end first when the daemon stops)
 
     @property
     def config(self) -> Config:
@@ -276,6 +278,7 @@ class Daemon:
         # Imported here, as IMAP's: FastAPI and pydantic take a fifth of a second to import.
         from .api.app import build_app
         from .api.context import ApiContext
+        from .api.events import EventHub
         from .api.server import HttpListener
 
         if self.api_app is None:
@@ -284,9 +287,11 @@ class Daemon:
             reader.org_id = None  # (each request acts for its own organisation)
             file_org = reader.file_organisation_id()
             self.api_reader = reader
+            self.event_hub = hub = EventHub(reader)
+            self.api_hub = asyncio.create_task(hub.run(), name="api-events")
             self.api_app = build_app(ApiContext(reader, self.writer, self.guard, lambda: self.config,
                                                 lambda org_id: self._in_effect().config_of(org_id, file_org),
-                                                self._apply_change))
+                                                self._apply_change, hub))
         context = None if is_loopback(endpoint.host) else server_context(config.tls)
         sockets = await bind(endpoint.host, endpoint.port)
         http = await HttpListener.open(self.api_app, sockets, context)
@@ -472,6 +477,8 @@ class Daemon:
 
     async def stop(self) -> None:
         systemd_notify.stopping()
+        if self.event_hub is not None:
+            self.event_hub.end_all()  # (endless responses: else the HTTP listeners would wait out their grace)
         for task in [*self.background, *([self.imap_watch] if self.imap_watch else [])]:
             task.cancel()
         self.listeners.close_all()
@@ -493,6 +500,10 @@ class Daemon:
             self.metrics_server[1].server_close()
         for http in self.http_listeners:
             await http.wait_closed()  # (requests in hand finish: up to api.server.GRACE seconds)
+        if self.api_hub is not None:
+            self.api_hub.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.api_hub
         if self.api_reader is not None:
             self.api_reader.close()
         if self.imap is not None:

@@ -4,6 +4,7 @@ who may call what (every operation of the document, as every role)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import smtplib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -168,6 +169,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/organisations/{slug}/rules/{name}"): (200, 200, 404, 404, 401),  # (a global rule)
     ("GET", "/api/v1/organisations/{slug}/tasks"): (200, 200, 200, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/tasks/{task_id}/comments"): (200, 200, 200, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/events"): (200, 200, 403, 404, 401),
 }
 NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
 # Changes, in organisation acme (in the store: main's settings are the file's, 409). Roles:
@@ -195,11 +197,11 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
         statuses = []
         for number, role in enumerate(ROLES):
             body = {"slug": f"new{len(seen)}x{number}", "name": "New", "owner": f"new-owner-{len(seen)}-{number}"}
-            answer = await api.client.request(method, url, headers=api.as_(role),
-                                              json=body if method == "POST" else None)
-            statuses.append(answer.status_code)
-            if answer.status_code >= 400:
-                assert answer.headers["content-type"] == "application/problem+json", (method, url, role)
+            async with api.client.stream(method, url, headers=api.as_(role),
+                                         json=body if method == "POST" else None) as answer:
+                statuses.append(answer.status_code)  # (the events' stream never ends: its body is not read)
+                if answer.status_code >= 400:
+                    assert answer.headers["content-type"] == "application/problem+json", (method, url, role)
         seen[(method, path)] = tuple(statuses)
     assert seen == EXPECTED
     written: dict[tuple[str, str], tuple[int, ...]] = {}
@@ -284,6 +286,59 @@ async def test_an_employee_changes_conditions_and_actions_of_their_own_editable_
     _problem(await api.client.patch(f"{url}/acme-global", headers=clerk, json={"subject": ["a"]}), 404,
              "not-found")
     _problem(await api.client.post(url, headers=clerk, json={"name": "n", "action": "ignore"}), 403, "forbidden")
+
+
+async def _next_event(lines: Any, kind: str) -> dict[str, Any]:
+    """The next event of this type on a server-sent-events stream (its `data` JSON)."""
+    event = ""
+    async for line in lines:
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == kind:
+            found: dict[str, Any] = json.loads(line[len("data: "):])
+            return found
+    raise AssertionError("the stream ended")
+
+
+async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_event_id(api: Api) -> None:
+    def send(subject: str) -> None:
+        with smtplib.SMTP("127.0.0.1", api.daemon.bound_port("smtp"), timeout=30) as client:
+            client.sendmail("a@far.example", ["acme-desk@example.test"], f"Subject: {subject}\r\n\r\nhi\r\n".encode())
+
+    url = "/api/v1/organisations/acme/events"
+    async with api.client.stream("GET", url, headers=api.as_("other")) as answer:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        lines = answer.aiter_lines()
+        assert await anext(lines) == ": live"
+        await asyncio.to_thread(send, "first")
+        first = await asyncio.wait_for(_next_event(lines, "comment.created"), 10)
+    assert (first["type"], first["organisation"], first["object"]["subject"]) == ("comment.created", "acme", "first")
+    assert first["object"]["routed_by"] == ["fallback"] and set(first) == {"id", "type", "organisation",
+                                                                           "created_at", "object"}
+    await asyncio.to_thread(send, "second")  # (while no stream is open)
+    await asyncio.to_thread(send, "third")
+    resumed = {**api.as_("other"), "Last-Event-ID": str(first["id"])}
+    async with api.client.stream("GET", url, headers=resumed) as answer:
+        lines = answer.aiter_lines()
+        subjects = [(await asyncio.wait_for(_next_event(lines, "comment.created"), 10))["object"]["subject"]
+                    for _ in range(2)]
+    assert subjects == ["second", "third"]
+    # main's mail is not acme's event: acme's stream stays quiet, main's hears it
+    main = api.as_("owner")
+    async with api.client.stream("GET", "/api/v1/organisations/main/events", headers=main) as answer:
+        lines = answer.aiter_lines()
+        assert await anext(lines) == ": live"
+        await asyncio.to_thread(lambda: smtplib.SMTP("127.0.0.1", api.daemon.bound_port("smtp")).sendmail(
+            "a@far.example", ["sales@example.test"], b"Subject: for main\r\n\r\nhi\r\n"))
+        event = await asyncio.wait_for(_next_event(lines, "comment.created"), 10)
+    assert (event["organisation"], event["object"]["subject"]) == ("main", "for main")
+    store = SqliteStore(api.daemon.config.store_location())
+    try:
+        kinds = store.db.execute("SELECT o.slug, count(*) FROM events e JOIN organisations o ON o.id = e.org_id"
+                                 " WHERE e.type = 'comment.created' GROUP BY o.slug").fetchall()
+    finally:
+        store.close()
+    assert {slug: count for slug, count in kinds} == {"acme": 3, "main": 6}  # (main: 5 in the setup, 1 now)
 
 
 async def test_an_employee_sees_what_imap_shows_them(api: Api) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..auth.login_guard import LoginGuard
 from ..config.model import Config
 from ..store.roles import ApiStore, ApiWriterStore, StoreJobs
+from .events import EventHub
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class ApiContext:
     settings_of: Callable[[int], Config]  # an organisation's settings in effect, by id
     # the daemon applies a change of the store's change log now; the configuration generation in effect
     apply: Callable[[int], Awaitable[int]]
+    hub: EventHub  # the events' poller: the streams of every organisation hear of new events through it
     _token: tuple[float, str | None] | None = field(default=None, repr=False)  # (file mtime, token)
 
     def admin_token(self) -> str | None:

@@ -9,7 +9,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from ..auth.login_guard import Outcome
 from ..auth.password_hashes import hash_password
@@ -28,6 +29,7 @@ from ..views import (
 from ..visibility import may_see_gateway, may_see_mailbox, visible_tasks
 from .auth import Caller, Role, admin_only, caller, context_of, organisation_for, token_digest
 from .context import ApiContext
+from .events import stream
 from .models import (
     CommentOut,
     GatewayOut,
@@ -227,6 +229,25 @@ async def get_rule(slug: str, name: str, who: Who, context: Context) -> dict[str
         if rule["name"] == name:
             return rule
     raise not_found(f'no rule "{name}"')
+
+
+@router.get("/organisations/{slug}/events", tags=["events"], response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "Server-sent events: `id`, `event` (its type) and `data` (the event's "
+                                            "JSON: id, type, organisation, created_at, object)"}},
+            description="Who: the admin and the owner. A server-sent-events stream of the organisation's events "
+                        "(comment.created, gateway.state, message.quarantined, outbound.state), each written with "
+                        "its cause. Resumable: `Last-Event-ID` (or `?after=ID`) gives what came after it first; "
+                        "without one, events from now on. A client too slow to read them is disconnected (it "
+                        "resumes with its Last-Event-ID).")
+async def events(slug: str, who: Who, context: Context,
+                 last_event_id: Annotated[int | None, Header(ge=0)] = None,
+                 after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
+    organisation = organisation_for(context, who, slug, "owner")
+    start = last_event_id if last_event_id is not None else after
+    return StreamingResponse(stream(context.hub, organisation.id, organisation.slug, start),
+                             media_type="text/event-stream", headers={"Cache-Control": "no-cache",
+                                                                      "X-Accel-Buffering": "no"})
 
 
 def _visible_task_ids(context: ApiContext, who: Caller, organisation: Organisation, settings: Config) -> set[int]:

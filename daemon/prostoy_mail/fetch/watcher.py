@@ -137,7 +137,8 @@ class Watcher:
             delay *= random.uniform(0.5, 1.5)  # jitter: gateways on one server do not retry in step
             next_attempt = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat(timespec="seconds")
             with contextlib.suppress(Exception):
-                self._store(partial(_record_failure, gateway=email, error=reason, next_attempt=next_attempt))
+                self._store(partial(_record_failure, gateway=email, error=reason, next_attempt=next_attempt,
+                                    step=step))
             log.warning("gateway %s: %s failed (%s); attempt %d, next in %.0f s", email, step, reason, failures, delay)
             if self.context.metrics is not None:
                 self.context.metrics.fetch_errors.labels(self.organisation, step).inc()
@@ -433,8 +434,8 @@ class _InFlight:
         return self.future.result().result()
 
 
-def _record_failure(store: FetchLedger, gateway: str, error: str, next_attempt: str) -> int:
-    return store.record_failure(gateway, error, next_attempt)
+def _record_failure(store: FetchLedger, gateway: str, error: str, next_attempt: str, step: str) -> int:
+    return store.record_failure(gateway, error, next_attempt, step)
 
 
 def _record_success(store: FetchLedger, gateway: str, steady: bool) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from ..errors import NotFound
 from .clock import now
+from .events import ORG_OF_GATEWAY
 from .ports import FetchedKey, GatewayState, QuarantinedMessage, ServerAction
 
 
@@ -24,6 +26,10 @@ class FetchStateMixin:
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # SqliteStore's
+
+    def _add_event(self, org_of: str, key: object, kind: str, object_id: int | None,
+                   data: dict[str, Any] | None = None) -> None:
+        raise NotImplementedError  # EventsMixin's
 
     def _scoped(self, column: str) -> tuple[str, tuple[int, ...]]:
         raise NotImplementedError  # SqliteStore's
@@ -94,7 +100,8 @@ class FetchStateMixin:
 
     def gateway_state(self, gateway: str) -> GatewayState | None:
         row = self.db.execute("SELECT gateway, folder, last_uid, last_success, last_error, last_error_at,"
-                              " next_attempt, failures FROM gateway_state WHERE gateway = ?", (gateway,)).fetchone()
+                              " next_attempt, failures, state, failed_step FROM gateway_state WHERE gateway = ?",
+                              (gateway,)).fetchone()
         return None if row is None else GatewayState(*row)
 
     def _ensure_state(self, gateway: str) -> None:
@@ -117,18 +124,30 @@ class FetchStateMixin:
         failure count starts again; a server that fails a moment after each login keeps backing off."""
         with self.transaction() as db:
             self._ensure_state(gateway)
+            self._new_state(gateway, "idle", None, None)
             db.execute("UPDATE gateway_state SET last_success = ?, next_attempt = NULL WHERE gateway = ?",
                        (now(), gateway))
             if steady:
                 db.execute("UPDATE gateway_state SET failures = 0 WHERE gateway = ?", (gateway,))
 
-    def record_failure(self, gateway: str, error: str, next_attempt: str) -> int:
-        """Note a failure; returns how many in a row."""
+    def record_failure(self, gateway: str, error: str, next_attempt: str, step: str = "connection") -> int:
+        """Note a failure (at `step`: dns, connect, tls, login, ...); returns how many in a row."""
         with self.transaction() as db:
             self._ensure_state(gateway)
+            self._new_state(gateway, "auth_failed" if step in ("login", "password") else "error", step, error)
             db.execute("UPDATE gateway_state SET last_error = ?, last_error_at = ?, next_attempt = ?,"
                        " failures = failures + 1 WHERE gateway = ?", (error, now(), next_attempt, gateway))
             return int(db.execute("SELECT failures FROM gateway_state WHERE gateway = ?", (gateway,)).fetchone()[0])
+
+    def _new_state(self, gateway: str, state: str, step: str | None, error: str | None) -> None:
+        """The gateway's state, and an event when it is not the one it had (or its failure moved
+        to another step)."""
+        row = self.db.execute("SELECT state, failed_step FROM gateway_state WHERE gateway = ?", (gateway,)).fetchone()
+        if row is not None and (row[0], row[1]) == (state, step):
+            return
+        self.db.execute("UPDATE gateway_state SET state = ?, failed_step = ? WHERE gateway = ?", (state, step, gateway))
+        self._add_event(ORG_OF_GATEWAY, gateway, "gateway.state", None,
+                        {"gateway": gateway, "state": state, "step": step, "error": error})
 
     # --- quarantine -----------------------------------------------------------------------
 
@@ -145,6 +164,9 @@ class FetchStateMixin:
             )
             self.record_fetched(key, None, "")
             assert cur.lastrowid is not None
+            self._add_event(ORG_OF_GATEWAY, key.gateway, "message.quarantined", None,
+                            {"id": cur.lastrowid, "gateway": key.gateway, "folder": key.folder, "uid": key.uid,
+                             "error": error, "attempts": attempts, "size": len(raw)})
             return cur.lastrowid
 
     def list_quarantine(self) -> list[QuarantinedMessage]:

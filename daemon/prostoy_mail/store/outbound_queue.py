@@ -13,9 +13,11 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from ..errors import NotFound, ProstoyMailError
 from .clock import now
+from .events import ORG_OF_OUTBOUND
 from .ports import OutboundEntry, OutboundRecipient, RecipientState
 
 
@@ -27,6 +29,10 @@ class OutboundQueueMixin:
 
     def _scoped(self, column: str) -> tuple[str, tuple[int, ...]]:
         raise NotImplementedError  # SqliteStore's
+
+    def _add_event(self, org_of: str, key: object, kind: str, object_id: int | None,
+                   data: dict[str, Any] | None = None) -> None:
+        raise NotImplementedError  # EventsMixin's
 
     def enqueue_outbound(self, *, message_db_id: int, task_id: int | None, sender: str, envelope_from: str,
                          route: str, scope: str, submitted_by: str, recipients: Sequence[tuple[str, bool]],
@@ -102,6 +108,7 @@ class OutboundQueueMixin:
                 "UPDATE outbound SET attempts = attempts + ?, state = ?, last_error = coalesce(?, last_error),"
                 " sent_folder = CASE WHEN sent_folder = 'waiting' THEN ? ELSE sent_folder END WHERE id = ?",
                 (int(attempted), final, last_error, "pending" if "delivered" in states else "", entry_id))
+            self._add_event(ORG_OF_OUTBOUND, entry_id, "outbound.state", entry_id, {"state": final})
         return self._any_outbound(entry_id)
 
     def retry_outbound(self, entry_id: int | None = None) -> int:
@@ -130,6 +137,7 @@ class OutboundQueueMixin:
                        " WHERE outbound_id = ? AND state = 'pending'", (now(), entry_id))
             db.execute("UPDATE outbound SET state = 'dropped', sent_folder = CASE WHEN sent_folder = 'waiting'"
                        " THEN '' ELSE sent_folder END WHERE id = ?", (entry_id,))
+            self._add_event(ORG_OF_OUTBOUND, entry_id, "outbound.state", entry_id, {"state": "dropped"})
         return self.get_outbound(entry_id)
 
     def sent_folder_due(self, limit: int = 50) -> list[OutboundEntry]:

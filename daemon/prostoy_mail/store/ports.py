@@ -163,6 +163,20 @@ class GatewayState:
     last_error_at: str | None
     next_attempt: str | None
     failures: int
+    state: str | None = None  # idle, error, auth_failed (None: not yet checked)
+    failed_step: str | None = None  # where the last failure was (dns, connect, tls, login, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something an organisation hears of (the API's events and webhooks)."""
+
+    id: int
+    org_id: int
+    type: str  # comment.created, gateway.state, message.quarantined, outbound.state
+    object_id: int | None  # the comment's or outbound message's id
+    data: dict[str, Any] | None  # the object itself, for the other kinds
+    created_at: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -330,6 +330,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX api_sessions_by_user ON api_sessions (user_id);
     """,
+    # 17: events, each written in the same transaction as its cause (a comment stored, a
+    # gateway's state changed, a message quarantined, an outbound message's outcome): the API's
+    # event stream and webhooks read them in order, by id. A comment or outbound message is
+    # named by its id (the API shows it as it is); the other kinds carry their object in `data`.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL,
+        type TEXT NOT NULL
+            CHECK (type IN ('comment.created', 'gateway.state', 'message.quarantined', 'outbound.state')),
+        object_id INTEGER,
+        data TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX events_by_org ON events (org_id, id);
+    ALTER TABLE gateway_state ADD COLUMN state TEXT;
+    ALTER TABLE gateway_state ADD COLUMN failed_step TEXT;
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.

@@ -21,6 +21,7 @@ from ..errors import Conflict, Invalid, NotFound, ProstoyMailError
 from ..mail.parse import TEXT_INLINE, parse_message
 from .clock import now
 from .conversations import ConversationsMixin
+from .events import ORG_OF_TASK, EventsMixin
 from .fetch_state import FetchStateMixin
 from .imap_views import ImapViewsMixin
 from .organisations import OrganisationsMixin
@@ -88,7 +89,8 @@ def is_store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE)
 
 
-class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, ConversationsMixin, OrganisationsMixin):
+class SqliteStore(EventsMixin, FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, ConversationsMixin,
+                  OrganisationsMixin):  # (EventsMixin first: the others declare its _add_event for their types)
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.files = RawFiles.beside(self.path)
@@ -475,6 +477,7 @@ class SqliteStore(FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, Conversat
             if cur.rowcount:
                 assert cur.lastrowid is not None
                 ids.append(cur.lastrowid)
+                self._add_event(ORG_OF_TASK, target.task_id, "comment.created", cur.lastrowid)
             if target.assign_to is not None:
                 self.db.execute("UPDATE tasks SET assignee_id = ? WHERE id = ?",
                                 (self._user_id(target.assign_to), target.task_id))
