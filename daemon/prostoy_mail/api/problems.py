@@ -86,7 +86,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        kind = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        kind = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         return response(exc.status_code, kind, str(exc.detail), None, dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
@@ -106,7 +106,10 @@ def _explain(errors: Any) -> str:
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": description}
-    for status, description in ((401, "No valid bearer token"), (403, "Not allowed for this caller"),
+    for status, description in ((400, "The body cannot be read (not JSON)"),
+                                (401, "No valid bearer token"),
+                                (403, "Not allowed for this caller"),
                                 (404, "No such object (or not this caller's organisation's)"),
-                                (409, "Conflicts with what there is"), (422, "Not valid"))
+                                (409, "Conflicts with what there is"),
+                                (422, "Not valid"))
 }

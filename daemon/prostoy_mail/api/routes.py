@@ -44,7 +44,7 @@ from .models import (
     TaskOut,
     UserOut,
 )
-from .problems import ApiError, forbidden, not_found
+from .problems import MEDIA_TYPE, ApiError, Problem, forbidden, not_found
 
 router = APIRouter(prefix="/api/v1")
 Who = Annotated[Caller, Depends(caller)]
@@ -66,6 +66,8 @@ def _iso(unix: float) -> str:
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201, tags=["sessions"],
+             responses={429: {"model": Problem, "content": {MEDIA_TYPE: {}},
+                              "description": "Too many failed logins from this address"}},
              description="Who: anyone with a login and password. The same throttle as IMAP and submission: "
                          "after failures from one address each try waits longer, then the login is refused "
                          "from there for a while (429).")
