@@ -61,7 +61,14 @@ def setup(store: SqliteStore) -> tuple[int, int]:
         store.add_user("clerk", "Clerk", hash_password(PASSWORDS["clerk"]), is_owner=False)
         store.add_project("Sales")
         store.add_task("Sales", "Invoices")
-    store.replace_org_entries(acme, {"mailboxes": [{"login": "clerk-box", "owner": "clerk"}, {"login": "acme-desk"},
+    store.replace_org_entries(acme, {"servers": [{"name": "local.test", "imap": "127.0.0.1:9", "ssl": False,
+                                                  "fetch_security": "none"},
+                                                 *({"name": f"srv-{i}.test", "imap": "imap.far.example:993"}
+                                                   for i in range(5))],
+                                     "gateways": [{"email": f"gw-{i}@far.example", "server": "local.test",
+                                                   "password": "pw", "personal_for": "clerk", "forwarding": False}
+                                                  for i in range(5)],
+                                     "mailboxes": [{"login": "clerk-box", "owner": "clerk"}, {"login": "acme-desk"},
                                                    *({"login": f"w-{i}"} for i in range(5))],
                                      "rules": [*CLERKS_RULES,
                                                {"name": "locked", "mailbox": "clerk-box", "subject": "y",
@@ -183,6 +190,26 @@ WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("DELETE", "/api/v1/organisations/{slug}/rules/{name}"): (204, 204, 403, 404, 401),
     ("POST", "/api/v1/organisations/{slug}/mailboxes"): (201, 201, 403, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}/mailboxes/{login}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/servers"): (201, 201, 403, 404, 401),
+    ("PATCH", "/api/v1/organisations/{slug}/servers/{name}"): (200, 200, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/servers/{name}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/gateways"): (201, 201, 403, 404, 401),
+    ("PATCH", "/api/v1/organisations/{slug}/gateways/{email}"): (200, 200, 200, 404, 401),  # (clerk's own)
+    ("POST", "/api/v1/organisations/{slug}/gateways/verify"): (200, 200, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/gateways/{email}/test"): (200, 200, 200, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/gateways/{email}"): (204, 204, 403, 404, 401),
+}
+BODIES = {  # (number: the role's place in WRITE_ROLES)
+    ("POST", "rules"): lambda n: {"name": f"new-{n}", "action": "ignore", "subject": ["spam"]},
+    ("PATCH", "rules"): lambda n: {"subject": ["changed"]},
+    ("POST", "mailboxes"): lambda n: {"login": f"new-{n}"},
+    ("POST", "servers"): lambda n: {"name": f"new-srv-{n}.test", "imap": "imap.far.example:993"},
+    ("PATCH", "servers"): lambda n: {"ssl": False},
+    ("POST", "gateways"): lambda n: {"email": f"new-gw-{n}@far.example", "server": "local.test", "password": "pw",
+                                     "forwarding": False},
+    ("PATCH", "gateways"): lambda n: {"mark_read": True},
+    ("POST", "verify"): lambda n: {"email": "try@far.example", "server": "local.test", "password": "pw",
+                                   "smtp": False},
 }
 
 
@@ -208,10 +235,11 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
     for method, path in WRITES:
         statuses = []
         for number, role in enumerate(WRITE_ROLES):
-            url = path.format(slug="acme", name=f"w-{number}", login=f"w-{number}")
-            body = ({"name": f"new-{number}", "action": "ignore", "subject": ["spam"]} if path.endswith("/rules")
-                    else {"login": f"new-{number}"} if path.endswith("/mailboxes")
-                    else {"subject": ["changed"]} if method == "PATCH" else None)
+            url = path.format(slug="acme", name=f"srv-{number}.test" if "/servers/" in path else f"w-{number}",
+                              login=f"w-{number}", email=f"gw-{number}@far.example")
+            kind = path.split("/")[5] if "verify" not in path else "verify"  # (rules, servers, ...)
+            make = BODIES.get((method, kind))
+            body = make(number) if make is not None else None
             answer = await api.client.request(method, url, headers=api.as_(role), json=body)
             statuses.append(answer.status_code)
             if answer.status_code >= 400:

@@ -24,7 +24,8 @@ from tests.config_factory import config_text
 
 pytestmark = pytest.mark.unit
 
-GATEWAY_STATE = {"last_success", "last_error", "last_error_at", "next_attempt", "failures", "position"}
+GATEWAY_STATE = {"state", "failed_step", "last_success", "last_error", "last_error_at", "next_attempt", "failures",
+                 "position"}
 
 
 def fields(model: type[BaseModel]) -> set[str]:

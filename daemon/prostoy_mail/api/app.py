@@ -6,10 +6,12 @@ from fastapi import FastAPI
 
 from .. import __version__
 from .context import ApiContext
+from .gateways_routes import router as gateways_router
 from .mailboxes_routes import router as mailboxes_router
 from .problems import PROBLEM_RESPONSES, install
 from .routes import router
 from .rules_routes import router as rules_router
+from .servers_routes import router as servers_router
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
@@ -25,4 +27,6 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(router)
     app.include_router(rules_router)
     app.include_router(mailboxes_router)
+    app.include_router(gateways_router)
+    app.include_router(servers_router)
     return app

@@ -101,6 +101,8 @@ class GatewayOut(BaseModel):
     import_since: str | None
     password_from: Literal["file", "config"]
     task: int | None
+    state: Literal["idle", "error", "auth_failed"] | None  # (None: not checked yet)
+    failed_step: str | None  # where the last failure was: dns, connect, tls, login, ...
     last_success: str | None
     last_error: str | None
     last_error_at: str | None
@@ -215,3 +217,91 @@ class MailboxIn(Strict):
     owner: str | None = Field(default=None, description="a personal mailbox of this user (default: corporate)")
     users: list[str] = Field(default_factory=list, max_length=1000,
                              description="corporate: only these users may read it and send as it")
+
+
+class GatewayIn(Strict):
+    """A new gateway (the page's "Создать шлюз"). Passwords are write-only."""
+
+    email: str = Field(min_length=3, max_length=320)
+    server: str = Field(min_length=1, max_length=200)
+    protocol: Literal["imap", "pop3"] = "imap"
+    login: str | None = Field(default=None, max_length=320, description="default: the e-mail address")
+    password: str = Field(min_length=1, max_length=1024, description="write-only")
+    smtp_login: str | None = Field(default=None, max_length=320, description="a different login for SMTP")
+    smtp_password: str | None = Field(default=None, min_length=1, max_length=1024, description="write-only")
+    personal_for: str | None = Field(default=None, max_length=320)
+    forwarding: bool = True
+    keep_on_server: bool = True
+    upload_sent: bool = False
+    mark_read: bool = False
+    delete_on_server_when_deleted: bool = False
+    import_since: str | None = Field(default=None, description="YYYY-MM-DD: older mail since then too")
+
+
+class GatewayPatch(Strict):
+    """What to change (fields left out stay). A new server or login needs `password` again."""
+
+    server: str | None = Field(default=None, min_length=1, max_length=200)
+    protocol: Literal["imap", "pop3"] | None = None
+    login: str | None = Field(default=None, min_length=1, max_length=320)
+    password: str | None = Field(default=None, min_length=1, max_length=1024, description="write-only")
+    smtp_login: str | None = Field(default=None, max_length=320)
+    smtp_password: str | None = Field(default=None, min_length=1, max_length=1024, description="write-only")
+    same_smtp_login: bool | None = None
+    personal_for: str | None = Field(default=None, max_length=320, description='"" makes it corporate')
+    forwarding: bool | None = None
+    keep_on_server: bool | None = None
+    upload_sent: bool | None = None
+    mark_read: bool | None = None
+    delete_on_server_when_deleted: bool | None = None
+    import_since: str | None = None
+
+
+class GatewayVerifyIn(Strict):
+    """Settings to try before saving them (the Test button on an unsaved form)."""
+
+    email: str = Field(min_length=3, max_length=320)
+    server: str = Field(min_length=1, max_length=200)
+    protocol: Literal["imap", "pop3"] = "imap"
+    login: str | None = Field(default=None, max_length=320)
+    password: str = Field(min_length=1, max_length=1024, description="write-only")
+    smtp_login: str | None = Field(default=None, max_length=320)
+    smtp_password: str | None = Field(default=None, min_length=1, max_length=1024, description="write-only")
+    smtp: bool = Field(default=True, description="also try sending (SMTP)")
+
+
+class StepOut(BaseModel):
+    """One step of the Test, as `gateway test` prints it: the server's own reply in `detail`."""
+
+    protocol: str
+    step: str
+    ok: bool
+    detail: str
+
+
+class TestOut(BaseModel):
+    ok: bool
+    steps: list[StepOut]
+
+
+class ServerIn(Strict):
+    """A custom mail server (the page's "Создать сервер"): endpoints as "host:port"."""
+
+    name: str = Field(min_length=1, max_length=253, description="its address, e.g. mail.example.org")
+    imap: str | None = Field(default=None, max_length=300)
+    pop3: str | None = Field(default=None, max_length=300)
+    smtp: str | None = Field(default=None, max_length=300)
+    verify_certificate: bool | None = None
+    ssl: bool | None = Field(default=None, description="implicit TLS for IMAP/POP3 (default: yes)")
+    security: Literal["none", "ssl", "starttls"] | None = Field(default=None, description="SMTP's")
+    files_sent_mail: bool | None = None
+
+
+class ServerPatch(Strict):
+    imap: str | None = Field(default=None, max_length=300)
+    pop3: str | None = Field(default=None, max_length=300)
+    smtp: str | None = Field(default=None, max_length=300)
+    verify_certificate: bool | None = None
+    ssl: bool | None = None
+    security: Literal["none", "ssl", "starttls"] | None = None
+    files_sent_mail: bool | None = None

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from ..auth.login_guard import Outcome
 from ..auth.password_hashes import hash_password
-from ..config.model import Config
+from ..config.model import Config, Gateway
 from ..store.ports import Organisation
 from ..views import (
     comment_json,
@@ -193,20 +193,22 @@ async def list_mailboxes(slug: str, who: Who, context: Context) -> list[dict[str
                         "corporate ones open to them). Passwords are never shown.")
 async def list_gateways(slug: str, who: Who, context: Context) -> list[dict[str, Any]]:
     _, settings = _member(context, who, slug)
-    rows = []
-    for gateway in settings.gateways:
-        if who.user is not None and not may_see_gateway(who.user, gateway):
-            continue
-        task = context.reader.task_for_source(f"gateway:{gateway.email}")
-        state = context.reader.gateway_state(gateway.email)
-        rows.append({**gateway_json(gateway, settings, task.id if task else None),
-                     "last_success": state.last_success if state else None,
-                     "last_error": state.last_error if state else None,
-                     "last_error_at": state.last_error_at if state else None,
-                     "next_attempt": state.next_attempt if state else None,
-                     "failures": state.failures if state else 0,
-                     "position": f"{state.folder} UID {state.last_uid}" if state and state.folder else None})
-    return rows
+    return [gateway_row(context, settings, gateway) for gateway in settings.gateways
+            if who.user is None or may_see_gateway(who.user, gateway)]
+
+
+def gateway_row(context: ApiContext, settings: Config, gateway: Gateway) -> dict[str, Any]:
+    """A gateway as `gateway list --json` shows it, with its fetching's state."""
+    task = context.reader.task_for_source(f"gateway:{gateway.email}")
+    state = context.reader.gateway_state(gateway.email)
+    return {**gateway_json(gateway, settings, task.id if task else None),
+            "state": state.state if state else None, "failed_step": state.failed_step if state else None,
+            "last_success": state.last_success if state else None,
+            "last_error": state.last_error if state else None,
+            "last_error_at": state.last_error_at if state else None,
+            "next_attempt": state.next_attempt if state else None,
+            "failures": state.failures if state else 0,
+            "position": f"{state.folder} UID {state.last_uid}" if state and state.folder else None}
 
 
 @router.get("/organisations/{slug}/rules", response_model=list[RuleOut], tags=["rules"],

@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.edit import Value
 from ..config.model import (
     PROTOCOL_CHOICES,
     Gateway,
 )
 from ..errors import NotFound, ProstoyMailError
+from ..operations.gateways import GatewayChange, add_gateway, edit_gateway, remove_gateway
 from ..provisioning import (
-    ensure_gateway_task,
     ensure_mail_tasks,
 )
 from ..views import GATEWAY_FLAGS, gateway_json
@@ -73,82 +72,46 @@ def _absolute(file: str | None) -> str | None:
     return str(path)
 
 
-def _secret(ctx: Context, key: str, file: str | None, prompt: str) -> dict[str, Value]:
-    """A password as the organisation keeps it: for the file's, the file's path (`key_file`,
-    e.g. a systemd credential) or the password itself; an organisation in the store keeps the
+def _secret(ctx: Context, file: str | None, prompt: str) -> tuple[str | None, str | None]:
+    """(password, password_file) as the organisation keeps it: for the file's, the file's path
+    (e.g. a systemd credential) or the password itself; an organisation in the store keeps the
     password itself (it may not name the daemon's files), read here from the file."""
     from .common import read_password
 
     if file is not None and not ctx.in_store():
-        return {f"{key}_file": _absolute(file), key: None}
-    return {key: read_password(file, prompt, required=True), f"{key}_file": None}
+        return None, _absolute(file)
+    return read_password(file, prompt, required=True), None
 
 
-def _gateway_values(ctx: Context, *, adding: bool) -> dict[str, Value]:
-    from datetime import date
-
-
+def _change(ctx: Context, *, adding: bool) -> GatewayChange:
     a = ctx.args
-    values: dict[str, Value] = {}
-    if a.server:
-        values["server"] = a.server.lower()
-    if a.protocol:
-        values["protocol"] = a.protocol
-    if a.login:
-        values["login"] = a.login
+    password = password_file = smtp_password = smtp_password_file = None
     if a.password_file or a.password_prompt or (adding and sys.stdin.isatty()):
-        values.update(_secret(ctx, "password", a.password_file, f"Password of {a.email}"))
+        password, password_file = _secret(ctx, a.password_file, f"Password of {a.email}")
     elif adding:
         raise ProstoyMailError("a gateway needs a password: give --password-file F or --password-prompt")
     if a.smtp_login:
-        values["smtp_login"] = a.smtp_login
-        values.update(_secret(ctx, "smtp_password", a.smtp_password_file, f"SMTP password of {a.smtp_login}"))
-    if a.same_smtp_login:
-        values.update(smtp_login=None, smtp_password=None, smtp_password_file=None)
-    if a.personal_for is not None:
-        values["personal_for"] = a.personal_for or None
-    for flag in GATEWAY_FLAGS:
-        if getattr(a, flag) is not None:
-            values[flag] = getattr(a, flag)
-    if a.import_since:
-        try:
-            date.fromisoformat(a.import_since)
-        except ValueError:
-            raise ProstoyMailError(f'--import-since: "{a.import_since}" is not a date like 2026-01-31') from None
-        values["import_since"] = a.import_since
-    return values
+        smtp_password, smtp_password_file = _secret(ctx, a.smtp_password_file, f"SMTP password of {a.smtp_login}")
+    return GatewayChange(server=a.server, protocol=a.protocol, login=a.login, password=password,
+                         password_file=password_file, smtp_login=a.smtp_login, smtp_password=smtp_password,
+                         smtp_password_file=smtp_password_file, same_smtp_login=a.same_smtp_login,
+                         personal_for=a.personal_for,
+                         flags={flag: getattr(a, flag) for flag in GATEWAY_FLAGS if getattr(a, flag) is not None},
+                         import_since=a.import_since)
 
 
 def gateway_add(ctx: Context) -> int:
     email = ctx.args.email.lower()
-    if ctx.config().gateway(email) is not None:
+    if ctx.config().gateway(email) is not None:  # (before a password is asked for)
         raise ProstoyMailError(f'gateway "{email}" already exists (change it with: gateway edit {email})')
-    ctx.check_limit("gateways", len(ctx.config().gateways))
-    values = _gateway_values(ctx, adding=True)
-    doc = ctx.document()
-    entry: dict[str, Value] = {"email": email, "server": None, "protocol": "imap", "login": email,
-                               "password": None, "password_file": None, "smtp_login": None,
-                               "smtp_password": None, "smtp_password_file": None, "personal_for": None,
-                               "forwarding": True, "keep_on_server": True, "upload_sent": False,
-                               "mark_read": False, "delete_on_server_when_deleted": False}
-    doc.append("gateways", {**entry, **values})  # in this order; keys left None are not written
-    config = ctx.save(doc)
-    gateway = config.gateway(email)
-    assert gateway is not None
-    task = ensure_gateway_task(config, ctx.store(), gateway)
+    _, task = add_gateway(ctx, email, _change(ctx, adding=True))
     ctx.say(f"gateway {email} added; its task is {task.id} ({task.ref})")
     return 0
 
 
 def gateway_edit(ctx: Context) -> int:
     email = ctx.args.email.lower()
-    doc = ctx.document()
-    index = doc.index_of("gateways", "email", email)
-    doc.update("gateways", index, _gateway_values(ctx, adding=False))
-    config = ctx.save(doc)
-    gateway = config.gateway(email)
-    assert gateway is not None
-    ensure_gateway_task(config, ctx.store(), gateway)
+    edit_gateway(ctx, email, _change(ctx, adding=False))
     ctx.say(f"gateway {email} changed")
     return 0
 
@@ -182,9 +145,7 @@ def gateway_list(ctx: Context) -> int:
 
 def gateway_remove(ctx: Context) -> int:
     email = ctx.args.email.lower()
-    doc = ctx.document()
-    doc.remove("gateways", doc.index_of("gateways", "email", email))
-    ctx.save(doc)
+    remove_gateway(ctx, email)
     ctx.say(f"gateway {email} removed (its task and mail stay in the store)")
     return 0
 

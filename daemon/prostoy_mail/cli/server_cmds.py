@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..config.edit import ConfigDocument, Value
-from ..config.load import load_presets
 from ..config.model import (
     SECURITY_CHOICES,
     Endpoint,
-    Server,
 )
-from ..errors import NotFound, ProstoyMailError
+from ..operations.servers import ServerChange, add_server, edit_server, remove_server
 from ..views import server_json
 from .common import Context
 
@@ -66,66 +63,25 @@ def server_list(ctx: Context) -> int:
     return 0
 
 
-def _server_values(a: argparse.Namespace) -> dict[str, Value]:
-    values: dict[str, Value] = {"imap": a.imap, "pop3": a.pop3, "smtp": a.smtp,
-                                "verify_certificate": a.verify_certificate, "ssl": a.ssl,
-                                "security": a.security, "files_sent_mail": a.files_sent_mail}
-    return {k: v for k, v in values.items() if v is not None}
+def _change(a: argparse.Namespace) -> ServerChange:
+    return ServerChange(imap=a.imap, pop3=a.pop3, smtp=a.smtp, verify_certificate=a.verify_certificate, ssl=a.ssl,
+                        security=a.security, files_sent_mail=a.files_sent_mail)
 
 
 def server_add(ctx: Context) -> int:
-    name = ctx.args.name.lower()
-    if ctx.config().server(name) is not None:
-        raise ProstoyMailError(f'server "{name}" already exists (change it with: server edit {name})')
-    doc = ctx.document()
-    doc.append("servers", {"name": name, **_server_values(ctx.args)})
-    ctx.save(doc)
-    ctx.say(f"server {name} added")
+    server = add_server(ctx, ctx.args.name, _change(ctx.args))
+    ctx.say(f"server {server.name} added")
     return 0
 
 
 def server_edit(ctx: Context) -> int:
-    name = ctx.args.name.lower()
-    server = ctx.config().server(name)
-    if server is None:
-        raise NotFound(f'no server "{name}"')
-    doc = ctx.document()
-    changes = _server_values(ctx.args)
-    if _in_file(doc, "servers", "name", name):
-        doc.update("servers", doc.index_of("servers", "name", name), changes)
-    else:  # a preset: a full entry of the same name in the file replaces it
-        doc.append("servers", {**_server_entry(server), **changes})
-    ctx.save(doc)
-    ctx.say(f"server {name} changed")
+    server = edit_server(ctx, ctx.args.name, _change(ctx.args))
+    ctx.say(f"server {server.name} changed")
     return 0
-
-
-def _server_entry(server: Server) -> dict[str, Value]:
-    return {"name": server.name, "imap": server.imap, "pop3": server.pop3, "smtp": server.smtp,
-            "verify_certificate": server.verify_certificate, "ssl": server.ssl,
-            "security": server.security, "files_sent_mail": server.files_sent_mail}
-
-
-def _in_file(doc: ConfigDocument, section: str, key: str, value: str) -> bool:
-    try:
-        doc.index_of(section, key, value)
-    except NotFound:
-        return False
-    return True
 
 
 def server_remove(ctx: Context) -> int:
     name = ctx.args.name.lower()
-    server = ctx.config().server(name)
-    if server is None:
-        raise NotFound(f'no server "{name}"')
-    doc = ctx.document()
-    if not _in_file(doc, "servers", "name", name):
-        raise ProstoyMailError(f'"{name}" is a preset shipped with prostoy-mail; it cannot be removed')
-    doc.remove("servers", doc.index_of("servers", "name", name))
-    ctx.save(doc)  # refuses, naming the gateway, while a gateway still uses a custom server
-    again = " (the preset applies again)" if any(p.name == name for p in load_presets()) else ""
+    again = " (the preset applies again)" if remove_server(ctx, name) else ""
     ctx.say(f"server {name} removed{again}")
     return 0
-
-
