@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from ..config.model import Config, Gateway
 from ..fetch.probe import Step, probe_fetching, probe_sending
@@ -124,8 +124,9 @@ async def verify_gateway(slug: str, body: GatewayVerifyIn, who: Who, context: Co
 @router.post("/organisations/{slug}/gateways/{email}/test", response_model=TestOut, tags=["gateways"],
              description="Who: the admin and the owner; an employee, on their personal gateway. The Test button on "
                          "the saved settings, as `gateway test` does it.")
-async def test_gateway(slug: str, email: str, who: Who, context: Context) -> dict[str, Any]:
+async def test_gateway(slug: str, email: str, who: Who, context: Context,
+                       smtp: Annotated[bool, Query(description="also try sending (SMTP)")] = True) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, *EVERYONE)
     settings = context.settings_of(organisation.id)
     gateway = _visible_gateway(who, settings, email)
-    return await _test(settings, dataclasses.replace(gateway), True)
+    return await _test(settings, dataclasses.replace(gateway), smtp)

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from ..auth.login_guard import Outcome
 from ..auth.password_hashes import hash_password
 from ..config.model import Config, Gateway
+from ..provisioning import delete_comment as remove_comment
 from ..store.ports import Organisation
 from ..views import (
     comment_json,
@@ -286,3 +287,19 @@ async def list_comments(slug: str, task_id: int, who: Who, context: Context,
     with context.reader.acting_for(organisation.id):
         comments = context.reader.comments_page(task_id, before, since_text, limit)
     return [comment_json(c) for c in comments]
+
+
+@router.delete("/organisations/{slug}/comments/{comment_id}", status_code=204, tags=["tasks"],
+               description="Who: the admin and the owner. The comment is deleted (a tombstone keeps the same "
+                           "message from coming back) and, where its gateway has delete_on_server_when_deleted, "
+                           "its message on the external server too (by the gateway's watcher).")
+async def delete_comment(slug: str, comment_id: int, who: Who, context: Context) -> Response:
+    organisation = organisation_for(context, who, slug, "owner")
+    settings = context.settings_of(organisation.id)
+
+    def job(store: Any) -> None:
+        with store.acting_for(organisation.id):
+            remove_comment(settings, store, comment_id)
+
+    await context.writer.run(job)
+    return Response(status_code=204)
