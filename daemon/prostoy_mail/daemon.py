@@ -93,6 +93,9 @@ class Daemon:
         self.http_listeners: list[Any] = []  # (api.server.HttpListener: their shutdowns are awaited at stop)
         self.api_hub: asyncio.Task[None] | None = None  # the API's events poller
         self.event_hub: Any = None  # (api.events.EventHub: its streams end first when the daemon stops)
+        self.webhooks: Any = None  # (api.webhooks.WebhookDeliverer)
+        self.webhook_task: asyncio.Task[None] | None = None
+        self.webhook_reader: SqliteStore | None = None
 
     @property
     def config(self) -> Config:
@@ -145,6 +148,12 @@ class Daemon:
             log.error("organisation %s: its settings cannot be applied and are left out: %s", slug, why)
         await self._open_metrics()
         self.outbound.start()
+        from .api.webhooks import WebhookDeliverer  # (httpx: imported when the daemon starts, not by the CLI)
+
+        self.webhook_reader = SqliteStore(location)
+        self.webhook_reader.org_id = None
+        self.webhooks = WebhookDeliverer(self.webhook_reader, self.writer, lambda: self.config, self.metrics)
+        self.webhook_task = asyncio.create_task(self.webhooks.run(), name="webhooks")
         fair = FairAdmission(funnel.accept_fetched)  # (one organisation's gateways never crowd out another's)
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), fair, self.writer,
                                                   self.writer.store.files, self.config.fetch, self.metrics))
@@ -500,6 +509,12 @@ class Daemon:
             self.metrics_server[1].server_close()
         for http in self.http_listeners:
             await http.wait_closed()  # (requests in hand finish: up to api.server.GRACE seconds)
+        if self.webhook_task is not None:
+            self.webhook_task.cancel()  # (a POST in hand is cut: its event is sent again after the restart)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.webhook_task
+        if self.webhook_reader is not None:
+            self.webhook_reader.close()
         if self.api_hub is not None:
             self.api_hub.cancel()
             with contextlib.suppress(asyncio.CancelledError):

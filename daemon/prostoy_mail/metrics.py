@@ -43,6 +43,10 @@ class Metrics:
         self.outbound = Counter("prostoy_mail_outbound_recipients", "Outbound delivery answers per recipient, by "
                                 "organisation and outcome (delivered, pending = deferred, failed)",
                                 ["organisation", "outcome"], registry=self.registry)
+        self.webhooks = Counter("prostoy_mail_webhook_deliveries", "Webhook POSTs, by organisation and outcome "
+                                "(delivered, failed)", ["organisation", "outcome"], registry=self.registry)
+        self.webhooks_failing = Gauge("prostoy_mail_webhooks_failing", "Webhooks that have failed for [api] "
+                                      "webhook_failing_after seconds", registry=self.registry)
         self.logins = Counter("prostoy_mail_logins", "Password logins, by protocol and outcome",
                               ["protocol", "outcome"], registry=self.registry)
         self.spool = Gauge("prostoy_mail_spool_messages", "Outbound messages waiting", registry=self.registry)

@@ -36,6 +36,7 @@ class Api:
     tokens: dict[str, str]  # role -> bearer token ("admin", "owner", "employee", "other")
     sales_task: int
     ivanov_task: int
+    ids: dict[str, Any]  # made by setup(): "main_webhook", and per role "acme_webhooks", "acme_comments"
 
     async def login(self, login: str, password: str) -> httpx.Response:
         return await self.client.post("/api/v1/sessions", json={"login": login, "password": password})
@@ -44,7 +45,7 @@ class Api:
         return {} if role == "none" else {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-def setup(store: SqliteStore) -> tuple[int, int]:
+def setup(store: SqliteStore) -> tuple[int, int, dict[str, Any]]:
     store.add_user("ivanov", "Иван", hash_password(PASSWORDS["ivanov"]), is_owner=True)
     store.add_user("petrov", "Пётр", hash_password(PASSWORDS["petrov"]), is_owner=False)
     store.add_project("Sales")
@@ -75,7 +76,14 @@ def setup(store: SqliteStore) -> tuple[int, int]:
                                                 "action": "comment", "task": "Sales/Invoices"},
                                                {"name": "acme-global", "subject": "z", "action": "ignore",
                                                 "editable_by_owner": True}]})
-    return sales, ivanov
+    hooks = [store.add_webhook(acme, f"http://127.0.0.1:9/hook{i}", "s" * 16, []).id for i in range(5)]
+    with store.acting_for(acme):
+        acme_task = store.resolve_task("Sales/Invoices").id
+        comments = [store.store_message(MessageRecord(raw=f"Subject: c{i}\r\n\r\nx\r\n".encode(), direction="in",
+                                                      source="smtp", subject=f"c{i}"),
+                                        [CommentTarget(acme_task, ("r",))]).comment_ids[0] for i in range(5)]
+    main_hook = store.add_webhook(store.file_organisation_id(), "http://127.0.0.1:9/main", "s" * 16, []).id
+    return sales, ivanov, {"main_webhook": main_hook, "acme_webhooks": hooks, "acme_comments": comments}
 
 
 @pytest.fixture
@@ -91,12 +99,12 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
                {"name": "ivan-news", "mailbox": "ivan", "subject": "news", "action": "comment",
                 "task": "Sales/Invoices", "editable_by_owner": True}]))
     store = SqliteStore(tmp_path / "store.db")
-    sales, ivanov = setup(store)
+    sales, ivanov, ids = setup(store)
     store.close()
     daemon = Daemon(load_config(config))
     await daemon.start()
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.bound_port('http')}", timeout=30)
-    api = Api(daemon, client, {"admin": ADMIN_TOKEN}, sales, ivanov)
+    api = Api(daemon, client, {"admin": ADMIN_TOKEN}, sales, ivanov, ids)
     try:
         for role, login in (("owner", "ivanov"), ("employee", "petrov"), ("other", "boss"), ("acme-employee", "clerk")):
             answer = await api.login(login, PASSWORDS[login])
@@ -177,6 +185,8 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/organisations/{slug}/tasks"): (200, 200, 200, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/tasks/{task_id}/comments"): (200, 200, 200, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/events"): (200, 200, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/webhooks"): (200, 200, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/webhooks/{webhook_id}"): (200, 200, 403, 404, 401),
 }
 NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
 # Changes, in organisation acme (in the store: main's settings are the file's, 409). Roles:
@@ -198,6 +208,10 @@ WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/organisations/{slug}/gateways/verify"): (200, 200, 403, 404, 401),
     ("POST", "/api/v1/organisations/{slug}/gateways/{email}/test"): (200, 200, 200, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}/gateways/{email}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/webhooks"): (201, 201, 403, 404, 401),
+    ("PATCH", "/api/v1/organisations/{slug}/webhooks/{webhook_id}"): (200, 200, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/webhooks/{webhook_id}"): (204, 204, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/comments/{comment_id}"): (204, 204, 403, 404, 401),
 }
 BODIES = {  # (number: the role's place in WRITE_ROLES)
     ("POST", "rules"): lambda n: {"name": f"new-{n}", "action": "ignore", "subject": ["spam"]},
@@ -210,6 +224,8 @@ BODIES = {  # (number: the role's place in WRITE_ROLES)
     ("PATCH", "gateways"): lambda n: {"mark_read": True},
     ("POST", "verify"): lambda n: {"email": "try@far.example", "server": "local.test", "password": "pw",
                                    "smtp": False},
+    ("POST", "webhooks"): lambda n: {"url": f"http://127.0.0.1:9/new{n}", "secret": "s" * 16},
+    ("PATCH", "webhooks"): lambda n: {"types": ["comment.created"]},
 }
 
 
@@ -217,7 +233,8 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
     document = (await api.client.get("/api/v1/openapi.json")).json()
     operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert operations == set(EXPECTED) | set(WRITES) | NOT_BY_ROLE, "an operation without its row (or a stale row)"
-    values = {"slug": "main", "name": "invoices", "task_id": str(api.sales_task)}
+    values = {"slug": "main", "name": "invoices", "task_id": str(api.sales_task),
+              "webhook_id": str(api.ids["main_webhook"])}
     seen: dict[tuple[str, str], tuple[int, ...]] = {}
     for method, path in EXPECTED:
         url = path.format(**values)
@@ -236,7 +253,9 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
         statuses = []
         for number, role in enumerate(WRITE_ROLES):
             url = path.format(slug="acme", name=f"srv-{number}.test" if "/servers/" in path else f"w-{number}",
-                              login=f"w-{number}", email=f"gw-{number}@far.example")
+                              login=f"w-{number}", email=f"gw-{number}@far.example",
+                              webhook_id=api.ids["acme_webhooks"][number],
+                              comment_id=api.ids["acme_comments"][number])
             kind = path.split("/")[5] if "verify" not in path else "verify"  # (rules, servers, ...)
             make = BODIES.get((method, kind))
             body = make(number) if make is not None else None
@@ -366,7 +385,7 @@ async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_even
                                  " WHERE e.type = 'comment.created' GROUP BY o.slug").fetchall()
     finally:
         store.close()
-    assert {slug: count for slug, count in kinds} == {"acme": 3, "main": 6}  # (main: 5 in the setup, 1 now)
+    assert {slug: count for slug, count in kinds} == {"acme": 8, "main": 6}  # (5 each in the setup; 3 and 1 now)
 
 
 async def test_an_employee_sees_what_imap_shows_them(api: Api) -> None:

@@ -12,6 +12,7 @@ from .problems import PROBLEM_RESPONSES, install
 from .routes import router
 from .rules_routes import router as rules_router
 from .servers_routes import router as servers_router
+from .webhooks_routes import router as webhooks_router
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
@@ -29,4 +30,5 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(mailboxes_router)
     app.include_router(gateways_router)
     app.include_router(servers_router)
+    app.include_router(webhooks_router)
     return app

@@ -305,3 +305,31 @@ class ServerPatch(Strict):
     ssl: bool | None = None
     security: Literal["none", "ssl", "starttls"] | None = None
     files_sent_mail: bool | None = None
+
+
+EventType = Literal["comment.created", "gateway.state", "message.quarantined", "outbound.state"]
+
+
+class WebhookIn(Strict):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/]+", description="http(s)://...")
+    secret: str = Field(min_length=16, max_length=200, description="write-only: the HMAC-SHA256 key")
+    types: list[EventType] = Field(default_factory=list, description="the event types it gets (empty: every type)")
+
+
+class WebhookPatch(Strict):
+    url: str | None = Field(default=None, min_length=8, max_length=2000, pattern=r"^https?://[^\s/]+")
+    secret: str | None = Field(default=None, min_length=16, max_length=200, description="write-only")
+    types: list[EventType] | None = None
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    types: list[str]
+    state: Literal["active", "failing"]
+    delivered_through: int  # the last event it got (or that was not of its types)
+    attempts: int  # failed tries of its next event
+    next_attempt: str | None
+    failing_since: str | None
+    last_error: str | None
+    created_at: str

@@ -547,7 +547,11 @@ def _read_api(t: _Table | None, base: Path) -> ApiSettings:
         return ApiSettings()
     d = ApiSettings()
     settings = ApiSettings(admin_token_file=t.path_value("admin_token_file", base),
-                           session_lifetime=t.seconds("session_lifetime", d.session_lifetime, maximum=90 * 86400))
+                           session_lifetime=t.seconds("session_lifetime", d.session_lifetime, maximum=90 * 86400),
+                           webhook_failing_after=t.seconds("webhook_failing_after", d.webhook_failing_after,
+                                                           maximum=30 * 86400),
+                           webhook_retry_initial=t.seconds("webhook_retry_initial", d.webhook_retry_initial),
+                           webhook_retry_max=t.seconds("webhook_retry_max", d.webhook_retry_max))
     t.done()
     return settings
 

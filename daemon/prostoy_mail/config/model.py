@@ -117,6 +117,9 @@ class ApiSettings:
 
     admin_token_file: Path | None = None  # the provider's admin token (a systemd credential); None: no admin
     session_lifetime: float = 12 * 3600.0  # seconds a user's bearer token from POST /sessions is good for
+    webhook_failing_after: float = 24 * 3600.0  # seconds of failed tries before a webhook is marked failing
+    webhook_retry_initial: float = 5.0  # seconds before a failed POST is tried again, doubling ...
+    webhook_retry_max: float = 3600.0  # ... up to this (with jitter)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,24 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """An organisation's receiver of its events."""
+
+    id: int
+    org_id: int
+    url: str
+    secret: str  # (write-only to the outside: never shown)
+    types: tuple[str, ...]  # the event types it gets (empty: every type)
+    created_at: str
+    delivered_through: int  # its place in the event log
+    attempts: int  # tries of the next event so far
+    next_attempt: float  # unix time
+    failing_since: float | None
+    state: str  # active, failing (it has failed for [api] webhook_failing_after seconds)
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantinedMessage:
     id: int
     gateway: str

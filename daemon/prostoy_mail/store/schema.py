@@ -348,6 +348,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE gateway_state ADD COLUMN state TEXT;
     ALTER TABLE gateway_state ADD COLUMN failed_step TEXT;
     """,
+    # 18: webhooks: an organisation's URLs that get its events, in order, at least once. Each
+    # keeps its place in the event log (`delivered_through`): moved on only after the receiver
+    # answered 2xx, so a crash at any moment repeats an event, never skips one.
+    """
+    CREATE TABLE webhooks (
+        id INTEGER PRIMARY KEY,
+        org_id INTEGER NOT NULL REFERENCES organisations(id),
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        types TEXT NOT NULL,                 -- JSON: the event types it gets ([]: every type)
+        created_at TEXT NOT NULL,
+        delivered_through INTEGER NOT NULL,  -- the last event delivered (or not of its types)
+        attempts INTEGER NOT NULL DEFAULT 0, -- tries of the next event so far
+        next_attempt REAL NOT NULL DEFAULT 0,
+        failing_since REAL,                  -- unix time of the first failure in a row
+        state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'failing')),
+        last_error TEXT
+    );
+    CREATE INDEX webhooks_by_org ON webhooks (org_id);
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.

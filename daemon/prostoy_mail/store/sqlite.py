@@ -42,6 +42,7 @@ from .ports import (
 )
 from .raw_files import RawFiles
 from .schema import MIGRATIONS, REBUILDS, SCHEMA_VERSION
+from .webhooks import WebhooksMixin
 
 
 class StoreError(ProstoyMailError):
@@ -89,8 +90,9 @@ def is_store_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or (isinstance(exc, sqlite3.Error) and _code(exc) in _UNAVAILABLE)
 
 
+# (EventsMixin first: the others declare its _add_event for their type checking only)
 class SqliteStore(EventsMixin, FetchStateMixin, OutboundQueueMixin, ImapViewsMixin, ConversationsMixin,
-                  OrganisationsMixin):  # (EventsMixin first: the others declare its _add_event for their types)
+                  OrganisationsMixin, WebhooksMixin):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.files = RawFiles.beside(self.path)
