@@ -391,6 +391,9 @@ class Daemon:
                 if change <= self.change_id:
                     return  # (taken up by a reload that ran meanwhile)
                 if self.changes is not None:
+                    # Every change recorded by now, in one reload: changes made together (the API's
+                    # concurrent requests) are applied together, not one reload each.
+                    change = max(change, self.changes.latest_change())
                     changed = self.changes.changed_organisations(self.change_id, change)
                 self.change_id = change
             await self._reload(f"change {change} in the store" if change is not None else cause, changed)

@@ -1,0 +1,135 @@
+"""The management API's cost against its framework's floor, measured in one run.
+
+    .venv/bin/python bench/api_requests.py [--seconds 10] [--connections 50]
+
+wrk (Debian's wrk package) with 50 connections against, in turn:
+  (a) hello  - a FastAPI hello-world endpoint served the same way (bench/hello_api.py): the floor;
+  (b) read   - GET /api/v1/organisations/acme/tasks/ID/comments (50 comments) of `prostoy-mail serve`;
+  (c) write  - POST /api/v1/organisations/acme/rules (a new rule each, in effect when answered).
+Each with a user's bearer token (b, c: checked against the store's sessions). Prints requests/s
+and p99 latency of each, and the ratios of (b) and (c) to (a): the API must cost at most 2x
+its framework's floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.peers import free_port, wait_port
+from tests.config_factory import config_text
+
+CLI = str(Path(sys.executable).parent / "prostoy-mail")
+WRITE_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"name": "r' .. id .. '-' .. counter .. '", "subject": ["x' .. counter ..
+    '"], "action": "comment", "task": "Sales/Invoices"}'
+  wrk.headers["Content-Type"] = "application/json"  -- (with -H Authorization: nil headers keep wrk.headers)
+  return wrk.format("POST", nil, nil, body)
+end
+"""
+
+
+def wrk(url: str, seconds: int, connections: int, token: str | None, script: Path | None = None) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms) of wrk against `url`; non-2xx answers are an error."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        command += ["-s", str(script)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"{url}: answers that are not 2xx:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="pm-api-"))
+    port, hello_port = free_port(), free_port()
+    config = work / "prostoy-mail.toml"
+    config.write_text(config_text(listen={"http": f"127.0.0.1:{port}"}, smtp={"workers": 0}))
+    task = _setup(work / "store.db")
+    daemon = subprocess.Popen([CLI, "--config", str(config), "serve", "--log-level", "warning"])
+    hello = subprocess.Popen([sys.executable, str(Path(__file__).parent / "hello_api.py"), str(hello_port)])
+    try:
+        wait_port(port)
+        wait_port(hello_port)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        token = _login(base)
+        script = work / "write.lua"
+        script.write_text(WRITE_LUA)
+        print(f"loadavg {os.getloadavg()}; wrk -t2 -c{args.connections} -d{args.seconds}s", flush=True)
+        results = {
+            "hello (floor)": wrk(f"http://127.0.0.1:{hello_port}/hello", args.seconds, args.connections, None),
+            "read: GET comments (50)": wrk(f"{base}/organisations/acme/tasks/{task}/comments", args.seconds,
+                                           args.connections, token),
+            "write: POST rules": wrk(f"{base}/organisations/acme/rules", args.seconds, args.connections, token,
+                                     script),
+        }
+        floor = results["hello (floor)"][0]
+        for name, (rate, p99) in results.items():
+            print(f"{name:26} {rate:8.0f} req/s  p99 {p99:7.1f} ms  floor/this {floor / rate:5.2f}")
+    finally:
+        for process in (daemon, hello):
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    return 0
+
+
+def _setup(store_path: Path) -> int:
+    from prostoy_mail.auth.password_hashes import hash_password
+    from prostoy_mail.store.ports import CommentTarget, MessageRecord
+    from prostoy_mail.store.sqlite import SqliteStore
+
+    store = SqliteStore(store_path)
+    try:
+        acme = store.add_organisation("acme", "Acme").id
+        store.set_limit_overrides(acme, {"rules": 10_000_000})
+        with store.acting_for(acme):
+            store.add_user("boss", "Boss", hash_password("boss-pw"), is_owner=True)
+            store.add_project("Sales")
+            task = store.add_task("Sales", "Invoices").id
+            for number in range(50):
+                text = f"Subject: invoice {number}\r\nFrom: a@b.c\r\n\r\n" + "body text\r\n" * 20
+                store.store_message(MessageRecord(raw=text.encode(), direction="in", source="smtp",
+                                                  subject=f"invoice {number}", text="body text\n" * 20),
+                                    [CommentTarget(task, ("bench",))])
+        return task
+    finally:
+        store.close()
+
+
+def _login(base: str) -> str:
+    request = urllib.request.Request(f"{base}/sessions", method="POST", headers={"content-type": "application/json"},
+                                     data=json.dumps({"login": "boss", "password": "boss-pw"}).encode())
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return str(json.load(answer)["token"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
