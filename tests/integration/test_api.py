@@ -60,8 +60,14 @@ def setup(store: SqliteStore) -> tuple[int, int, dict[str, Any]]:
     with store.acting_for(acme):
         store.add_user("boss", "Boss", hash_password(PASSWORDS["boss"]), is_owner=True)
         store.add_user("clerk", "Clerk", hash_password(PASSWORDS["clerk"]), is_owner=False)
+        for i in range(5):
+            store.add_user(f"u-{i}", f"User {i}", None, is_owner=False)
         store.add_project("Sales")
         store.add_task("Sales", "Invoices")
+    for i in range(5):
+        gone = store.add_organisation(f"gone-{i}", "To be removed").id
+        with store.acting_for(gone):
+            store.add_user(f"gone-owner-{i}", "Owner", None, is_owner=True)
     store.replace_org_entries(acme, {"servers": [{"name": "local.test", "imap": "127.0.0.1:9", "ssl": False,
                                                   "fetch_security": "none"},
                                                  *({"name": f"srv-{i}.test", "imap": "imap.far.example:993"}
@@ -212,6 +218,10 @@ WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("PATCH", "/api/v1/organisations/{slug}/webhooks/{webhook_id}"): (200, 200, 403, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}/webhooks/{webhook_id}"): (204, 204, 403, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}/comments/{comment_id}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/users"): (201, 201, 403, 404, 401),
+    ("PUT", "/api/v1/organisations/{slug}/users/{login}/password"): (204, 204, 403, 404, 401),  # (not clerk's own)
+    ("DELETE", "/api/v1/organisations/{slug}/users/{login}"): (204, 204, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}"): (204, 403, 403, 403, 401),  # (gone-N: an organisation each)
 }
 BODIES = {  # (number: the role's place in WRITE_ROLES)
     ("POST", "rules"): lambda n: {"name": f"new-{n}", "action": "ignore", "subject": ["spam"]},
@@ -225,6 +235,8 @@ BODIES = {  # (number: the role's place in WRITE_ROLES)
     ("POST", "verify"): lambda n: {"email": "try@far.example", "server": "local.test", "password": "pw",
                                    "smtp": False},
     ("POST", "webhooks"): lambda n: {"url": f"http://127.0.0.1:9/new{n}", "secret": "s" * 16},
+    ("POST", "users"): lambda n: {"login": f"new-user-{n}", "password": "new-password"},
+    ("PUT", "users"): lambda n: {"password": "another-password"},
     ("PATCH", "webhooks"): lambda n: {"types": ["comment.created"]},
 }
 
@@ -252,11 +264,13 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
     for method, path in WRITES:
         statuses = []
         for number, role in enumerate(WRITE_ROLES):
-            url = path.format(slug="acme", name=f"srv-{number}.test" if "/servers/" in path else f"w-{number}",
-                              login=f"w-{number}", email=f"gw-{number}@far.example",
+            url = path.format(slug="acme" if path.count("/") > 4 else f"gone-{number}",
+                              name=f"srv-{number}.test" if "/servers/" in path else f"w-{number}",
+                              login=f"u-{number}" if "/users/" in path else f"w-{number}",
+                              email=f"gw-{number}@far.example",
                               webhook_id=api.ids["acme_webhooks"][number],
                               comment_id=api.ids["acme_comments"][number])
-            kind = path.split("/")[5] if "verify" not in path else "verify"  # (rules, servers, ...)
+            kind = (path.split("/") + [""])[5] if "verify" not in path else "verify"  # (rules, servers, ...)
             make = BODIES.get((method, kind))
             body = make(number) if make is not None else None
             answer = await api.client.request(method, url, headers=api.as_(role), json=body)

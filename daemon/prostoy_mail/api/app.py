@@ -12,6 +12,7 @@ from .problems import PROBLEM_RESPONSES, install
 from .routes import router
 from .rules_routes import router as rules_router
 from .servers_routes import router as servers_router
+from .users_routes import router as users_router
 from .webhooks_routes import router as webhooks_router
 
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -31,4 +32,5 @@ def build_app(context: ApiContext) -> FastAPI:
     app.include_router(gateways_router)
     app.include_router(servers_router)
     app.include_router(webhooks_router)
+    app.include_router(users_router)
     return app

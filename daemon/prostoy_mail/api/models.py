@@ -333,3 +333,14 @@ class WebhookOut(BaseModel):
     failing_since: str | None
     last_error: str | None
     created_at: str
+
+
+class UserIn(Strict):
+    login: str = Field(min_length=1, max_length=320, description="unique across the installation")
+    name: str | None = Field(default=None, max_length=200)
+    owner: bool = Field(default=False, description="an owner of the organisation (there is one: its owner)")
+    password: str | None = Field(default=None, min_length=1, max_length=1024, description="write-only")
+
+
+class PasswordIn(Strict):
+    password: str = Field(min_length=8, max_length=1024, description="write-only")

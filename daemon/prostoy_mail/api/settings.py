@@ -40,8 +40,9 @@ class StoreWorkspace:
 
     def config(self) -> Config:
         if self._config is None:
-            self._config = organisation_config(self._file_config, self._organisation.slug,
-                                               self._store.org_entries(self._organisation.id))
+            self._config = (self._file_config if self._organisation.file_managed else
+                            organisation_config(self._file_config, self._organisation.slug,
+                                                self._store.org_entries(self._organisation.id)))
         return self._config
 
     def file_config(self) -> Config:
@@ -57,6 +58,8 @@ class StoreWorkspace:
         return self._file_config.limits.with_overrides(self._store.limit_overrides(organisation.id))
 
     def document(self) -> ConfigDocument:
+        if self._organisation.file_managed:
+            raise file_managed(self._organisation)
         self.config()  # (the settings must be valid before they are edited)
         org_id = self._organisation.id
         return OrganisationDocument(self._file_config, self._organisation.slug, self._store.org_entries(org_id),
@@ -71,10 +74,11 @@ class StoreWorkspace:
         return saved
 
 
-def in_workspace(organisation: Organisation, file_config: Config,
-                 operation: Callable[[StoreWorkspace], T]) -> Callable[[SettingsStore], tuple[T, int | None]]:
-    """A store job running `operation` for the organisation; its result and the change made."""
-    if organisation.file_managed:
+def in_workspace(organisation: Organisation, file_config: Config, operation: Callable[[StoreWorkspace], T],
+                 store_only: bool = False) -> Callable[[SettingsStore], tuple[T, int | None]]:
+    """A store job running `operation` for the organisation; its result and the change made.
+    `store_only`: it changes the store alone (users), also for the file-declared organisation."""
+    if organisation.file_managed and not store_only:
         raise file_managed(organisation)
 
     def job(store: SettingsStore) -> tuple[T, int | None]:

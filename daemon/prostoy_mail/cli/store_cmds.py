@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..auth.password_hashes import hash_password
-from ..errors import ProstoyMailError
+from ..operations.users import add_user, remove_user
 from ..provisioning import delete_comment
 from ..views import comment_json, task_json, user_json
 from .common import Context, read_password
@@ -72,13 +72,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def user_add(ctx: Context) -> int:
     a = ctx.args
-    from ..config.load import LOGIN_RE
-
-    if not LOGIN_RE.match(a.login):
-        raise ProstoyMailError(f'"{a.login}" is not a valid login (lower-case letters, digits, ".", "_", "-")')
-    ctx.check_limit("users", ctx.store().counts(ctx.organisation().id)["users"])
     password = read_password(a.password_file, f"Password for {a.login}", required=False)
-    user = ctx.store().add_user(a.login, a.name or a.login, hash_password(password) if password else None, a.owner)
+    user = add_user(ctx, a.login, a.name or a.login, hash_password(password) if password else None, a.owner)
     ctx.say(f"user {user.login} added; personal task {user.personal_task_id}"
             + ("" if password else " (no password: cannot log in to mail until `user passwd`)"))
     return 0
@@ -105,14 +100,8 @@ def user_passwd(ctx: Context) -> int:
 
 
 def user_remove(ctx: Context) -> int:
-    config = ctx.config()
     login = ctx.args.login
-    uses = [f"mailbox {m.login}" for m in config.mailboxes if m.owner == login]
-    uses += [f"gateway {g.email}" for g in config.gateways if g.personal_for == login]
-    uses += [f"rule {r.name}" for r in config.rules if r.assign_to == login]
-    if uses:
-        raise ProstoyMailError(f'user "{login}" is still named in the configuration: {", ".join(uses)}')
-    ctx.store().remove_user(login)
+    remove_user(ctx, login)
     ctx.say(f"user {login} removed")
     return 0
 

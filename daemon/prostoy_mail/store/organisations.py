@@ -118,6 +118,8 @@ class OrganisationsMixin:
             removed["users"] = db.execute("DELETE FROM users WHERE org_id = :org", args).rowcount
             removed["domains"] = db.execute("DELETE FROM domains WHERE org_id = :org", args).rowcount
             db.execute("DELETE FROM org_limits WHERE org_id = :org", args)
+            db.execute("DELETE FROM webhooks WHERE org_id = :org", args)
+            db.execute("DELETE FROM events WHERE org_id = :org", args)
             db.execute("DELETE FROM org_entries WHERE org_id = :org", args)
             removed["messages"] = sum(
                 db.execute("DELETE FROM messages WHERE id = ? AND NOT EXISTS (SELECT 1 FROM comments WHERE message_id"
