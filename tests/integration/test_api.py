@@ -270,7 +270,7 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
                               email=f"gw-{number}@far.example",
                               webhook_id=api.ids["acme_webhooks"][number],
                               comment_id=api.ids["acme_comments"][number])
-            kind = (path.split("/") + [""])[5] if "verify" not in path else "verify"  # (rules, servers, ...)
+            kind = [*path.split("/"), ""][5] if "verify" not in path else "verify"  # (rules, servers, ...)
             make = BODIES.get((method, kind))
             body = make(number) if make is not None else None
             answer = await api.client.request(method, url, headers=api.as_(role), json=body)
