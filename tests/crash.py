@@ -356,9 +356,93 @@ def outbound_crash(work: Path, kills: int, senders: int = 2) -> Report:
     return report
 
 
-if __name__ == "__main__":  # python tests/crash.py smtp|fetch|outbound KILLS
+def webhook_crash(work: Path, kills: int, senders: int = 2) -> Report:
+    """Mail arrives over SMTP (each message an event) while the daemon POSTs the events to a
+    webhook and is killed at random moments: afterwards every event of the store has reached
+    the receiver at least once, and the receiver got no event the store does not have."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    work.mkdir(parents=True, exist_ok=True)
+    received: list[int] = []
+    lock = threading.Lock()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            with lock:
+                received.append(int(self.headers["X-Prostoy-Event-Id"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = free_port()
+    config = work / "prostoy-mail.toml"
+    config.write_text(config_text(
+        domain="crash.test", listen={"smtp": f"127.0.0.1:{port}"}, mailboxes=["box"],
+        smtp={"max_connections_per_ip": 1000, "workers": 0}, fetch={"private_servers": True},
+        api={"webhook_retry_initial": 0.1, "webhook_retry_max": 0.5}))
+    from prostoy_mail.store.sqlite import SqliteStore
+
+    store = SqliteStore(work / "store.db")
+    store.add_webhook(store.file_organisation_id(), f"http://127.0.0.1:{receiver.server_port}/hook", "s" * 16, [])
+    store.close()
+    daemon = DaemonProcess(config, port)
+    daemon.start()
+    stop = threading.Event()
+    acked: set[str] = set()
+
+    def send(thread: int) -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            marker = f"hook-{thread}-{number}"
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                    client.sendmail("load@client.example", ["box@crash.test"], message(marker))
+            except (OSError, smtplib.SMTPException):
+                continue
+            with lock:
+                acked.add(marker)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(senders)]
+    for t in threads:
+        t.start()
+    survived = kill_loop(daemon, kills, stop)
+    for t in threads:
+        t.join()
+    db = sqlite3.connect(work / "store.db")
+    try:
+        events = {int(i) for (i,) in db.execute("SELECT id FROM events WHERE type = 'comment.created'")}
+        with_event = {str(m) for (m,) in db.execute(
+            "SELECT m.message_id FROM events e JOIN comments c ON c.id = e.object_id"
+            " JOIN messages m ON m.id = c.message_id WHERE e.type = 'comment.created'")}
+    finally:
+        db.close()
+    deadline = time.monotonic() + 60  # (the restarted daemon catches up with what it had not sent)
+    while time.monotonic() < deadline and not events <= set(received):
+        time.sleep(0.1)
+    daemon.stop()
+    receiver.shutdown()
+    counts = Counter(received)
+    report = Report("webhooks", survived, len(events))
+    report.stored = len(events & set(counts))  # here: delivered to the receiver
+    report.lost = len(events - set(counts))
+    report.extra["acknowledged messages without their event"] = sum(
+        1 for m in acked if f"{m}@crash" not in with_event)
+    report.extra["events invented"] = len(set(counts) - events)
+    report.extra["delivered again after a kill"] = sum(1 for c in counts.values() if c > 1)
+    report.extra["tracebacks"] = daemon.tracebacks()
+    return report
+
+
+if __name__ == "__main__":  # python tests/crash.py smtp|fetch|outbound|webhooks KILLS
     import tempfile
     kind, count = sys.argv[1], int(sys.argv[2])
-    fn = {"smtp": smtp_crash, "fetch": fetch_crash, "outbound": outbound_crash}[kind]
+    fn = {"smtp": smtp_crash, "fetch": fetch_crash, "outbound": outbound_crash, "webhooks": webhook_crash}[kind]
     print(fn(Path(tempfile.mkdtemp(prefix=f"pm-crash-{kind}-")), count).line())
     os._exit(0)

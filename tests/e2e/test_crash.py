@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash import fetch_crash, outbound_crash, smtp_crash
+from tests.crash import fetch_crash, outbound_crash, smtp_crash, webhook_crash
 
 
 def test_smtp_under_kills_loses_nothing_and_stores_nothing_twice(tmp_path: Path) -> None:
@@ -59,3 +59,14 @@ def test_big_smtp_messages_spooled_to_files_under_kills(tmp_path: Path) -> None:
     assert report.kills == 3 and report.acknowledged >= 5, report.line()
     assert (report.lost, report.duplicated, report.half_stored) == (0, 0, 0), report.line()
     assert report.stored == report.acknowledged and report.extra["tracebacks"] == 0, report.line()
+
+
+def test_webhooks_under_kills_get_every_event_at_least_once_and_none_invented(tmp_path: Path) -> None:
+    report = webhook_crash(tmp_path, kills=4)
+    print(report.line())
+    assert report.kills == 4 and report.acknowledged > 20, report.line()
+    assert report.lost == 0 and report.stored == report.acknowledged, report.line()
+    assert report.extra["events invented"] == 0, report.line()
+    assert report.extra["acknowledged messages without their event"] == 0, report.line()
+    assert report.extra["tracebacks"] == 0, report.line()
+

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 EVERY = 0.2  # seconds between looks for due webhooks (and new events)
 TIMEOUT = 10.0  # seconds a receiver has for one POST
 BATCH = 100  # events read at a time for one webhook
+PROGRESS = 10  # events POSTed between two records of a webhook's place (a crash sends these again)
 PARALLEL = 50  # webhooks posted to at once
 
 
@@ -81,20 +82,23 @@ class WebhookDeliverer:
 
     async def _deliver(self, hook: Webhook, slug: str) -> None:
         async with self.parallel:
-            through = hook.delivered_through
+            through = recorded = hook.delivered_through
             try:
-                for event in self.reader.events_after(through, hook.org_id, BATCH):
+                for number, event in enumerate(self.reader.events_after(through, hook.org_id, BATCH), 1):
                     if not hook.types or event.type in hook.types:
                         await self._post(hook, slug, event)
                     through = event.id
+                    if number % PROGRESS == 0:
+                        await self._progress(hook, recorded, through)
+                        recorded = through
             except _Failed as failed:
-                await self._progress(hook, through)
+                await self._progress(hook, recorded, through)
                 await self._failed(hook, slug, str(failed))
                 return
-            await self._progress(hook, through)
+            await self._progress(hook, recorded, through)
 
-    async def _progress(self, hook: Webhook, through: int) -> None:
-        if through > hook.delivered_through:
+    async def _progress(self, hook: Webhook, recorded: int, through: int) -> None:
+        if through > recorded:
             await self.writer.run(lambda store: store.webhook_delivered(hook.id, through))
 
     async def _post(self, hook: Webhook, slug: str, event: Event) -> None:
