@@ -193,6 +193,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/organisations/{slug}/events"): (200, 200, 403, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/webhooks"): (200, 200, 403, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/webhooks/{webhook_id}"): (200, 200, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/rules/explain"): (200, 200, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/queue"): (200, 200, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/quarantine"): (200, 200, 403, 404, 401),
 }
 NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
 # Changes, in organisation acme (in the store: main's settings are the file's, 409). Roles:
@@ -252,7 +255,9 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
         url = path.format(**values)
         statuses = []
         for number, role in enumerate(ROLES):
-            body = {"slug": f"new{len(seen)}x{number}", "name": "New", "owner": f"new-owner-{len(seen)}-{number}"}
+            body: dict[str, Any] = ({"raw": "Subject: invoice 9\n\nhi\n"} if path.endswith("/explain") else
+                                    {"slug": f"new{len(seen)}x{number}", "name": "New",
+                                     "owner": f"new-owner-{len(seen)}-{number}"})
             async with api.client.stream(method, url, headers=api.as_(role),
                                          json=body if method == "POST" else None) as answer:
                 statuses.append(answer.status_code)  # (the events' stream never ends: its body is not read)
@@ -429,6 +434,21 @@ async def test_an_employee_sees_what_imap_shows_them(api: Api) -> None:
                  "not-found")
     assert [o["slug"] for o in (await api.client.get("/api/v1/organisations", headers=api.as_("other"))).json()] \
         == ["acme"]
+
+
+async def test_a_pasted_message_is_explained_and_nothing_stored(api: Api) -> None:
+    raw = "From: buh@client.ru\nTo: sales@example.test\nSubject: invoice 12\n\npay\n"
+    answer = await api.client.post("/api/v1/organisations/main/rules/explain", headers=api.as_("owner"),
+                                   json={"raw": raw})
+    assert answer.status_code == 200, answer.text
+    explained = answer.json()
+    assert (explained["subject"], explained["from"], explained["through"]) == (
+        "invoice 12", "buh@client.ru", ["mailbox:sales"])
+    assert [(c["rule"], c["matched"]) for c in explained["rules"]] == [("invoices", True)]
+    assert [(t["ref"], t["routed_by"]) for t in explained["lands_in"]] == [("Sales/Invoices", ["invoices"])]
+    comments = await api.client.get(f"/api/v1/organisations/main/tasks/{api.sales_task}/comments",
+                                    headers=api.as_("owner"), params={"limit": 500})
+    assert "invoice 12" not in [c["subject"] for c in comments.json()]
 
 
 async def test_comments_come_newest_first_in_pages(api: Api) -> None:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from .. import __version__
 from .context import ApiContext
 from .gateways_routes import router as gateways_router
+from .mail_routes import router as mail_router
 from .mailboxes_routes import router as mailboxes_router
 from .problems import PROBLEM_RESPONSES, install
 from .routes import router
@@ -26,6 +27,7 @@ def build_app(context: ApiContext) -> FastAPI:
                               "[api] admin_token_file). Errors are RFC 9457 problem documents.")
     app.state.context = context
     install(app)
+    app.include_router(mail_router)
     app.include_router(router)
     app.include_router(rules_router)
     app.include_router(mailboxes_router)

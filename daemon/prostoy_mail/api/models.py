@@ -344,3 +344,91 @@ class UserIn(Strict):
 
 class PasswordIn(Strict):
     password: str = Field(min_length=8, max_length=1024, description="write-only")
+
+
+class ExplainIn(Strict):
+    """A raw message (as pasted: its headers and body) and, optionally, where it came through."""
+
+    raw: str = Field(min_length=1, max_length=1 << 20)
+    mailbox: str | None = Field(default=None, max_length=320)
+    gateway: str | None = Field(default=None, max_length=320)
+
+
+class RuleCheckOut(BaseModel):
+    rule: str
+    scope: str
+    matched: bool
+    why: list[str]
+
+
+class LandingOut(BaseModel):
+    task: int
+    ref: str
+    routed_by: list[str]
+    assign_to: str | None
+
+
+class OpeningOut(BaseModel):
+    rule: str
+    project: str
+    title: str
+    assign_to: str | None
+
+
+class ExplainOut(BaseModel):
+    """As `rule explain --json` shows it."""
+
+    subject: str
+    from_: str | None = Field(alias="from")
+    message_id: str | None
+    through: list[str]
+    reply_to_task: int | None
+    joined_by: str | None
+    rules: list[RuleCheckOut]
+    ignored_by: str | None
+    delete_after: bool
+    lands_in: list[LandingOut]
+    opens: list[OpeningOut]
+    bounce: bool
+    auto_reply: bool
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class OutboundRecipientOut(BaseModel):
+    address: str
+    state: str
+    reply: str | None
+    local: bool
+
+
+class OutboundOut(BaseModel):
+    """As `queue list --json` shows a message of the outbound spool."""
+
+    id: int
+    state: str
+    created_at: str
+    sender: str
+    envelope_from: str
+    route: str
+    task: int | None
+    submitted_by: str
+    attempts: int
+    next_attempt: str | None
+    expires_at: str
+    last_error: str | None
+    sent_folder: str
+    recipients: list[OutboundRecipientOut]
+
+
+class QuarantinedOut(BaseModel):
+    """As `quarantine list --json` shows it."""
+
+    id: int
+    gateway: str
+    folder: str
+    uid: str
+    size: int
+    error: str
+    attempts: int
+    created_at: str

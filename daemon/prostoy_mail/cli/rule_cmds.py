@@ -6,17 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound, ProstoyMailError
-from ..intake import REPLY_TOKEN_SECRET, explain
-from ..mail.parse import parse_message
-from ..mail.tokens import TaskTokens
+from ..errors import ProstoyMailError
+from ..operations.explain import explain_message
 from ..operations.rules import RuleChange, add_rule, edit_rule, move_rule, remove_rule
-from ..provisioning import (
-    build_routing_table,
-    gateway_source_key,
-    mailbox_source_key,
-)
-from ..routing.task_title import task_title
 from ..views import rule_json
 from .common import Context
 
@@ -128,65 +120,34 @@ def rule_explain(ctx: Context) -> int:
         raw = a.file.read_bytes()
     except OSError as exc:
         raise ProstoyMailError(f"{a.file}: cannot read: {exc.strerror}") from None
-    config, store = ctx.config(), ctx.store()
-    if a.mailbox and config.mailbox(a.mailbox.lower()) is None:
-        raise NotFound(f'no mailbox "{a.mailbox}"')
-    if a.gateway and config.gateway(a.gateway.lower()) is None:
-        raise NotFound(f'no gateway "{a.gateway}"')
-    table = build_routing_table(config, store, org_id=ctx.organisation().id)  # (the organisation's alone)
-    tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
-    if a.mailbox:
-        scopes = [mailbox_source_key(a.mailbox.lower())]
-    elif a.gateway:
-        scopes = [gateway_source_key(a.gateway.lower())]
-    else:  # the domain mailboxes the message is addressed to
-        parsed = parse_message(raw)
-        suffix = "@" + config.daemon.domain
-        logins = [addr[: -len(suffix)].split("+")[0] for addr in (*parsed.to, *parsed.cc) if addr.endswith(suffix)]
-        scopes = [mailbox_source_key(login) for login in dict.fromkeys(logins) if config.mailbox(login)]
-    result = explain(store, tokens, table, raw, scopes)
-    tasks = {t.task_id: store.get_task(t.task_id) for t in result.decision.targets}
-    projects = {p.id: p.name for p in store.list_projects()}
-    title = task_title(result.parsed.subject)
-    opens = [{"rule": n.rule, "project": projects.get(n.project_id, str(n.project_id)), "title": title,
-              "assign_to": n.assign_to} for n in result.decision.new_tasks]
-    joined_by = result.decision.targets[0].routed_by[0] if result.decision.reply else None
-    lands_in = [{"task": t.task_id, "ref": tasks[t.task_id].ref, "routed_by": list(t.routed_by),
-                 "assign_to": t.assign_to} for t in result.decision.targets]
-    data: dict[str, Any] = {
-        "subject": result.parsed.subject, "from": result.parsed.from_addr, "message_id": result.parsed.message_id,
-        "through": scopes, "reply_to_task": result.reply_task_id, "joined_by": joined_by,
-        "rules": [{"rule": c.rule, "scope": c.scope, "matched": c.matched, "why": list(c.why)}
-                  for c in result.decision.checks],
-        "ignored_by": result.decision.ignored_by, "delete_after": result.decision.delete_after,
-        "lands_in": lands_in, "opens": opens,
-        "bounce": result.parsed.bounce, "auto_reply": result.parsed.auto_reply,
-    }
+    data = explain_message(ctx.config(), ctx.store(), ctx.organisation().id, raw, a.mailbox, a.gateway)
+    scopes = data["through"]
     if a.json:
         ctx.emit_json(data)
         return 0
     ctx.say(f"Message:  {data['subject']!r} from {data['from'] or '-'} ({data['message_id'] or 'no Message-ID'})")
     ctx.say(f"Through:  {', '.join(scopes) or 'no mailbox of this domain (only global rules apply)'}")
-    if result.reply_task_id is not None and joined_by == "conversation":
-        ctx.say(f"Reply:    continues the conversation of task {result.reply_task_id} (it refers to a message there"
+    reply_task = data["reply_to_task"]
+    if reply_task is not None and data["joined_by"] == "conversation":
+        ctx.say(f"Reply:    continues the conversation of task {reply_task} (it refers to a message there"
                 " and its sender takes part): no rules are consulted")
-    elif result.reply_task_id is not None:
-        ctx.say(f"Reply:    to mail sent from task {result.reply_task_id}: no rules are consulted")
-    for check in result.decision.checks:
-        ctx.say(f"  {'MATCH' if check.matched else 'no   '} [{check.scope}] {check.rule}: {'; '.join(check.why)}")
-    if result.decision.ignored_by:
-        ctx.say(f"Ignored by rule {result.decision.ignored_by}: the message would go to no task")
-    for target in result.decision.targets:
-        assign = f", assigned to {target.assign_to}" if target.assign_to else ""
-        ref = tasks[target.task_id].ref
-        ctx.say(f"Lands in: task {target.task_id} ({ref}) by {', '.join(target.routed_by)}{assign}")
-    for new in opens:
+    elif reply_task is not None:
+        ctx.say(f"Reply:    to mail sent from task {reply_task}: no rules are consulted")
+    for check in data["rules"]:
+        ctx.say(f"  {'MATCH' if check['matched'] else 'no   '} [{check['scope']}] {check['rule']}: "
+                f"{'; '.join(check['why'])}")
+    if data["ignored_by"]:
+        ctx.say(f"Ignored by rule {data['ignored_by']}: the message would go to no task")
+    for target in data["lands_in"]:
+        assign = f", assigned to {target['assign_to']}" if target["assign_to"] else ""
+        ctx.say(f"Lands in: task {target['task']} ({target['ref']}) by {', '.join(target['routed_by'])}{assign}")
+    for new in data["opens"]:
         assign = f", assigned to {new['assign_to']}" if new["assign_to"] else ""
         ctx.say(f"Opens:    would open a new task in {new['project']} titled «{new['title']}» by rule {new['rule']}"
                 f"{assign} (unless that rule opened one for this message before)")
-    if not lands_in and not opens and not result.decision.ignored_by:
+    if not data["lands_in"] and not data["opens"] and not data["ignored_by"]:
         ctx.say("Lands in: no task")
-    if result.decision.delete_after:
+    if data["delete_after"]:
         ctx.say("Then:     deleted on the external server (delete_after)")
     return 0
 

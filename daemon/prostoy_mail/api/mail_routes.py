@@ -1,0 +1,52 @@
+"""The dry run of the rules on a pasted message, and what is waiting: the outbound queue and
+the quarantine. Who: the admin and the owner."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from ..operations.explain import explain_message
+from ..views import entry_json
+from .auth import organisation_for
+from .models import ExplainIn, ExplainOut, OutboundOut, QuarantinedOut
+from .routes import Context, Who
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post("/organisations/{slug}/rules/explain", response_model=ExplainOut, tags=["rules"],
+             description="Who: the admin and the owner. Which rules a pasted message matches and why, and where it "
+                         "would land (as `rule explain`); nothing is stored.")
+async def explain_rules(slug: str, body: ExplainIn, who: Who, context: Context) -> dict[str, Any]:
+    organisation = organisation_for(context, who, slug, "owner")
+    settings = context.settings_of(organisation.id)
+    raw = body.raw.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+
+    def job(store: Any) -> dict[str, Any]:
+        with store.acting_for(organisation.id):
+            return explain_message(settings, store, organisation.id, raw, body.mailbox, body.gateway)
+
+    return await context.writer.run(job)
+
+
+@router.get("/organisations/{slug}/queue", response_model=list[OutboundOut], tags=["queue"],
+            description="Who: the admin and the owner. The organisation's outbound mail: what is being sent, each "
+                        "recipient's state and last answer (`all`: also what was sent, failed or dropped).")
+async def list_queue(slug: str, who: Who, context: Context,
+                     all: Annotated[bool, Query()] = False) -> list[dict[str, Any]]:
+    organisation = organisation_for(context, who, slug, "owner")
+    with context.reader.acting_for(organisation.id):
+        return [entry_json(e) for e in context.reader.list_outbound(include_finished=all)]
+
+
+@router.get("/organisations/{slug}/quarantine", response_model=list[QuarantinedOut], tags=["queue"],
+            description="Who: the admin and the owner. Fetched messages that could not be stored after "
+                        "[fetch] max_attempts tries.")
+async def list_quarantine(slug: str, who: Who, context: Context) -> list[dict[str, Any]]:
+    organisation = organisation_for(context, who, slug, "owner")
+    with context.reader.acting_for(organisation.id):
+        return [{"id": q.id, "gateway": q.gateway, "folder": q.folder, "uid": q.uid, "size": q.size,
+                 "error": q.error, "attempts": q.attempts, "created_at": q.created_at}
+                for q in context.reader.list_quarantine()]
