@@ -300,7 +300,7 @@ class Daemon:
             self.api_hub = asyncio.create_task(hub.run(), name="api-events")
             self.api_app = build_app(ApiContext(reader, self.writer, self.guard, lambda: self.config,
                                                 lambda org_id: self._in_effect().config_of(org_id, file_org),
-                                                self._apply_change, hub))
+                                                self._apply_change, hub, self._wake_outbound))
         context = None if is_loopback(endpoint.host) else server_context(config.tls)
         sockets = await bind(endpoint.host, endpoint.port)
         http = await HttpListener.open(self.api_app, sockets, context)

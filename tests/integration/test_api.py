@@ -196,6 +196,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/organisations/{slug}/rules/explain"): (200, 200, 403, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/queue"): (200, 200, 403, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/quarantine"): (200, 200, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/tasks/{task_id}/send"): (201, 201, 201, 404, 401),
 }
 NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
 # Changes, in organisation acme (in the store: main's settings are the file's, 409). Roles:
@@ -255,9 +256,11 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
         url = path.format(**values)
         statuses = []
         for number, role in enumerate(ROLES):
-            body: dict[str, Any] = ({"raw": "Subject: invoice 9\n\nhi\n"} if path.endswith("/explain") else
-                                    {"slug": f"new{len(seen)}x{number}", "name": "New",
-                                     "owner": f"new-owner-{len(seen)}-{number}"})
+            body: dict[str, Any] = (
+                {"raw": "Subject: invoice 9\n\nhi\n"} if path.endswith("/explain")
+                else {"from": "sales@example.test", "to": ["x@far.example"], "subject": "s", "body": "b"}
+                if path.endswith("/send")
+                else {"slug": f"new{len(seen)}x{number}", "name": "New", "owner": f"new-owner-{len(seen)}-{number}"})
             async with api.client.stream(method, url, headers=api.as_(role),
                                          json=body if method == "POST" else None) as answer:
                 statuses.append(answer.status_code)  # (the events' stream never ends: its body is not read)

@@ -25,6 +25,7 @@ class ApiContext:
     # the daemon applies a change of the store's change log now; the configuration generation in effect
     apply: Callable[[int], Awaitable[int]]
     hub: EventHub  # the events' poller: the streams of every organisation hear of new events through it
+    wake_outbound: Callable[[], None]  # something was queued: the outbound runner looks at the spool now
     _token: tuple[float, str | None] | None = field(default=None, repr=False)  # (file mtime, token)
 
     def admin_token(self) -> str | None:

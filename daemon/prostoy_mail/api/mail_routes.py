@@ -8,10 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from ..operations.explain import explain_message
+from ..operations.sending import Outgoing, send_from_task
+from ..outbound.submit import Queued
 from ..views import entry_json
+from ..visibility import visible_tasks
 from .auth import organisation_for
-from .models import ExplainIn, ExplainOut, OutboundOut, QuarantinedOut
-from .routes import Context, Who
+from .models import ExplainIn, ExplainOut, OutboundOut, QuarantinedOut, SendIn, SentOut
+from .problems import not_found
+from .routes import EVERYONE, Context, Who
 
 router = APIRouter(prefix="/api/v1")
 
@@ -50,3 +54,27 @@ async def list_quarantine(slug: str, who: Who, context: Context) -> list[dict[st
         return [{"id": q.id, "gateway": q.gateway, "folder": q.folder, "uid": q.uid, "size": q.size,
                  "error": q.error, "attempts": q.attempts, "created_at": q.created_at}
                 for q in context.reader.list_quarantine()]
+
+
+@router.post("/organisations/{slug}/tasks/{task_id}/send", response_model=SentOut, status_code=201, tags=["tasks"],
+             description="Who: the admin and the owner; an employee, from a task they see and as an address they "
+                         "may send as. The message becomes the task's outgoing comment with a signed Message-ID; "
+                         "replies come back to the task. The daemon sends it at once.")
+async def send(slug: str, task_id: int, body: SendIn, who: Who, context: Context) -> dict[str, Any]:
+    organisation = organisation_for(context, who, slug, *EVERYONE)
+    settings = context.settings_of(organisation.id)
+    tasks = context.reader.list_tasks(org_id=organisation.id)
+    visible = tasks if who.user is None else visible_tasks(who.user, settings, tasks)
+    if task_id not in {t.id for t in visible}:
+        raise not_found(f"no task {task_id}")
+    outgoing = Outgoing(body.from_, body.to, body.cc, body.bcc, body.subject, body.body, body.in_reply_to)
+    user = who.user.login if who.user is not None and not who.user.is_owner else ""
+    file_config = context.config()
+
+    def job(store: Any) -> Queued:
+        with store.acting_for(organisation.id):
+            return send_from_task(store, settings, file_config, organisation.id, task_id, outgoing, user, "api")
+
+    queued = await context.writer.run(job)
+    context.wake_outbound()
+    return {"id": queued.entry_id, "message_id": queued.message_id, "task": queued.task_id}

@@ -432,3 +432,23 @@ class QuarantinedOut(BaseModel):
     error: str
     attempts: int
     created_at: str
+
+
+class SendIn(Strict):
+    """A plain-text message from a task: it becomes the task's outgoing comment."""
+
+    from_: str = Field(alias="from", min_length=3, max_length=320, description="a mailbox or gateway address")
+    to: list[str] = Field(default_factory=list, max_length=100)
+    cc: list[str] = Field(default_factory=list, max_length=100)
+    bcc: list[str] = Field(default_factory=list, max_length=100)
+    subject: str = Field(default="", max_length=1000)
+    body: str = Field(default="", max_length=10 << 20)
+    in_reply_to: str | None = Field(default=None, max_length=1000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SentOut(BaseModel):
+    id: int  # in the outbound queue
+    message_id: str
+    task: int

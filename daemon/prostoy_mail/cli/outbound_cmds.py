@@ -6,20 +6,14 @@ The command line writes to the store; the running daemon looks at the spool ever
 
 from __future__ import annotations
 
-import argparse
-import re
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ProstoyMailError
-from ..intake import REPLY_TOKEN_SECRET
-from ..mail.compose import new_message
-from ..mail.tokens import TaskTokens
-from ..outbound.submit import enqueue_now
-from ..provisioning import build_routing_table
-from ..sending_policy import SendingPolicy, Submission
+from ..errors import Invalid, ProstoyMailError
+from ..operations.sending import Outgoing, send_from_task
 from ..views import entry_json
 from .common import Context
 
@@ -59,46 +53,20 @@ def register(sub: Sub) -> None:
 
 
 def task_send(ctx: Context) -> int:
-    config, store, args = ctx.config(), ctx.store(), ctx.args  # (the organisation's settings)
-    file_config, organisation = ctx.file_config(), ctx.organisation()
-    task = store.resolve_task(args.task)
-    policy = SendingPolicy.of(config, organisation.id, relay=file_config.relay is not None)
-    sender = policy.sender(args.sender)
-    if sender is None:
-        known = ", ".join(sorted(policy.senders)) or "none configured"
-        raise ProstoyMailError(f"--from {args.sender}: not a domain mailbox or gateway here (known: {known})")
-    _check_header_values(args)
-    body = _read_body(args.body_file)
-    message_id = args.in_reply_to.strip("<>") if args.in_reply_to else None
-    raw = new_message(sender=sender.address, sender_name="", to=args.to, cc=args.cc, subject=args.subject,
-                      body=body, in_reply_to=message_id, references=[message_id] if message_id else ())
-    table = build_routing_table(config, store, org_id=ctx.organisation().id)  # (the organisation's alone)
-    tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
-    recipients = tuple(dict.fromkeys([*args.to, *args.cc, *args.bcc]))
-    with store.transaction():
-        queued = enqueue_now(store, tokens, table, file_config, policy,
-                             Submission(raw, sender.address, recipients, user="", peer="command line", task_id=task.id))
+    args = ctx.args
+    task = ctx.store().resolve_task(args.task)
+    outgoing = Outgoing(args.sender, args.to, args.cc or (), args.bcc or (), args.subject, "", args.in_reply_to)
+    try:
+        outgoing.check()  # (before the body is read from standard input)
+    except Invalid as exc:  # (the command line's words: its options)
+        raise ProstoyMailError(f"--{str(exc).replace('_', '-')}") from None
+    outgoing = dataclasses.replace(outgoing, body=_read_body(args.body_file))
+    file_config = ctx.file_config()
+    queued = send_from_task(ctx.store(), ctx.config(), file_config, ctx.organisation().id, task.id, outgoing)
+    recipients = len(dict.fromkeys([*args.to, *(args.cc or ()), *(args.bcc or ())]))
     ctx.say(f"queued as {queued.entry_id}: <{queued.message_id}> from task {task.id} ({task.ref}) "
-            f"to {len(recipients)} recipients; the daemon sends it within {file_config.outbound.poll_interval:g} s")
+            f"to {recipients} recipients; the daemon sends it within {file_config.outbound.poll_interval:g} s")
     return 0
-
-
-_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _check_header_values(args: argparse.Namespace) -> None:
-    """One line naming the option for a value that cannot go into a header (a line break
-    would start a new header: `--subject $'hi\\r\\nBcc: x@y'`), or that is not an address."""
-    for option in ("subject", "in_reply_to"):
-        value = getattr(args, option)
-        if value and _CONTROL.search(value):
-            raise ProstoyMailError(f"--{option.replace('_', '-')}: a header value cannot hold a line break or "
-                                   "another control character")
-    for option in ("to", "cc", "bcc"):
-        for address in getattr(args, option) or ():
-            if not _ADDRESS.fullmatch(address):
-                raise ProstoyMailError(f"--{option} {address!r}: not an e-mail address (local@domain)")
 
 
 def _read_body(file: str) -> str:

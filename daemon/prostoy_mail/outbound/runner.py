@@ -112,12 +112,18 @@ class QueueRunner:
 
     async def _deliver_route(self, route: str, entries: list[OutboundEntry]) -> None:
         """Send one route's messages one after the other over its connection. A message's answers
-        are recorded while the next one is being sent (the writer commits them in groups)."""
+        are recorded while the next one is being sent (the writer commits them in groups), but
+        never more than one message ahead: a crash can then repeat at most the message being sent
+        and the one being recorded (the window README "Guarantees" names), not a whole run of
+        them (a kill in the crash suite once caught 8 sent and not yet recorded)."""
         recording: list[asyncio.Future[OutboundEntry]] = []
         position = 0
         while position < len(entries):
             raws = await self.writer.run(partial(_read_raws, entries=entries[position:]))
             for entry, raw in zip(entries[position:position + len(raws)], raws, strict=True):
+                while len(unrecorded := [f for f in recording if not f.done()]) > 1:
+                    # (the one before this one may still be in the writer's hands: no more than it)
+                    await asyncio.wait(unrecorded, return_when=asyncio.FIRST_COMPLETED)
                 try:
                     recording.append(await self._deliver(entry, raw))
                 except asyncio.CancelledError:

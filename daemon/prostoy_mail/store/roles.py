@@ -246,3 +246,7 @@ class WebhookStore(EventReader, Protocol):
 
 class ExplainStore(TaskStore, IntakeStore, Protocol):
     """A dry run of the routing (operations/explain.py): the intake's reads and the directory."""
+
+
+class SendingStore(TaskStore, OutboundSpool, Protocol):
+    """Sending from a task (operations/sending.py): the directory and the spool."""
