@@ -17,7 +17,7 @@ import pytest
 from prostoy_mail.auth.password_hashes import hash_password
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
-from prostoy_mail.store.ports import CommentTarget, MessageRecord
+from prostoy_mail.store.ports import CommentTarget, FetchedKey, MessageRecord
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.config_factory import LOOPBACK_ANY_PORT, config_text
 
@@ -72,9 +72,11 @@ def setup(store: SqliteStore) -> tuple[int, int, dict[str, Any]]:
                                                   "fetch_security": "none"},
                                                  *({"name": f"srv-{i}.test", "imap": "imap.far.example:993"}
                                                    for i in range(5))],
-                                     "gateways": [{"email": f"gw-{i}@far.example", "server": "local.test",
-                                                   "password": "pw", "personal_for": "clerk", "forwarding": False}
-                                                  for i in range(5)],
+                                     "gateways": [*({"email": f"gw-{i}@far.example", "server": "local.test",
+                                                     "password": "pw", "personal_for": "clerk", "forwarding": False}
+                                                    for i in range(5)),
+                                                  {"email": "q@far.example", "server": "local.test", "password": "pw",
+                                                   "forwarding": False}],
                                      "mailboxes": [{"login": "clerk-box", "owner": "clerk"}, {"login": "acme-desk"},
                                                    *({"login": f"w-{i}"} for i in range(5))],
                                      "rules": [*CLERKS_RULES,
@@ -89,7 +91,22 @@ def setup(store: SqliteStore) -> tuple[int, int, dict[str, Any]]:
                                                       source="smtp", subject=f"c{i}"),
                                         [CommentTarget(acme_task, ("r",))]).comment_ids[0] for i in range(5)]
     main_hook = store.add_webhook(store.file_organisation_id(), "http://127.0.0.1:9/main", "s" * 16, []).id
-    return sales, ivanov, {"main_webhook": main_hook, "acme_webhooks": hooks, "acme_comments": comments}
+    queued = []
+    with store.acting_for(acme):
+        store.ensure_source_task("gateway:q@far.example", "gateway", "Mail", "q@far.example", None)
+        for _ in range(5):
+            with store.transaction():
+                sent = store.store_message(MessageRecord(raw=b"Subject: out\r\n\r\nx\r\n", direction="out",
+                                                         source="smtp"), [CommentTarget(acme_task, ("task",))])
+                queued.append(store.enqueue_outbound(
+                    message_db_id=sent.id, task_id=acme_task, sender="acme-desk@example.test",
+                    envelope_from="acme-desk@example.test", route="relay", scope="mailbox:acme-desk",
+                    submitted_by="", recipients=[("x@far.example", False)], max_queue_time=3600, upload_sent=False,
+                    org_id=acme))
+    quarantined = [store.quarantine(FetchedKey("q@far.example", "INBOX/1", str(i)),
+                                    f"Subject: q{i}\r\n\r\nx\r\n".encode(), "broken", 3) for i in range(10)]
+    return sales, ivanov, {"main_webhook": main_hook, "acme_webhooks": hooks, "acme_comments": comments,
+                           "acme_queue": queued, "acme_quarantine": quarantined}
 
 
 @pytest.fixture
@@ -225,6 +242,10 @@ WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/organisations/{slug}/users"): (201, 201, 403, 404, 401),
     ("PUT", "/api/v1/organisations/{slug}/users/{login}/password"): (204, 204, 403, 404, 401),  # (not clerk's own)
     ("DELETE", "/api/v1/organisations/{slug}/users/{login}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/queue/{entry_id}/retry"): (204, 204, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/queue/{entry_id}"): (204, 204, 403, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/quarantine/{item_id}/retry"): (200, 200, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/quarantine/{item_id}"): (204, 204, 403, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}"): (204, 403, 403, 403, 401),  # (gone-N: an organisation each)
 }
 BODIES = {  # (number: the role's place in WRITE_ROLES)
@@ -277,7 +298,8 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
                               login=f"u-{number}" if "/users/" in path else f"w-{number}",
                               email=f"gw-{number}@far.example",
                               webhook_id=api.ids["acme_webhooks"][number],
-                              comment_id=api.ids["acme_comments"][number])
+                              comment_id=api.ids["acme_comments"][number], entry_id=api.ids["acme_queue"][number],
+                              item_id=api.ids["acme_quarantine"][number + (5 if method == "DELETE" else 0)])
             kind = [*path.split("/"), ""][5] if "verify" not in path else "verify"  # (rules, servers, ...)
             make = BODIES.get((method, kind))
             body = make(number) if make is not None else None
@@ -407,7 +429,8 @@ async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_even
                                  " WHERE e.type = 'comment.created' GROUP BY o.slug").fetchall()
     finally:
         store.close()
-    assert {slug: count for slug, count in kinds} == {"acme": 8, "main": 6}  # (5 each in the setup; 3 and 1 now)
+    # (main: 5 in the setup, 1 now; acme: 5 comments and 5 sent messages in the setup, 3 now)
+    assert {slug: count for slug, count in kinds} == {"acme": 13, "main": 6}
 
 
 async def test_an_employee_sees_what_imap_shows_them(api: Api) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from ..operations.explain import explain_message
+from ..operations.quarantine import retry_quarantined
 from ..operations.sending import Outgoing, send_from_task
 from ..outbound.submit import Queued
 from ..views import entry_json
 from ..visibility import visible_tasks
 from .auth import organisation_for
-from .models import ExplainIn, ExplainOut, OutboundOut, QuarantinedOut, SendIn, SentOut
+from .models import ExplainIn, ExplainOut, OutboundOut, QuarantinedOut, RetriedOut, SendIn, SentOut
 from .problems import not_found
 from .routes import EVERYONE, Context, Who
 
@@ -78,3 +79,58 @@ async def send(slug: str, task_id: int, body: SendIn, who: Who, context: Context
     queued = await context.writer.run(job)
     context.wake_outbound()
     return {"id": queued.entry_id, "message_id": queued.message_id, "task": queued.task_id}
+
+
+@router.post("/organisations/{slug}/queue/{entry_id}/retry", status_code=204, tags=["queue"],
+             description="Who: the admin and the owner. Try a queued message now (a failed Sent-folder copy too).")
+async def retry_queued(slug: str, entry_id: int, who: Who, context: Context) -> Response:
+    organisation = organisation_for(context, who, slug, "owner")
+
+    def job(store: Any) -> None:
+        with store.acting_for(organisation.id):
+            store.retry_outbound(entry_id)
+
+    await context.writer.run(job)
+    context.wake_outbound()
+    return Response(status_code=204)
+
+
+@router.delete("/organisations/{slug}/queue/{entry_id}", status_code=204, tags=["queue"],
+               description="Who: the admin and the owner. Stop sending a queued message (no bounce).")
+async def drop_queued(slug: str, entry_id: int, who: Who, context: Context) -> Response:
+    organisation = organisation_for(context, who, slug, "owner")
+
+    def job(store: Any) -> None:
+        with store.acting_for(organisation.id):
+            store.drop_outbound(entry_id)
+
+    await context.writer.run(job)
+    return Response(status_code=204)
+
+
+@router.post("/organisations/{slug}/quarantine/{item_id}/retry", response_model=RetriedOut, tags=["queue"],
+             description="Who: the admin and the owner. Store a quarantined message now, routed as if just "
+                         "fetched; its tasks.")
+async def retry_quarantine(slug: str, item_id: int, who: Who, context: Context) -> dict[str, Any]:
+    organisation = organisation_for(context, who, slug, "owner")
+    settings = context.settings_of(organisation.id)
+
+    def job(store: Any) -> tuple[int, list[int]]:
+        with store.acting_for(organisation.id):
+            return retry_quarantined(store, settings, organisation.id, item_id)
+
+    message, tasks = await context.writer.run(job)
+    return {"message": message, "tasks": tasks}
+
+
+@router.delete("/organisations/{slug}/quarantine/{item_id}", status_code=204, tags=["queue"],
+               description="Who: the admin and the owner. Forget a quarantined message (it stays on its server).")
+async def drop_quarantine(slug: str, item_id: int, who: Who, context: Context) -> Response:
+    organisation = organisation_for(context, who, slug, "owner")
+
+    def job(store: Any) -> None:
+        with store.acting_for(organisation.id):
+            store.drop_quarantined(item_id)
+
+    await context.writer.run(job)
+    return Response(status_code=204)

@@ -452,3 +452,8 @@ class SentOut(BaseModel):
     id: int  # in the outbound queue
     message_id: str
     task: int
+
+
+class RetriedOut(BaseModel):
+    message: int  # the stored message's id
+    tasks: list[int]  # the tasks it went to

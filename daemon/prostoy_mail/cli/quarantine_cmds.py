@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ProstoyMailError
-from ..intake import REPLY_TOKEN_SECRET, Inbound, accept_now
-from ..mail.tokens import TaskTokens
-from ..provisioning import build_routing_table, gateway_source_key
+from ..operations.quarantine import retry_quarantined
 from .common import Context
 
 if TYPE_CHECKING:
@@ -41,19 +38,9 @@ def quarantine_list(ctx: Context) -> int:
 
 
 def quarantine_retry(ctx: Context) -> int:
-    config, store = ctx.config(), ctx.store()
-    item, raw = store.quarantined_raw(ctx.args.id)
-    if config.gateway(item.gateway) is None:
-        raise ProstoyMailError(f'gateway "{item.gateway}" is no longer configured')
-    table = build_routing_table(config, store, org_id=ctx.organisation().id)  # (the organisation's alone)
-    tokens = TaskTokens(store.secret(REPLY_TOKEN_SECRET))
-    inbound = Inbound(raw=raw, source=item.gateway, scopes=(gateway_source_key(item.gateway),), peer="quarantine")
-    with store.transaction():
-        accepted = accept_now(store, tokens, table, inbound)
-        assert accepted.message_db_id is not None
-        store.release_quarantined(item.id, accepted.message_db_id)
-    ctx.say(f"quarantined message {item.id} stored as message {accepted.message_db_id}; "
-            f"tasks {', '.join(str(t.task_id) for t in accepted.decision.targets) or 'none'}")
+    message, tasks = retry_quarantined(ctx.store(), ctx.config(), ctx.organisation().id, ctx.args.id)
+    ctx.say(f"quarantined message {ctx.args.id} stored as message {message}; "
+            f"tasks {', '.join(str(t) for t in tasks) or 'none'}")
     return 0
 
 

@@ -250,3 +250,10 @@ class ExplainStore(TaskStore, IntakeStore, Protocol):
 
 class SendingStore(TaskStore, OutboundSpool, Protocol):
     """Sending from a task (operations/sending.py): the directory and the spool."""
+
+
+class QuarantineStore(TaskStore, IntakeStore, Protocol):
+    """Trying a quarantined message again (operations/quarantine.py)."""
+
+    def quarantined_raw(self, quarantine_id: int) -> tuple[QuarantinedMessage, bytes]: ...
+    def release_quarantined(self, quarantine_id: int, message_db_id: int) -> None: ...
