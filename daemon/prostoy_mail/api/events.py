@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +120,10 @@ def sse(reader: EventReader, event: Event, slug: str) -> str:
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n"
 
 
-async def stream(hub: EventHub, org_id: int, slug: str, after: int | None) -> AsyncIterator[str]:
-    """The organisation's events after `after` (None: from now on), as SSE text."""
+async def stream(hub: EventHub, org_id: int, slug: str, after: int | None,
+                 allow: Callable[[Event], bool] | None = None) -> AsyncIterator[str]:
+    """The organisation's events after `after` (None: from now on), as SSE text; `allow`: which
+    of them this client may hear (an employee: those of what they see)."""
     subscriber = hub.subscribe(org_id)  # (before reading the store: nothing falls between the two)
     try:
         last = hub.latest if after is None else after
@@ -129,7 +131,8 @@ async def stream(hub: EventHub, org_id: int, slug: str, after: int | None) -> As
             backlog = hub.reader.events_after(last, org_id, 500)
             for event in backlog:
                 last = event.id
-                yield hub.text(event, slug)
+                if allow is None or allow(event):
+                    yield hub.text(event, slug)
             if len(backlog) < 500:
                 break
         yield ": live\n\n"
@@ -143,7 +146,8 @@ async def stream(hub: EventHub, org_id: int, slug: str, after: int | None) -> As
                 return
             if coming.id > last:
                 last = coming.id
-                yield hub.text(coming, slug)
+                if allow is None or allow(coming):
+                    yield hub.text(coming, slug)
         if subscriber.overflowed:
             log.info("events: a stream of organisation %s fell %d events behind and was cut off", slug, QUEUE)
     finally:

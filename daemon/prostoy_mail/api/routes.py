@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -15,8 +16,9 @@ from fastapi.responses import StreamingResponse
 from ..auth.login_guard import Outcome
 from ..auth.password_hashes import hash_password
 from ..config.model import Config, Gateway
+from ..errors import ProstoyMailError
 from ..provisioning import delete_comment as remove_comment
-from ..store.ports import Organisation
+from ..store.ports import Event, Organisation
 from ..views import (
     comment_json,
     gateway_json,
@@ -240,19 +242,45 @@ async def get_rule(slug: str, name: str, who: Who, context: Context) -> dict[str
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-sent events: `id`, `event` (its type) and `data` (the event's "
                                             "JSON: id, type, organisation, created_at, object)"}},
-            description="Who: the admin and the owner. A server-sent-events stream of the organisation's events "
-                        "(comment.created, gateway.state, message.quarantined, outbound.state), each written with "
-                        "its cause. Resumable: `Last-Event-ID` (or `?after=ID`) gives what came after it first; "
-                        "without one, events from now on. A client too slow to read them is disconnected (it "
-                        "resumes with its Last-Event-ID).")
+            description="Who: the admin and the owner, every event; an employee, those of what they see (comments "
+                        "and outbound mail of tasks they see, their gateways' states). A server-sent-events stream "
+                        "of the organisation's events (comment.created, gateway.state, message.quarantined, "
+                        "outbound.state), each written with its cause. Resumable: `Last-Event-ID` (or `?after=ID`) "
+                        "gives what came after it first; without one, events from now on. A client too slow to "
+                        "read them is disconnected (it resumes with its Last-Event-ID).")
 async def events(slug: str, who: Who, context: Context,
                  last_event_id: Annotated[int | None, Header(ge=0)] = None,
                  after: Annotated[int | None, Query(ge=0)] = None) -> StreamingResponse:
-    organisation = organisation_for(context, who, slug, "owner")
+    organisation = organisation_for(context, who, slug, *EVERYONE)
     start = last_event_id if last_event_id is not None else after
-    return StreamingResponse(stream(context.hub, organisation.id, organisation.slug, start),
+    allow = None if who.role != "employee" else partial(_employee_hears, context, who, organisation.id)
+    return StreamingResponse(stream(context.hub, organisation.id, organisation.slug, start, allow),
                              media_type="text/event-stream", headers={"Cache-Control": "no-cache",
                                                                       "X-Accel-Buffering": "no"})
+
+
+def _employee_hears(context: ApiContext, who: Caller, org_id: int, event: Event) -> bool:
+    """Whether an employee hears of an event: of a task they see (a comment, outbound mail), of a
+    gateway they see; never of the quarantine (the owner's)."""
+    assert who.user is not None
+    settings = context.settings_of(org_id)
+    try:
+        if event.type == "gateway.state" and event.data is not None:
+            gateway = settings.gateway(str(event.data.get("gateway")))
+            return gateway is not None and may_see_gateway(who.user, gateway)
+        if event.object_id is None:
+            return False
+        if event.type == "comment.created":
+            task_id: int | None = context.reader.get_comment(event.object_id).task_id
+        elif event.type == "outbound.state":
+            task_id = context.reader.get_outbound(event.object_id).task_id
+        else:
+            return False
+        if task_id is None:
+            return False
+        return bool(visible_tasks(who.user, settings, [context.reader.get_task(task_id)]))
+    except ProstoyMailError:  # (gone since)
+        return False
 
 
 def _visible_task_ids(context: ApiContext, who: Caller, organisation: Organisation, settings: Config) -> set[int]:
