@@ -5,6 +5,7 @@ description, enforced by auth.organisation_for / admin_only)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from datetime import UTC, datetime
 from functools import partial
@@ -307,14 +308,18 @@ async def list_tasks(slug: str, who: Who, context: Context) -> list[dict[str, An
 async def list_comments(slug: str, task_id: int, who: Who, context: Context,
                         before: Annotated[int | None, Query(ge=1)] = None,
                         since: Annotated[datetime | None, Query()] = None,
-                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     organisation, settings = _member(context, who, slug)
     if task_id not in _visible_task_ids(context, who, organisation, settings):
         raise not_found(f"no task {task_id}")
     since_text = None if since is None else since.astimezone(UTC).isoformat(timespec="seconds")
     with context.reader.acting_for(organisation.id):
         comments = context.reader.comments_page(task_id, before, since_text, limit)
-    return [comment_json(c) for c in comments]
+    # The rows are views.comment_json's (held to CommentOut by tests/unit/test_api_models.py, and
+    # to the document by the fuzzer): sent as they are, not validated again on the way out
+    # (that was a third of this read's time with 50 comments).
+    return Response(json.dumps([comment_json(c) for c in comments], ensure_ascii=False),
+                    media_type="application/json")
 
 
 @router.delete("/organisations/{slug}/comments/{comment_id}", status_code=204, tags=["tasks"],
