@@ -4,7 +4,6 @@ who may call what (every operation of the document, as every role)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import smtplib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.ports import CommentTarget, FetchedKey, MessageRecord
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.config_factory import LOOPBACK_ANY_PORT, config_text
+from tests.sse import next_event
 
 pytestmark = pytest.mark.integration
 
@@ -379,16 +379,6 @@ async def test_an_employee_changes_conditions_and_actions_of_their_own_editable_
     _problem(await api.client.post(url, headers=clerk, json={"name": "n", "action": "ignore"}), 403, "forbidden")
 
 
-async def _next_event(lines: Any, kind: str) -> dict[str, Any]:
-    """The next event of this type on a server-sent-events stream (its `data` JSON)."""
-    event = ""
-    async for line in lines:
-        if line.startswith("event: "):
-            event = line[len("event: "):]
-        elif line.startswith("data: ") and event == kind:
-            found: dict[str, Any] = json.loads(line[len("data: "):])
-            return found
-    raise AssertionError("the stream ended")
 
 
 async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_event_id(api: Api) -> None:
@@ -402,7 +392,7 @@ async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_even
         lines = answer.aiter_lines()
         assert await anext(lines) == ": live"
         await asyncio.to_thread(send, "first")
-        first = await asyncio.wait_for(_next_event(lines, "comment.created"), 10)
+        first = await asyncio.wait_for(next_event(lines, "comment.created"), 10)
     assert (first["type"], first["organisation"], first["object"]["subject"]) == ("comment.created", "acme", "first")
     assert first["object"]["routed_by"] == ["fallback"] and set(first) == {"id", "type", "organisation",
                                                                            "created_at", "object"}
@@ -411,7 +401,7 @@ async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_even
     resumed = {**api.as_("other"), "Last-Event-ID": str(first["id"])}
     async with api.client.stream("GET", url, headers=resumed) as answer:
         lines = answer.aiter_lines()
-        subjects = [(await asyncio.wait_for(_next_event(lines, "comment.created"), 10))["object"]["subject"]
+        subjects = [(await asyncio.wait_for(next_event(lines, "comment.created"), 10))["object"]["subject"]
                     for _ in range(2)]
     assert subjects == ["second", "third"]
     # main's mail is not acme's event: acme's stream stays quiet, main's hears it
@@ -421,7 +411,7 @@ async def test_mail_arrives_as_an_event_and_a_stream_resumes_after_its_last_even
         assert await anext(lines) == ": live"
         await asyncio.to_thread(lambda: smtplib.SMTP("127.0.0.1", api.daemon.bound_port("smtp")).sendmail(
             "a@far.example", ["sales@example.test"], b"Subject: for main\r\n\r\nhi\r\n"))
-        event = await asyncio.wait_for(_next_event(lines, "comment.created"), 10)
+        event = await asyncio.wait_for(next_event(lines, "comment.created"), 10)
     assert (event["organisation"], event["object"]["subject"]) == ("main", "for main")
     store = SqliteStore(api.daemon.config.store_location())
     try:
@@ -443,7 +433,7 @@ async def test_an_employee_hears_of_what_they_see_only(api: Api) -> None:
         assert await anext(lines) == ": live"
         await asyncio.to_thread(send, "ivan@example.test", "for ivanov alone")  # (ivanov's personal mailbox)
         await asyncio.to_thread(send, "sales@example.test", "for everyone")
-        event = await asyncio.wait_for(_next_event(lines, "comment.created"), 10)
+        event = await asyncio.wait_for(next_event(lines, "comment.created"), 10)
     assert event["object"]["subject"] == "for everyone"  # (the personal one was not told to petrov)
 
 

@@ -6,11 +6,9 @@ option, the message on Dovecot."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from prostoy_mail.daemon import Daemon
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.config_factory import LOOPBACK_ANY_PORT, QUICK_FETCH, config_text
 from tests.dovecot import Dovecot
+from tests.sse import next_event
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -59,15 +58,6 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Daemo
             await daemon.stop()
 
 
-async def _event(lines: Any, kind: str) -> dict[str, Any]:
-    event = ""
-    async for line in lines:
-        if line.startswith("event: "):
-            event = line[len("event: "):]
-        elif line.startswith("data: ") and event == kind:
-            found: dict[str, Any] = json.loads(line[len("data: "):])
-            return found
-    raise AssertionError("the stream ended")
 
 
 async def test_the_help_pages_flow(client: tuple[httpx.AsyncClient, Daemon], dovecot: Dovecot) -> None:
@@ -95,12 +85,12 @@ async def test_the_help_pages_flow(client: tuple[httpx.AsyncClient, Daemon], dov
 
     async with http.stream("GET", f"{org}/events", params={"after": 0}) as stream:
         lines = stream.aiter_lines()
-        idle = await asyncio.wait_for(_event(lines, "gateway.state"), 20)  # (the watcher's first check)
+        idle = await asyncio.wait_for(next_event(lines, "gateway.state"), 20)  # (the watcher's first check)
         assert idle["object"] == {"gateway": "box@example.org", "state": "idle", "step": None, "error": None}
         appended = time.monotonic()
         await asyncio.to_thread(dovecot.append, "box@example.org",
                                 b"From: client@client.ru\r\nSubject: invoice 77\r\n\r\npay\r\n")
-        event = await asyncio.wait_for(_event(lines, "comment.created"), 20)
+        event = await asyncio.wait_for(next_event(lines, "comment.created"), 20)
         print(f"from Dovecot's APPEND to the event: {time.monotonic() - appended:.3f} s")
     comment = event["object"]
     assert (comment["subject"], comment["routed_by"], comment["source"]) == ("invoice 77", ["invoices"],

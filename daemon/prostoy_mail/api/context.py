@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..auth.login_guard import LoginGuard
 from ..config.model import Config
@@ -13,6 +14,7 @@ from ..store.roles import ApiStore, ApiWriterStore, StoreJobs
 from .events import EventHub
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +29,15 @@ class ApiContext:
     hub: EventHub  # the events' poller: the streams of every organisation hear of new events through it
     wake_outbound: Callable[[], None]  # something was queued: the outbound runner looks at the spool now
     _token: tuple[float, str | None] | None = field(default=None, repr=False)  # (file mtime, token)
+
+    async def acting_for(self, org_id: int, job: Callable[[Any], T]) -> T:
+        """`job(store)` on the store's writer, the store acting for the organisation."""
+
+        def scoped(store: Any) -> T:
+            with store.acting_for(org_id):
+                return job(store)
+
+        return await self.writer.run(scoped)
 
     def admin_token(self) -> str | None:
         """The provider's token from [api] admin_token_file (read again when the file changes);

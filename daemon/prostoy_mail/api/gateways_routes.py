@@ -21,7 +21,7 @@ from .auth import Caller, organisation_for
 from .models import GatewayIn, GatewayOut, GatewayPatch, GatewayVerifyIn, TestOut
 from .problems import forbidden, not_found
 from .routes import EVERYONE, Context, Who, gateway_row
-from .settings import in_workspace
+from .settings import change_settings
 
 router = APIRouter(prefix="/api/v1")
 EMPLOYEE_MAY_CHANGE = {"password", "smtp_login", "smtp_password", "same_smtp_login", "import_since", *GATEWAY_FLAGS}
@@ -70,10 +70,8 @@ async def _test(settings: Config, gateway: Gateway, smtp: bool) -> dict[str, Any
 async def create_gateway(slug: str, body: GatewayIn, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, "owner")
     change = _change(body)
-    (gateway, _task), changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: add_gateway(workspace, body.email, change)))
-    if changed is not None:
-        await context.apply(changed)
+    gateway, _task = await change_settings(context, organisation,
+                                           lambda workspace: add_gateway(workspace, body.email, change))
     return gateway_row(context, context.settings_of(organisation.id), gateway)
 
 
@@ -89,10 +87,7 @@ async def change_gateway(slug: str, email: str, body: GatewayPatch, who: Who, co
             raise forbidden(f"an employee may change their gateway's password and options only, not: "
                             f"{', '.join(sorted(beyond))}")
     change = _change(body)
-    gateway, changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: edit_gateway(workspace, email, change)))
-    if changed is not None:
-        await context.apply(changed)
+    gateway = await change_settings(context, organisation, lambda workspace: edit_gateway(workspace, email, change))
     return gateway_row(context, context.settings_of(organisation.id), gateway)
 
 
@@ -101,10 +96,7 @@ async def change_gateway(slug: str, email: str, body: GatewayPatch, who: Who, co
 async def delete_gateway(slug: str, email: str, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
     _visible_gateway(who, context.settings_of(organisation.id), email)
-    _, changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: remove_gateway(workspace, email)))
-    if changed is not None:
-        await context.apply(changed)
+    await change_settings(context, organisation, lambda workspace: remove_gateway(workspace, email))
     return Response(status_code=204)
 
 

@@ -29,11 +29,10 @@ async def explain_rules(slug: str, body: ExplainIn, who: Who, context: Context) 
     settings = context.settings_of(organisation.id)
     raw = body.raw.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
 
-    def job(store: Any) -> dict[str, Any]:
-        with store.acting_for(organisation.id):
-            return explain_message(settings, store, organisation.id, raw, body.mailbox, body.gateway)
-
-    return await context.writer.run(job)
+    explained: dict[str, Any] = await context.acting_for(
+        organisation.id, lambda store: explain_message(settings, store, organisation.id, raw, body.mailbox,
+                                                       body.gateway))
+    return explained
 
 
 @router.get("/organisations/{slug}/queue", response_model=list[OutboundOut], tags=["queue"],
@@ -72,11 +71,8 @@ async def send(slug: str, task_id: int, body: SendIn, who: Who, context: Context
     user = who.user.login if who.user is not None and not who.user.is_owner else ""
     file_config = context.config()
 
-    def job(store: Any) -> Queued:
-        with store.acting_for(organisation.id):
-            return send_from_task(store, settings, file_config, organisation.id, task_id, outgoing, user, "api")
-
-    queued = await context.writer.run(job)
+    queued: Queued = await context.acting_for(organisation.id, lambda store: send_from_task(
+        store, settings, file_config, organisation.id, task_id, outgoing, user, "api"))
     context.wake_outbound()
     return {"id": queued.entry_id, "message_id": queued.message_id, "task": queued.task_id}
 
@@ -86,11 +82,7 @@ async def send(slug: str, task_id: int, body: SendIn, who: Who, context: Context
 async def retry_queued(slug: str, entry_id: int, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
 
-    def job(store: Any) -> None:
-        with store.acting_for(organisation.id):
-            store.retry_outbound(entry_id)
-
-    await context.writer.run(job)
+    await context.acting_for(organisation.id, lambda store: store.retry_outbound(entry_id))
     context.wake_outbound()
     return Response(status_code=204)
 
@@ -100,11 +92,7 @@ async def retry_queued(slug: str, entry_id: int, who: Who, context: Context) -> 
 async def drop_queued(slug: str, entry_id: int, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
 
-    def job(store: Any) -> None:
-        with store.acting_for(organisation.id):
-            store.drop_outbound(entry_id)
-
-    await context.writer.run(job)
+    await context.acting_for(organisation.id, lambda store: store.drop_outbound(entry_id))
     return Response(status_code=204)
 
 
@@ -115,11 +103,8 @@ async def retry_quarantine(slug: str, item_id: int, who: Who, context: Context) 
     organisation = organisation_for(context, who, slug, "owner")
     settings = context.settings_of(organisation.id)
 
-    def job(store: Any) -> tuple[int, list[int]]:
-        with store.acting_for(organisation.id):
-            return retry_quarantined(store, settings, organisation.id, item_id)
-
-    message, tasks = await context.writer.run(job)
+    message, tasks = await context.acting_for(
+        organisation.id, lambda store: retry_quarantined(store, settings, organisation.id, item_id))
     return {"message": message, "tasks": tasks}
 
 
@@ -128,9 +113,5 @@ async def retry_quarantine(slug: str, item_id: int, who: Who, context: Context) 
 async def drop_quarantine(slug: str, item_id: int, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
 
-    def job(store: Any) -> None:
-        with store.acting_for(organisation.id):
-            store.drop_quarantined(item_id)
-
-    await context.writer.run(job)
+    await context.acting_for(organisation.id, lambda store: store.drop_quarantined(item_id))
     return Response(status_code=204)

@@ -15,7 +15,7 @@ from .auth import organisation_for
 from .models import MailboxIn, MailboxOut
 from .problems import not_found
 from .routes import Context, Who
-from .settings import in_workspace
+from .settings import change_settings
 
 router = APIRouter(prefix="/api/v1")
 
@@ -25,10 +25,8 @@ router = APIRouter(prefix="/api/v1")
                          "answer comes.")
 async def create_mailbox(slug: str, body: MailboxIn, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, "owner")
-    (mailbox, task), changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: add_mailbox(workspace, body.login, body.owner, body.users)))
-    if changed is not None:
-        await context.apply(changed)
+    mailbox, task = await change_settings(
+        context, organisation, lambda workspace: add_mailbox(workspace, body.login, body.owner, body.users))
     return mailbox_json(mailbox, context.settings_of(organisation.id), task.id)
 
 
@@ -38,8 +36,5 @@ async def delete_mailbox(slug: str, login: str, who: Who, context: Context) -> R
     organisation = organisation_for(context, who, slug, "owner")
     if context.settings_of(organisation.id).mailbox(login.lower()) is None:
         raise not_found(f'no mailbox "{login}"')
-    _, changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: remove_mailbox(workspace, login)))
-    if changed is not None:
-        await context.apply(changed)
+    await change_settings(context, organisation, lambda workspace: remove_mailbox(workspace, login))
     return Response(status_code=204)

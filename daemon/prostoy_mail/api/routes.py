@@ -330,9 +330,5 @@ async def delete_comment(slug: str, comment_id: int, who: Who, context: Context)
     organisation = organisation_for(context, who, slug, "owner")
     settings = context.settings_of(organisation.id)
 
-    def job(store: Any) -> None:
-        with store.acting_for(organisation.id):
-            remove_comment(settings, store, comment_id)
-
-    await context.writer.run(job)
+    await context.acting_for(organisation.id, lambda store: remove_comment(settings, store, comment_id))
     return Response(status_code=204)

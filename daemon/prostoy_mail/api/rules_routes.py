@@ -17,12 +17,12 @@ from ..operations.rules import RuleChange, add_rule, edit_rule, move_rule, remov
 from ..store.ports import Organisation
 from ..views import rule_json
 from ..visibility import visible_tasks
-from .auth import Caller
+from .auth import Caller, organisation_for
 from .context import ApiContext
 from .models import RuleIn, RuleOut, RulePatch
 from .problems import ApiError, forbidden, not_found
 from .routes import EVERYONE, Context, Who
-from .settings import in_workspace
+from .settings import change_settings
 
 router = APIRouter(prefix="/api/v1")
 EMPLOYEE_MAY_CHANGE = {"subject", "senders", "recipients", "action", "task", "project", "assign_to",
@@ -88,11 +88,6 @@ def _task_they_see(context: ApiContext, who: Caller, organisation: Organisation,
         raise not_found(f'no task "{ref}"')
 
 
-async def _applied(context: ApiContext, change: int | None) -> None:
-    if change is not None:
-        await context.apply(change)
-
-
 def _rule_view(context: ApiContext, organisation: Organisation, name: str) -> dict[str, Any]:
     settings = context.settings_of(organisation.id)
     for position, rule in enumerate(settings.rules, 1):
@@ -105,14 +100,10 @@ def _rule_view(context: ApiContext, organisation: Organisation, name: str) -> di
              description="Who: the admin and the owner. The body has `rule list --json`'s fields; it is in "
                          "effect when the answer comes.")
 async def create_rule(slug: str, body: RuleIn, who: Who, context: Context) -> dict[str, Any]:
-    from .auth import organisation_for
-
     organisation = organisation_for(context, who, slug, "owner")
     change = _change(body)
-    job = in_workspace(organisation, context.config(),
-                       lambda workspace: add_rule(workspace, body.name, change, body.position))
-    _, changed = await context.writer.run(job)
-    await _applied(context, changed)
+    await change_settings(context, organisation,
+                          lambda workspace: add_rule(workspace, body.name, change, body.position))
     return _rule_view(context, organisation, body.name)
 
 
@@ -120,8 +111,6 @@ async def create_rule(slug: str, body: RuleIn, who: Who, context: Context) -> di
               description="Who: the admin and the owner; an employee, for a rule of their personal mailbox or "
                           "gateway that has `editable_by_owner`, its conditions and actions only.")
 async def change_rule(slug: str, name: str, body: RulePatch, who: Who, context: Context) -> dict[str, Any]:
-    from .auth import organisation_for
-
     organisation = organisation_for(context, who, slug, *EVERYONE)
     rule = _visible_rule(who, context.settings_of(organisation.id), name)
     if who.role == "employee":
@@ -142,19 +131,14 @@ async def change_rule(slug: str, name: str, body: RulePatch, who: Who, context: 
             move_rule(workspace, new_name, position)
         return new_name
 
-    new_name, changed = await context.writer.run(in_workspace(organisation, context.config(), operation))
-    await _applied(context, changed)
+    new_name = await change_settings(context, organisation, operation)
     return _rule_view(context, organisation, new_name)
 
 
 @router.delete("/organisations/{slug}/rules/{name}", status_code=204, tags=["rules"],
                description="Who: the admin and the owner.")
 async def delete_rule(slug: str, name: str, who: Who, context: Context) -> Response:
-    from .auth import organisation_for
-
     organisation = organisation_for(context, who, slug, "owner")
     _visible_rule(who, context.settings_of(organisation.id), name)
-    _, changed = await context.writer.run(
-        in_workspace(organisation, context.config(), lambda workspace: remove_rule(workspace, name)))
-    await _applied(context, changed)
+    await change_settings(context, organisation, lambda workspace: remove_rule(workspace, name))
     return Response(status_code=204)

@@ -11,7 +11,7 @@ from ..views import server_json
 from .auth import organisation_for
 from .models import ServerIn, ServerOut, ServerPatch
 from .routes import Context, Who
-from .settings import in_workspace
+from .settings import change_settings
 
 router = APIRouter(prefix="/api/v1")
 
@@ -29,10 +29,7 @@ def _change(body: ServerIn | ServerPatch) -> ServerChange:
 async def create_server(slug: str, body: ServerIn, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, "owner")
     change = _change(body)
-    server, changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: add_server(workspace, body.name, change)))
-    if changed is not None:
-        await context.apply(changed)
+    server = await change_settings(context, organisation, lambda workspace: add_server(workspace, body.name, change))
     return server_json(server, context.settings_of(organisation.id))
 
 
@@ -42,10 +39,7 @@ async def create_server(slug: str, body: ServerIn, who: Who, context: Context) -
 async def change_server(slug: str, name: str, body: ServerPatch, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, "owner")
     change = _change(body)
-    server, changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: edit_server(workspace, name, change)))
-    if changed is not None:
-        await context.apply(changed)
+    server = await change_settings(context, organisation, lambda workspace: edit_server(workspace, name, change))
     return server_json(server, context.settings_of(organisation.id))
 
 
@@ -54,8 +48,5 @@ async def change_server(slug: str, name: str, body: ServerPatch, who: Who, conte
                            "(422, naming the gateway).")
 async def delete_server(slug: str, name: str, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
-    _, changed = await context.writer.run(in_workspace(
-        organisation, context.config(), lambda workspace: remove_server(workspace, name)))
-    if changed is not None:
-        await context.apply(changed)
+    await change_settings(context, organisation, lambda workspace: remove_server(workspace, name))
     return Response(status_code=204)

@@ -16,6 +16,7 @@ from ..config.organisation import OrganisationDocument, organisation_config
 from ..operations.workspace import validate_settings
 from ..store.ports import Organisation
 from ..store.roles import SettingsStore
+from .context import ApiContext
 from .problems import ApiError
 
 T = TypeVar("T")
@@ -87,3 +88,13 @@ def in_workspace(organisation: Organisation, file_config: Config, operation: Cal
             return operation(workspace), workspace.changed
 
     return job
+
+
+async def change_settings(context: ApiContext, organisation: Organisation,
+                          operation: Callable[[StoreWorkspace], T], store_only: bool = False) -> T:
+    """`operation` in a store job for the organisation; the daemon applies what it changed before
+    this returns (the API's answer then says it is in effect)."""
+    result, changed = await context.writer.run(in_workspace(organisation, context.config(), operation, store_only))
+    if changed is not None:
+        await context.apply(changed)
+    return result

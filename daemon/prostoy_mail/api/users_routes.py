@@ -15,7 +15,7 @@ from .auth import admin_only, organisation_for
 from .models import PasswordIn, UserIn, UserOut
 from .problems import forbidden, not_found
 from .routes import EVERYONE, Context, Who
-from .settings import in_workspace
+from .settings import change_settings
 
 router = APIRouter(prefix="/api/v1")
 
@@ -25,10 +25,10 @@ router = APIRouter(prefix="/api/v1")
 async def create_user(slug: str, body: UserIn, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, "owner")
     password = await asyncio.to_thread(hash_password, body.password) if body.password else None
-    user, _ = await context.writer.run(in_workspace(
-        organisation, context.config(),
+    user = await change_settings(
+        context, organisation,
         lambda workspace: add_user(workspace, body.login, body.name or body.login, password, body.owner),
-        store_only=True))
+        store_only=True)
     return user_json(user)
 
 
@@ -37,8 +37,7 @@ async def create_user(slug: str, body: UserIn, who: Who, context: Context) -> di
                            "(409, naming where). Their personal task and its mail stay.")
 async def delete_user(slug: str, login: str, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
-    await context.writer.run(in_workspace(organisation, context.config(),
-                                          lambda workspace: remove_user(workspace, login), store_only=True))
+    await change_settings(context, organisation, lambda workspace: remove_user(workspace, login), store_only=True)
     return Response(status_code=204)
 
 
@@ -53,11 +52,7 @@ async def set_password(slug: str, login: str, body: PasswordIn, who: Who, contex
             raise not_found(f'no user "{login}"')
     hashed = await asyncio.to_thread(hash_password, body.password)
 
-    def job(store: Any) -> None:
-        with store.acting_for(organisation.id):
-            store.set_password(login, hashed)
-
-    await context.writer.run(job)
+    await context.acting_for(organisation.id, lambda store: store.set_password(login, hashed))
     return Response(status_code=204)
 
 
