@@ -118,6 +118,8 @@ class Watcher:
                 continue
             except FetchError as exc:
                 step, reason = exc.step, str(exc)
+            except StoreUnavailable as exc:  # (the watcher's own records, e.g. of a check that went well)
+                step, reason = "store", f"the store is not available ({exc}); pausing"
             except (imaplib.IMAP4.abort, OSError) as exc:
                 step, reason = "connection", f"connection: {exc}"
             except (imaplib.IMAP4.error, poplib.error_proto) as exc:
