@@ -142,17 +142,19 @@ class Daemon:
         self.outbound = QueueRunner(self.writer, self.intake, lambda: self.config,
                                     RelayPool(starting.daemon.hostname, starting.outbound.timeout),
                                     self.sent_uploader, self.metrics, self._gateway_settings)
+        from .api.webhooks import WebhookDeliverer  # (httpx: imported when the daemon starts, not by the CLI)
+
+        # (made before the listeners open: once they do, clients are served while the rest of
+        # the start goes on, and the start should then be short)
+        self.webhook_reader = SqliteStore(location)
+        self.webhook_reader.org_id = None
+        self.webhooks = WebhookDeliverer(self.webhook_reader, self.writer, lambda: self.config, self.metrics)
         (await self._open_listeners(running))()
         self.running = running
         for slug, why in running.organisations_refused.items():
             log.error("organisation %s: its settings cannot be applied and are left out: %s", slug, why)
         await self._open_metrics()
         self.outbound.start()
-        from .api.webhooks import WebhookDeliverer  # (httpx: imported when the daemon starts, not by the CLI)
-
-        self.webhook_reader = SqliteStore(location)
-        self.webhook_reader.org_id = None
-        self.webhooks = WebhookDeliverer(self.webhook_reader, self.writer, lambda: self.config, self.metrics)
         self.webhook_task = asyncio.create_task(self.webhooks.run(), name="webhooks")
         fair = FairAdmission(funnel.accept_fetched)  # (one organisation's gateways never crowd out another's)
         self.fetchers = FetchManager(FetchContext(asyncio.get_running_loop(), fair, self.writer,
