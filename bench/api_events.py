@@ -23,10 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.api_owner import add_acme, owner_token
 from bench.peers import free_port, wait_port
 from tests.config_factory import config_text
 
@@ -106,11 +106,7 @@ def main() -> int:
     daemon = subprocess.Popen([CLI, "--config", str(config), "serve", "--log-level", "warning"])
     try:
         wait_port(http)
-        request = urllib.request.Request(f"http://127.0.0.1:{http}/api/v1/sessions", method="POST",
-                                         data=json.dumps({"login": "boss", "password": "boss-pw"}).encode(),
-                                         headers={"content-type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            token = json.load(answer)["token"]
+        token = owner_token(f"http://127.0.0.1:{http}/api/v1")
         print(f"loadavg {os.getloadavg()}", flush=True)
         asyncio.run(run(args, http, smtp, token))
     finally:
@@ -120,14 +116,11 @@ def main() -> int:
 
 
 def _setup(store_path: Path) -> None:
-    from prostoy_mail.auth.password_hashes import hash_password
     from prostoy_mail.store.sqlite import SqliteStore
 
     store = SqliteStore(store_path)
     try:
-        acme = store.add_organisation("acme", "Acme").id
-        with store.acting_for(acme):
-            store.add_user("boss", "Boss", hash_password("boss-pw"), is_owner=True)
+        acme = add_acme(store)
         store.replace_org_entries(acme, {"mailboxes": [{"login": "desk"}]})
     finally:
         store.close()

@@ -14,7 +14,6 @@ its framework's floor.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -22,10 +21,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.api_owner import add_acme, owner_token
 from bench.peers import free_port, wait_port
 from tests.config_factory import config_text
 
@@ -80,7 +79,7 @@ def main() -> int:
         wait_port(port)
         wait_port(hello_port)
         base = f"http://127.0.0.1:{port}/api/v1"
-        token = _login(base)
+        token = owner_token(base)
         script = work / "write.lua"
         script.write_text(WRITE_LUA)
         print(f"loadavg {os.getloadavg()}; wrk -t2 -c{args.connections} -d{args.seconds}s", flush=True)
@@ -102,16 +101,14 @@ def main() -> int:
 
 
 def _setup(store_path: Path) -> int:
-    from prostoy_mail.auth.password_hashes import hash_password
     from prostoy_mail.store.ports import CommentTarget, MessageRecord
     from prostoy_mail.store.sqlite import SqliteStore
 
     store = SqliteStore(store_path)
     try:
-        acme = store.add_organisation("acme", "Acme").id
+        acme = add_acme(store)
         store.set_limit_overrides(acme, {"rules": 10_000_000})
         with store.acting_for(acme):
-            store.add_user("boss", "Boss", hash_password("boss-pw"), is_owner=True)
             store.add_project("Sales")
             task = store.add_task("Sales", "Invoices").id
             for number in range(50):
@@ -123,12 +120,6 @@ def _setup(store_path: Path) -> int:
     finally:
         store.close()
 
-
-def _login(base: str) -> str:
-    request = urllib.request.Request(f"{base}/sessions", method="POST", headers={"content-type": "application/json"},
-                                     data=json.dumps({"login": "boss", "password": "boss-pw"}).encode())
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return str(json.load(answer)["token"])
 
 
 if __name__ == "__main__":

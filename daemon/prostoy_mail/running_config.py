@@ -58,6 +58,7 @@ class RunningConfig:
     organisations_refused: Mapping[str, str] = field(default_factory=dict)  # slug -> why they are left out
     file_rules: OrganisationRules | None = None  # the file's organisation's, compiled
     file_sending: SendingPolicy | None = None
+    gateway_orgs: Mapping[str, int] = field(default_factory=dict)  # a store organisation's gateway -> it
 
     @property
     def organisations(self) -> dict[int, Config]:
@@ -140,15 +141,15 @@ class RunningConfig:
             logins = smtp.mailboxes | _logins(parts.values())
         return cls(generation, config, IntakeRules(table, config.smtp.duplicate_window),
                    replace(smtp, mailboxes=logins, own_domains=own_domains),
-                   replace(sending, own_domains=own_domains), parts, refused, file_rules, file_sending)
+                   replace(sending, own_domains=own_domains), parts, refused, file_rules, file_sending,
+                   {g.email: org_id for org_id, part in parts.items() for g in part.config.gateways})
 
     def gateway_settings(self, email: str) -> Config:
         """The settings of the organisation that connects gateway `email` (its server, its
-        password): a gateway's address is one organisation's in the installation."""
-        for part in self.parts.values():
-            if part.config.gateway(email) is not None:
-                return part.config
-        return self.config
+        password): a gateway's address is one organisation's in the installation. (Asked for
+        every message sent through a gateway: looked up, not searched for.)"""
+        org_id = self.gateway_orgs.get(email)
+        return self.parts[org_id].config if org_id is not None else self.config
 
     def config_of(self, org_id: int, file_org: int) -> Config:
         """An organisation's settings (its mailboxes, for the IMAP folders of its users): the

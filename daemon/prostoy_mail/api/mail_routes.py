@@ -12,11 +12,9 @@ from ..operations.quarantine import retry_quarantined
 from ..operations.sending import Outgoing, send_from_task
 from ..outbound.submit import Queued
 from ..views import entry_json
-from ..visibility import visible_tasks
 from .auth import organisation_for
 from .models import ExplainIn, ExplainOut, OutboundOut, QuarantinedOut, RetriedOut, SendIn, SentOut
-from .problems import not_found
-from .routes import EVERYONE, Context, Who
+from .routes import EVERYONE, Context, Who, task_they_see
 
 router = APIRouter(prefix="/api/v1")
 
@@ -63,10 +61,7 @@ async def list_quarantine(slug: str, who: Who, context: Context) -> list[dict[st
 async def send(slug: str, task_id: int, body: SendIn, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, *EVERYONE)
     settings = context.settings_of(organisation.id)
-    tasks = context.reader.list_tasks(org_id=organisation.id)
-    visible = tasks if who.user is None else visible_tasks(who.user, settings, tasks)
-    if task_id not in {t.id for t in visible}:
-        raise not_found(f"no task {task_id}")
+    task_they_see(context, who, organisation, settings, task_id)
     outgoing = Outgoing(body.from_, body.to, body.cc, body.bcc, body.subject, body.body, body.in_reply_to)
     user = who.user.login if who.user is not None and not who.user.is_owner else ""
     file_config = context.config()
@@ -81,7 +76,6 @@ async def send(slug: str, task_id: int, body: SendIn, who: Who, context: Context
              description="Who: the admin and the owner. Try a queued message now (a failed Sent-folder copy too).")
 async def retry_queued(slug: str, entry_id: int, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
-
     await context.acting_for(organisation.id, lambda store: store.retry_outbound(entry_id))
     context.wake_outbound()
     return Response(status_code=204)
@@ -91,7 +85,6 @@ async def retry_queued(slug: str, entry_id: int, who: Who, context: Context) -> 
                description="Who: the admin and the owner. Stop sending a queued message (no bounce).")
 async def drop_queued(slug: str, entry_id: int, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
-
     await context.acting_for(organisation.id, lambda store: store.drop_outbound(entry_id))
     return Response(status_code=204)
 
@@ -102,7 +95,6 @@ async def drop_queued(slug: str, entry_id: int, who: Who, context: Context) -> R
 async def retry_quarantine(slug: str, item_id: int, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, "owner")
     settings = context.settings_of(organisation.id)
-
     message, tasks = await context.acting_for(
         organisation.id, lambda store: retry_quarantined(store, settings, organisation.id, item_id))
     return {"message": message, "tasks": tasks}
@@ -112,6 +104,5 @@ async def retry_quarantine(slug: str, item_id: int, who: Who, context: Context) 
                description="Who: the admin and the owner. Forget a quarantined message (it stays on its server).")
 async def drop_quarantine(slug: str, item_id: int, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
-
     await context.acting_for(organisation.id, lambda store: store.drop_quarantined(item_id))
     return Response(status_code=204)

@@ -18,8 +18,9 @@ from ..auth.login_guard import Outcome
 from ..auth.password_hashes import hash_password
 from ..config.model import Config, Gateway
 from ..errors import ProstoyMailError
+from ..operations.organisations import organisation_counts
 from ..provisioning import delete_comment as remove_comment
-from ..store.ports import Event, Organisation
+from ..store.ports import Event, Organisation, Task
 from ..views import (
     comment_json,
     gateway_json,
@@ -112,12 +113,7 @@ async def me(who: Who, context: Context) -> dict[str, Any]:
 
 
 def _organisation_view(context: ApiContext, organisation: Organisation) -> dict[str, Any]:
-    settings = context.settings_of(organisation.id)
-    counts = {"mailboxes": len(settings.mailboxes), "gateways": len(settings.gateways), "rules": len(settings.rules)}
-    if not organisation.file_managed:  # (its entries: also when its settings are left out as invalid)
-        entries = context.reader.org_entries(organisation.id)
-        counts = {section: len(entries.get(section, [])) for section in ("mailboxes", "gateways", "rules")}
-    return organisation_json(organisation, {**context.reader.counts(organisation.id), **counts})
+    return organisation_json(organisation, organisation_counts(context.reader, organisation, context.config()))
 
 
 @router.get("/organisations", response_model=list[OrganisationOut], tags=["organisations"],
@@ -284,11 +280,18 @@ def _employee_hears(context: ApiContext, who: Caller, org_id: int, event: Event)
         return False
 
 
-def _visible_task_ids(context: ApiContext, who: Caller, organisation: Organisation, settings: Config) -> set[int]:
+def tasks_they_see(context: ApiContext, who: Caller, organisation: Organisation, settings: Config) -> list[Task]:
+    """The organisation's tasks the caller sees: every one (the admin, the owner), or an
+    employee's (visibility.py, as over IMAP)."""
     tasks = context.reader.list_tasks(org_id=organisation.id)
-    if who.user is None:
-        return {t.id for t in tasks}
-    return {t.id for t in visible_tasks(who.user, settings, tasks)}
+    return tasks if who.user is None else visible_tasks(who.user, settings, tasks)
+
+
+def task_they_see(context: ApiContext, who: Caller, organisation: Organisation, settings: Config,
+                  task_id: int, name: str | None = None) -> None:
+    """404 (as for one that does not exist) unless the caller sees the task."""
+    if task_id not in {t.id for t in tasks_they_see(context, who, organisation, settings)}:
+        raise not_found(f'no task "{name}"' if name is not None else f"no task {task_id}")
 
 
 @router.get("/organisations/{slug}/tasks", response_model=list[TaskOut], tags=["tasks"],
@@ -296,10 +299,7 @@ def _visible_task_ids(context: ApiContext, who: Caller, organisation: Organisati
                         "other people's personal tasks, nor those of mailboxes and gateways closed to them).")
 async def list_tasks(slug: str, who: Who, context: Context) -> list[dict[str, Any]]:
     organisation, settings = _member(context, who, slug)
-    tasks = context.reader.list_tasks(org_id=organisation.id)
-    if who.user is not None:
-        tasks = visible_tasks(who.user, settings, tasks)
-    return [task_json(t) for t in tasks]
+    return [task_json(t) for t in tasks_they_see(context, who, organisation, settings)]
 
 
 @router.get("/organisations/{slug}/tasks/{task_id}/comments", response_model=list[CommentOut], tags=["tasks"],
@@ -310,8 +310,7 @@ async def list_comments(slug: str, task_id: int, who: Who, context: Context,
                         since: Annotated[datetime | None, Query()] = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
     organisation, settings = _member(context, who, slug)
-    if task_id not in _visible_task_ids(context, who, organisation, settings):
-        raise not_found(f"no task {task_id}")
+    task_they_see(context, who, organisation, settings, task_id)
     since_text = None if since is None else since.astimezone(UTC).isoformat(timespec="seconds")
     with context.reader.acting_for(organisation.id):
         comments = context.reader.comments_page(task_id, before, since_text, limit)

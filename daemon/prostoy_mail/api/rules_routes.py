@@ -16,12 +16,11 @@ from ..errors import ProstoyMailError
 from ..operations.rules import RuleChange, add_rule, edit_rule, move_rule, remove_rule
 from ..store.ports import Organisation
 from ..views import rule_json
-from ..visibility import visible_tasks
 from .auth import Caller, organisation_for
 from .context import ApiContext
 from .models import RuleIn, RuleOut, RulePatch
 from .problems import ApiError, forbidden, not_found
-from .routes import EVERYONE, Context, Who
+from .routes import EVERYONE, Context, Who, task_they_see
 from .settings import change_settings
 
 router = APIRouter(prefix="/api/v1")
@@ -77,15 +76,12 @@ def _employees_own(who: Caller, settings: Config, rule: Rule) -> bool:
 
 
 def _task_they_see(context: ApiContext, who: Caller, organisation: Organisation, ref: str) -> None:
-    assert who.user is not None
     with context.reader.acting_for(organisation.id):
         try:
             task = context.reader.resolve_task(ref)
         except ProstoyMailError:
             raise not_found(f'no task "{ref}"') from None
-        tasks = context.reader.list_tasks(org_id=organisation.id)
-    if task.id not in {t.id for t in visible_tasks(who.user, context.settings_of(organisation.id), tasks)}:
-        raise not_found(f'no task "{ref}"')
+    task_they_see(context, who, organisation, context.settings_of(organisation.id), task.id, ref)
 
 
 def _rule_view(context: ApiContext, organisation: Organisation, name: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..auth.password_hashes import hash_password
 from ..config.model import LIMIT_NAMES
 from ..errors import Invalid, ProstoyMailError
 from ..identifiers import normalise_domain
+from ..operations.organisations import organisation_counts
 from ..store.ports import Organisation
 from ..views import organisation_json
 from .common import Context, read_password
@@ -65,18 +66,8 @@ def register(sub: Sub) -> None:
     p.set_defaults(handler=domain_remove)
 
 
-def settings_counts(ctx: Context, organisation: Organisation) -> dict[str, int]:
-    """How many mailboxes, gateways and rules it has: the file's, or its entries in the store."""
-    if organisation.file_managed:
-        config = ctx.file_config()
-        return {"mailboxes": len(config.mailboxes), "gateways": len(config.gateways), "rules": len(config.rules)}
-    entries = ctx.store().org_entries(organisation.id)
-    return {section: len(entries.get(section, [])) for section in ("mailboxes", "gateways", "rules")}
-
-
 def org_json(ctx: Context, organisation: Organisation) -> dict[str, Any]:
-    return organisation_json(organisation, {**ctx.store().counts(organisation.id),
-                                            **settings_counts(ctx, organisation)})
+    return organisation_json(organisation, organisation_counts(ctx.store(), organisation, ctx.file_config()))
 
 
 def org_add(ctx: Context) -> int:
@@ -131,7 +122,7 @@ def org_limits(ctx: Context) -> int:
     own = store.limit_overrides(organisation.id)
     limits = ctx.limits(organisation)
     hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
-    used = {**settings_counts(ctx, organisation), "users": store.counts(organisation.id)["users"],
+    used = {**organisation_counts(store, organisation, ctx.file_config()),
             "outbound_per_hour": store.outbound_since(organisation.id, hour_ago)}
     rows = {name: {"limit": getattr(limits, name), "own": name in own, "used": used[name]} for name in LIMIT_NAMES}
     if ctx.args.json:
