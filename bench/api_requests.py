@@ -4,11 +4,15 @@
 
 wrk (Debian's wrk package) with 50 connections against, in turn:
   (a) hello  - a FastAPI hello-world endpoint served the same way (bench/hello_api.py): the floor;
+  (a') same  - that process sending, from memory, the very bytes (b) answers: the framework's
+               floor for an answer of that size (26 KB);
+  (a") route - those bytes from a route declared as (b)'s is, doing nothing else: the
+               framework's floor for that route (its parameters and dependencies);
   (b) read   - GET /api/v1/organisations/acme/tasks/ID/comments (50 comments) of `prostoy-mail serve`;
   (c) write  - POST /api/v1/organisations/acme/rules (a new rule each, in effect when answered).
 Each with a user's bearer token (b, c: checked against the store's sessions). Prints requests/s
-and p99 latency of each, and the ratios of (b) and (c) to (a): the API must cost at most 2x
-its framework's floor.
+and p99 latency of each, and the ratio of (a) to each: the API must cost at most 2x its
+framework's floor; (b) is also given against (a') and (a").
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.api_owner import add_acme, owner_token
@@ -74,27 +80,40 @@ def main() -> int:
     config.write_text(config_text(listen={"http": f"127.0.0.1:{port}"}, smtp={"workers": 0}))
     task = _setup(work / "store.db")
     daemon = subprocess.Popen([CLI, "--config", str(config), "serve", "--log-level", "warning"])
-    hello = subprocess.Popen([sys.executable, str(Path(__file__).parent / "hello_api.py"), str(hello_port)])
+    processes = [daemon]
     try:
         wait_port(port)
-        wait_port(hello_port)
         base = f"http://127.0.0.1:{port}/api/v1"
         token = owner_token(base)
+        read_url = f"{base}/organisations/acme/tasks/{task}/comments"
+        answer = work / "answer.json"
+        answer.write_bytes(httpx.get(read_url, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+                           .content)
+        processes.append(subprocess.Popen([sys.executable, str(Path(__file__).parent / "hello_api.py"),
+                                           str(hello_port), str(answer)]))
+        wait_port(hello_port)
         script = work / "write.lua"
         script.write_text(WRITE_LUA)
-        print(f"loadavg {os.getloadavg()}; wrk -t2 -c{args.connections} -d{args.seconds}s", flush=True)
+        print(f"loadavg {os.getloadavg()}; wrk -t2 -c{args.connections} -d{args.seconds}s; "
+              f"the read's answer: {answer.stat().st_size} bytes", flush=True)
         results = {
             "hello (floor)": wrk(f"http://127.0.0.1:{hello_port}/hello", args.seconds, args.connections, None),
-            "read: GET comments (50)": wrk(f"{base}/organisations/acme/tasks/{task}/comments", args.seconds,
-                                           args.connections, token),
+            "same bytes from memory": wrk(f"http://127.0.0.1:{hello_port}/same", args.seconds, args.connections,
+                                          None),
+            "same route, nothing done": wrk(f"http://127.0.0.1:{hello_port}/api/v1/organisations/acme/tasks/"
+                                            f"{task}/comments", args.seconds, args.connections, token),
+            "read: GET comments (50)": wrk(read_url, args.seconds, args.connections, token),
             "write: POST rules": wrk(f"{base}/organisations/acme/rules", args.seconds, args.connections, token,
                                      script),
         }
         floor = results["hello (floor)"][0]
         for name, (rate, p99) in results.items():
             print(f"{name:26} {rate:8.0f} req/s  p99 {p99:7.1f} ms  floor/this {floor / rate:5.2f}")
+        read = results["read: GET comments (50)"][0]
+        for floor_name in ("same bytes from memory", "same route, nothing done"):
+            print(f"read against {floor_name}: {results[floor_name][0] / read:.2f}x")
     finally:
-        for process in (daemon, hello):
+        for process in processes:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,24 @@ def test_each_model_has_the_json_fields_of_its_kind(tmp_path: Path) -> None:
     assert set(mailbox_json(config.mailboxes[0], config, None)) == fields(models.MailboxOut)
     assert set(gateway_json(config.gateways[0], config, None)) | GATEWAY_STATE == fields(models.GatewayOut)
     assert set(organisation_json(organisation, counts)) == fields(models.OrganisationOut)
+
+
+def test_no_route_or_dependency_hops_to_a_thread() -> None:
+    """FastAPI runs a plain `def` route or dependency in its thread pool: a hop (and a tenth of a
+    read's time) the API must not take. Every one is `async def` (the store's jobs go through
+    its writer, not threads of FastAPI's)."""
+    from typing import Any
+
+    from fastapi.dependencies.models import Dependant
+    from fastapi.routing import APIRoute
+
+    from prostoy_mail.api.app import ROUTERS
+
+    def calls(dependant: Dependant) -> list[Any]:
+        return [dependant.call, *(c for d in dependant.dependencies for c in calls(d))]
+
+    routes = [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+    assert len(routes) > 40
+    threaded = {f"{r.path}: {getattr(c, '__name__', c)}" for r in routes for c in calls(r.dependant)
+                if c is not None and not inspect.iscoroutinefunction(c)}
+    assert threaded == set()

@@ -100,6 +100,8 @@ def leaks(w: World) -> list[str]:
         "list_tasks": lambda: w.main_task in {t.id for t in s.list_tasks()},
         "get_comment": lambda: _reaches(lambda: s.get_comment(w.main_comment)),
         "list_comments": lambda: _reaches(lambda: s.list_comments(w.main_task)),
+        "comment_keys_page": lambda: _reaches(lambda: s.comment_keys_page(w.main_task, None, None, 50)),
+        "comments_by_id": lambda: bool(s.comments_by_id([w.main_comment])),
         "list_quarantine": lambda: w.main_quarantined in {q.id for q in s.list_quarantine()},
         "quarantined_raw": lambda: _reaches(lambda: s.quarantined_raw(w.main_quarantined)),
         "get_outbound": lambda: _reaches(lambda: s.get_outbound(w.main_outbound)),

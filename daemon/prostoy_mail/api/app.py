@@ -17,6 +17,8 @@ from .users_routes import router as users_router
 from .webhooks_routes import router as webhooks_router
 
 OPENAPI_URL = "/api/v1/openapi.json"
+ROUTERS = (mail_router, router, rules_router, mailboxes_router, gateways_router, servers_router, webhooks_router,
+           users_router)
 
 
 def build_app(context: ApiContext) -> FastAPI:
@@ -27,12 +29,6 @@ def build_app(context: ApiContext) -> FastAPI:
                               "[api] admin_token_file). Errors are RFC 9457 problem documents.")
     app.state.context = context
     install(app)
-    app.include_router(mail_router)
-    app.include_router(router)
-    app.include_router(rules_router)
-    app.include_router(mailboxes_router)
-    app.include_router(gateways_router)
-    app.include_router(servers_router)
-    app.include_router(webhooks_router)
-    app.include_router(users_router)
+    for each in ROUTERS:
+        app.include_router(each)
     return app

@@ -12,6 +12,7 @@ from ..auth.login_guard import LoginGuard
 from ..config.model import Config
 from ..store.roles import ApiStore, ApiWriterStore, StoreJobs
 from .events import EventHub
+from .rendered_comments import RenderedComments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class ApiContext:
     apply: Callable[[int], Awaitable[int]]
     hub: EventHub  # the events' poller: the streams of every organisation hear of new events through it
     wake_outbound: Callable[[], None]  # something was queued: the outbound runner looks at the spool now
+    comments: RenderedComments = field(default_factory=RenderedComments)  # comments' JSON, rendered once
     _token: tuple[float, str | None] | None = field(default=None, repr=False)  # (file mtime, token)
 
     async def acting_for(self, org_id: int, job: Callable[[Any], T]) -> T:

@@ -368,6 +368,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX webhooks_by_org ON webhooks (org_id);
     """,
+    # 19: a task's comments newest first, a page at a time (the API's task screen): read from
+    # this index, not sorted from all the task's comments (a task of 10,000 comments: each page
+    # sorted all 10,000)
+    """
+    CREATE INDEX comments_by_task ON comments (task_id, id);
+    """,
 )
 # Migrations that rebuild a table others refer to: run with foreign keys off (SQLite's own
 # procedure, https://www.sqlite.org/lang_altertable.html), checked before their commit.
