@@ -9,7 +9,9 @@ wrk (Debian's wrk package) with 50 connections against, in turn:
   (a") route - those bytes from a route declared as (b)'s is, doing nothing else: the
                framework's floor for that route (its parameters and dependencies);
   (b) read   - GET /api/v1/organisations/acme/tasks/ID/comments (50 comments) of `prostoy-mail serve`;
-  (c) write  - POST /api/v1/organisations/acme/rules (a new rule each, in effect when answered).
+  (c) write  - POST /api/v1/organisations/acme/rules (a new rule, in effect when answered) and
+               DELETE of such a rule, in turn: an organisation of --rules rules (default 100)
+               and the new ones not yet deleted.
 Each with a user's bearer token (b, c: checked against the store's sessions). Prints requests/s
 and p99 latency of each, and the ratio of (a) to each: the API must cost at most 2x its
 framework's floor; (b) is also given against (a') and (a").
@@ -36,18 +38,31 @@ from tests.config_factory import config_text
 
 CLI = str(Path(sys.executable).parent / "prostoy-mail")
 WRITE_LUA = """
+-- Writes at a steady number of rules: a connection POSTs a new rule, or DELETEs one of its
+-- thread's rules whose POST has been answered (so the organisation keeps --rules and at most
+-- one more a connection, under its limit of 500, as a real one would).
 local threads = 0
 function setup(thread)
   threads = threads + 1
   thread:set("id", threads)
 end
 counter = 0
+created = {}
 request = function()
+  local name = table.remove(created)
+  if name then
+    return wrk.format("DELETE", "/api/v1/organisations/acme/rules/" .. name)
+  end
   counter = counter + 1
   local body = '{"name": "r' .. id .. '-' .. counter .. '", "subject": ["x' .. counter ..
     '"], "action": "comment", "task": "Sales/Invoices"}'
   wrk.headers["Content-Type"] = "application/json"  -- (with -H Authorization: nil headers keep wrk.headers)
-  return wrk.format("POST", nil, nil, body)
+  return wrk.format("POST", "/api/v1/organisations/acme/rules", nil, body)
+end
+response = function(status, headers, body)
+  if status == 201 then
+    table.insert(created, string.match(body, '"name":%s*"([^"]+)"'))
+  end
 end
 """
 
@@ -71,6 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rules", type=int, default=100, help="the organisation's rules (its limit: 500)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -78,7 +94,7 @@ def main() -> int:
     port, hello_port = free_port(), free_port()
     config = work / "prostoy-mail.toml"
     config.write_text(config_text(listen={"http": f"127.0.0.1:{port}"}, smtp={"workers": 0}))
-    task = _setup(work / "store.db")
+    task = _setup(work / "store.db", args.rules)
     daemon = subprocess.Popen([CLI, "--config", str(config), "serve", "--log-level", "warning"])
     processes = [daemon]
     try:
@@ -103,8 +119,8 @@ def main() -> int:
             "same route, nothing done": wrk(f"http://127.0.0.1:{hello_port}/api/v1/organisations/acme/tasks/"
                                             f"{task}/comments", args.seconds, args.connections, token),
             "read: GET comments (50)": wrk(read_url, args.seconds, args.connections, token),
-            "write: POST rules": wrk(f"{base}/organisations/acme/rules", args.seconds, args.connections, token,
-                                     script),
+            f"write: rules ({args.rules})": wrk(f"{base}/organisations/acme/rules", args.seconds, args.connections,
+                                                token, script),
         }
         floor = results["hello (floor)"][0]
         for name, (rate, p99) in results.items():
@@ -119,14 +135,13 @@ def main() -> int:
     return 0
 
 
-def _setup(store_path: Path) -> int:
+def _setup(store_path: Path, rules: int) -> int:
     from prostoy_mail.store.ports import CommentTarget, MessageRecord
     from prostoy_mail.store.sqlite import SqliteStore
 
     store = SqliteStore(store_path)
     try:
         acme = add_acme(store)
-        store.set_limit_overrides(acme, {"rules": 10_000_000})
         with store.acting_for(acme):
             store.add_project("Sales")
             task = store.add_task("Sales", "Invoices").id
@@ -135,6 +150,8 @@ def _setup(store_path: Path) -> int:
                 store.store_message(MessageRecord(raw=text.encode(), direction="in", source="smtp",
                                                   subject=f"invoice {number}", text="body text\n" * 20),
                                     [CommentTarget(task, ("bench",))])
+        store.replace_org_entries(acme, {"rules": [{"name": f"base-{n}", "subject": [f"s{n}"], "action": "comment",
+                                                    "task": "Sales/Invoices"} for n in range(rules)]})
         return task
     finally:
         store.close()

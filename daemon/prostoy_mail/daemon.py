@@ -85,7 +85,7 @@ class Daemon:
         self.store_lock: StoreLock | None = None
         self.reloading = asyncio.Lock()
         self.reloads = 0  # carried out, applied or refused (recorded for the command line waiting on one)
-        self.parsed_organisations: dict[str, Config] = {}  # store organisations' settings, by their text
+        self.parsed_organisations: dict[bytes, Config] = {}  # store organisations' settings, by their entries
         self.change_id = 0  # the newest change of the store's change log taken up (the command line waits on it)
         self.changes: SqliteStore | None = None  # a read connection that watches the change log
         self.api_app: Any = None  # the management API's FastAPI app, once [listen] http is opened

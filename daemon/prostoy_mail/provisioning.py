@@ -53,10 +53,27 @@ def ensure_mail_tasks(config: Config, store: TaskStore) -> None:
 def check_references(config: Config, store: TaskStore, file: str) -> list[Problem]:
     """References from the file into the store: users and tasks that must exist."""
     problems: list[Problem] = []
+    # Each name asked of the store once (500 rules naming a few tasks: a few queries, not 500)
+    users: dict[str, bool] = {}
+    tasks: dict[str, str | None] = {}
+    projects: dict[str, bool] = {}
 
     def user_exists(login: str | None, key: str) -> None:
-        if login is not None and store.find_user(login) is None:
+        if login is None:
+            return
+        if login not in users:
+            users[login] = store.find_user(login) is not None
+        if not users[login]:
             problems.append(Problem(file, key, f'no user "{login}" (add it: prostoy-mail user add {login})'))
+
+    def task_problem(ref: str) -> str | None:
+        if ref not in tasks:
+            try:
+                store.resolve_task(ref)
+                tasks[ref] = None
+            except ProstoyMailError as exc:  # no such task, or an ambiguous "Project/Title"
+                tasks[ref] = str(exc)
+        return tasks[ref]
 
     for i, mailbox in enumerate(config.mailboxes, 1):
         user_exists(mailbox.owner, f"mailboxes[{i}].owner")
@@ -68,14 +85,14 @@ def check_references(config: Config, store: TaskStore, file: str) -> list[Proble
             user_exists(login, f"gateways[{i}].users")
     for i, rule in enumerate(config.rules, 1):
         user_exists(rule.assign_to, f"rules[{i}].assign_to")
-        if rule.task is not None:
-            try:
-                store.resolve_task(rule.task)
-            except ProstoyMailError as exc:  # no such task, or an ambiguous "Project/Title"
-                problems.append(Problem(file, f"rules[{i}].task", str(exc)))
-        if rule.project is not None and rule.action == "new_task" and store.find_project(rule.project) is None:
-            problems.append(Problem(file, f"rules[{i}].project",
-                                    f'no project "{rule.project}" (add it: prostoy-mail project add "{rule.project}")'))
+        if rule.task is not None and (problem := task_problem(rule.task)) is not None:
+            problems.append(Problem(file, f"rules[{i}].task", problem))
+        if rule.project is not None and rule.action == "new_task":
+            if rule.project not in projects:
+                projects[rule.project] = store.find_project(rule.project) is not None
+            if not projects[rule.project]:
+                problems.append(Problem(file, f"rules[{i}].project", f'no project "{rule.project}" (add it: '
+                                        f'prostoy-mail project add "{rule.project}")'))
     return problems
 
 
@@ -224,7 +241,7 @@ def ownership_conflicts(config: Config, org_id: int, file_config: Config, store:
 
 
 def organisation_settings(file_config: Config, store: TaskStore, organisation: Organisation, owners: Owners | None,
-                          parsed: Mapping[str, Config] | None = None, keep: dict[str, Config] | None = None
+                          parsed: Mapping[bytes, Config] | None = None, keep: dict[bytes, Config] | None = None
                           ) -> Config | None:
     """The settings of an organisation that lives in the store, read like a file (None: it has
     none); ConfigError when they do not load, name what is not in the store, or take a mailbox

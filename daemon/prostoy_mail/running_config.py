@@ -66,7 +66,7 @@ class RunningConfig:
         return {org_id: part.config for org_id, part in self.parts.items()}
 
     @classmethod
-    def build(cls, config: Config, store: TaskStore, generation: int, parsed: dict[str, Config] | None = None,
+    def build(cls, config: Config, store: TaskStore, generation: int, parsed: dict[bytes, Config] | None = None,
               previous: RunningConfig | None = None, changed: Collection[int] | None = None) -> RunningConfig:
         """Raises ConfigError when a rule of the file names a task or user the store does not have
         (a job for the store's writer: it reads the store). An organisation in the store whose
@@ -89,7 +89,7 @@ class RunningConfig:
             if taken:  # (a hand-edited file naming another organisation's mailbox or gateway)
                 raise ConfigError(taken)
         # what this build parses: the cache grows by it (incremental), or is it from now on (full)
-        keep: dict[str, Config] | None = parsed if incremental or parsed is None else {}
+        keep: dict[bytes, Config] | None = parsed if incremental or parsed is None else {}
         if incremental:
             assert previous is not None and changed is not None
             assert previous.file_rules is not None and previous.file_sending is not None

@@ -30,6 +30,9 @@ class ApiContext:
     hub: EventHub  # the events' poller: the streams of every organisation hear of new events through it
     wake_outbound: Callable[[], None]  # something was queued: the outbound runner looks at the spool now
     comments: RenderedComments = field(default_factory=RenderedComments)  # comments' JSON, rendered once
+    # organisations' settings read by the API's jobs, by what they were read from (used on the
+    # store writer's thread alone: api/settings.py)
+    parsed_settings: dict[bytes, Config] = field(default_factory=dict, repr=False)
     _token: tuple[float, str | None] | None = field(default=None, repr=False)  # (file mtime, token)
 
     async def acting_for(self, org_id: int, job: Callable[[Any], T]) -> T:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.edit import ConfigDocument
+from ..config.edit import ConfigDocument, SettingsDocument
 from ..config.load import config_warnings, load_config
 from ..config.model import Config, LimitSettings
 from ..config.organisation import OrganisationDocument, organisation_config
@@ -98,7 +98,7 @@ class Context:
         """The organisation this command works for lives in the store (not in the file)."""
         return getattr(self.args, "org", None) is not None and not self.organisation().file_managed
 
-    def document(self) -> ConfigDocument:
+    def document(self) -> SettingsDocument:
         """What the command edits: the file, or the store's entries of the organisation."""
         self.config()  # the settings must be valid before we edit them
         organisation = self.organisation()
@@ -108,7 +108,7 @@ class Context:
         return OrganisationDocument(self.file_config(), organisation.slug, store.org_entries(organisation.id),
                                     lambda sections: store.replace_org_entries(organisation.id, sections))
 
-    def save(self, doc: ConfigDocument) -> Config:
+    def save(self, doc: SettingsDocument) -> Config:
         """Validate the edited settings (also their references into the store, and mailbox logins
         no other organisation has) and write them; then the running daemon applies them."""
         store = self.store()

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tomli_w
 import tomlkit
@@ -27,6 +27,21 @@ from .load import parse_config
 from .model import Config, Endpoint
 
 Value = str | int | bool | Endpoint | list[str] | None
+
+
+class SettingsDocument(Protocol):
+    """What the operations edit (operations/): the file (ConfigDocument) or an organisation's
+    entries in the store (config/organisation.py's OrganisationDocument)."""
+
+    path: Path
+
+    def entries(self, section: str) -> list[dict[str, Any]]: ...
+    def index_of(self, section: str, key: str, wanted: str) -> int: ...
+    def append(self, section: str, values: Mapping[str, Value]) -> None: ...
+    def update(self, section: str, index: int, values: Mapping[str, Value]) -> None: ...
+    def remove(self, section: str, index: int) -> None: ...
+    def move(self, section: str, index: int, new_index: int) -> None: ...
+    def save(self, validate: Callable[[Config], None] | None = None) -> Config: ...
 
 
 class ConfigDocument:

@@ -299,12 +299,18 @@ def _fields(server: Server) -> dict[str, Any]:
 
 def parse_config(text: str, path: Path, display_name: str | None = None) -> Config:
     """Parse and validate config text; raise ConfigError listing every problem."""
-    problems = _Problems(display_name or path.name)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        problems.add("", f"not valid TOML: {exc}")
-        raise ConfigError(problems.items) from None
+        raise ConfigError([Problem(display_name or path.name, "", f"not valid TOML: {exc}")]) from None
+    return config_from_data(data, path, display_name, hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def config_from_data(data: Mapping[str, Any], path: Path, display_name: str | None = None,
+                     text_sha256: str = "") -> Config:
+    """Validate settings as TOML would give them (an organisation in the store keeps its
+    entries so: config/organisation.py); raise ConfigError listing every problem."""
+    problems = _Problems(display_name or path.name)
     base = path.parent
     top = _Table(data, "", problems)
 
@@ -339,7 +345,7 @@ def parse_config(text: str, path: Path, display_name: str | None = None) -> Conf
         auth=auth, api=api, outbound=outbound,
         routing=routing, limits=limits, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
-        text_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        text_sha256=text_sha256,
     )
 
 
@@ -695,10 +701,14 @@ def _read_gateways(tables: list[_Table], servers: tuple[Server, ...], base: Path
 
 def _read_rules(tables: list[_Table], mailboxes: list[Mailbox], gateways: list[Gateway]) -> list[Rule]:
     rules: list[Rule] = []
+    names: set[str] = set()  # (a set: 500 rules compared pairwise took 4 ms of every change)
+    gateway_emails = {g.email for g in gateways}
+    mailbox_logins = {m.login for m in mailboxes}
     for t in tables:
         name = t.text("name", required=True) or ""
-        if any(r.name == name for r in rules):
+        if name in names:
             t.problem("name", f'rule "{name}" is defined twice')
+        names.add(name)
         gateway = t.text("gateway")
         mailbox = t.text("mailbox")
         if gateway is not None:
@@ -715,9 +725,9 @@ def _read_rules(tables: list[_Table], mailboxes: list[Mailbox], gateways: list[G
         t.done()
         if gateway is not None and mailbox is not None:
             t.problem("mailbox", "a rule belongs to a gateway or a mailbox, not both")
-        if gateway is not None and not any(g.email == gateway for g in gateways):
+        if gateway is not None and gateway not in gateway_emails:
             t.problem("gateway", f'unknown gateway "{gateway}"')
-        if mailbox is not None and not any(m.login == mailbox for m in mailboxes):
+        if mailbox is not None and mailbox not in mailbox_logins:
             t.problem("mailbox", f'unknown mailbox "{mailbox}"')
         if rule.action == "comment" and not rule.task:
             t.problem("task", 'is required when action = "comment"')

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config.edit import ConfigDocument, Value
+from ..config.edit import SettingsDocument, Value
 from ..config.load import load_presets
 from ..config.model import SECURITY_CHOICES, Endpoint, Server
 from ..errors import Conflict, Invalid, NotFound
@@ -92,7 +92,7 @@ def _entry(server: Server) -> dict[str, Value]:
             "security": server.security, "files_sent_mail": server.files_sent_mail}
 
 
-def _in(doc: ConfigDocument, name: str) -> bool:
+def _in(doc: SettingsDocument, name: str) -> bool:
     try:
         doc.index_of("servers", "name", name)
     except NotFound:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..config.edit import ConfigDocument
+from ..config.edit import SettingsDocument
 from ..config.model import Config, LimitSettings
 from ..errors import ConfigError, OverLimit
 from ..provisioning import check_references, ownership_conflicts
@@ -21,8 +21,8 @@ class Workspace(Protocol):
     def store(self) -> TaskStore: ...  # acting for the organisation
     def organisation(self) -> Organisation: ...
     def limits(self, organisation: Organisation) -> LimitSettings: ...
-    def document(self) -> ConfigDocument: ...
-    def save(self, doc: ConfigDocument) -> Config: ...
+    def document(self) -> SettingsDocument: ...
+    def save(self, doc: SettingsDocument) -> Config: ...
 
 
 def validate_settings(config: Config, organisation: Organisation, file_config: Config, store: TaskStore,

@@ -15,6 +15,8 @@ from collections.abc import Collection
 from contextlib import AbstractContextManager
 from typing import Any
 
+import orjson
+
 from ..errors import Conflict, Invalid, NotFound
 from ..identifiers import slug_problem
 from .clock import now
@@ -147,13 +149,19 @@ class OrganisationsMixin:
         return sections
 
     def replace_org_entries(self, org_id: int, sections: dict[str, list[dict[str, Any]]]) -> None:
-        """The organisation's entries, all of them, as given (one transaction)."""
+        """The organisation's entries, all of them, as given (one transaction). Only the rows
+        that change are written: one rule added among 100 is one row, not 101 (each row also
+        updates the index of entries' names)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM org_entries WHERE org_id = ?", (org_id,))
-            db.executemany("INSERT INTO org_entries (org_id, section, position, entry) VALUES (?, ?, ?, ?)",
-                           [(org_id, section, position,
-                             json.dumps(entry, ensure_ascii=False, sort_keys=True, default=str))
-                            for section, entries in sections.items() for position, entry in enumerate(entries)])
+            old = {(str(section), int(position)): str(entry) for section, position, entry in db.execute(
+                "SELECT section, position, entry FROM org_entries WHERE org_id = ?", (org_id,))}
+            new = {(section, position): orjson.dumps(entry, option=orjson.OPT_SORT_KEYS, default=str).decode()
+                   for section, entries in sections.items() for position, entry in enumerate(entries)}
+            db.executemany("DELETE FROM org_entries WHERE org_id = ? AND section = ? AND position = ?",
+                           [(org_id, *place) for place in old.keys() - new.keys()])
+            db.executemany("INSERT INTO org_entries (org_id, section, position, entry) VALUES (?, ?, ?, ?)"
+                           " ON CONFLICT (org_id, section, position) DO UPDATE SET entry = excluded.entry",
+                           [(org_id, *place, entry) for place, entry in new.items() if old.get(place) != entry])
 
     def org_entry_names(self, section: str, among: Collection[str] | None = None) -> list[tuple[str, int]]:
         """(name, organisation) of every store organisation's entry of `section` ("mailboxes":
