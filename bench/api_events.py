@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import resource
 import signal
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.api_owner import add_acme, owner_token
@@ -48,8 +49,10 @@ async def client(port: int, token: str, heard: dict[str, list[float]], ready: as
             if count[0] == clients:
                 ready.set()
         elif line.startswith(b"data: "):
-            subject = json.loads(line[6:])["object"]["subject"]
-            heard.setdefault(subject, []).append(time.monotonic())
+            at = time.monotonic()  # (the client does as little as it can: its 1,000 reads are in the figure)
+            start = line.index(b'"subject":') + 10
+            start = line.index(b'"', start) + 1
+            heard.setdefault(line[start:line.index(b'"', start)].decode(), []).append(at)
 
 
 def send(port: int, subject: str) -> float:
@@ -108,7 +111,7 @@ def main() -> int:
         wait_port(http)
         token = owner_token(f"http://127.0.0.1:{http}/api/v1")
         print(f"loadavg {os.getloadavg()}", flush=True)
-        asyncio.run(run(args, http, smtp, token))
+        uvloop.run(run(args, http, smtp, token))
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(60)

@@ -299,6 +299,7 @@ class Daemon:
             file_org = reader.file_organisation_id()
             self.api_reader = reader
             self.event_hub = hub = EventHub(reader)
+            self.writer.on_durable.append(hub.wake)
             self.api_hub = asyncio.create_task(hub.run(), name="api-events")
             self.api_app = build_app(ApiContext(reader, self.writer, self.guard, lambda: self.config,
                                                 lambda org_id: self._in_effect().config_of(org_id, file_org),

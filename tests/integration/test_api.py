@@ -85,6 +85,8 @@ def setup(store: SqliteStore) -> tuple[int, int, dict[str, Any]]:
                                                {"name": "acme-global", "subject": "z", "action": "ignore",
                                                 "editable_by_owner": True}]})
     hooks = [store.add_webhook(acme, f"http://127.0.0.1:9/hook{i}", "s" * 16, []).id for i in range(5)]
+    for i in range(5):
+        store.add_domain(f"d-{i}.example", acme)
     with store.acting_for(acme):
         acme_task = store.resolve_task("Sales/Invoices").id
         comments = [store.store_message(MessageRecord(raw=f"Subject: c{i}\r\n\r\nx\r\n".encode(), direction="in",
@@ -214,6 +216,12 @@ EXPECTED: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/api/v1/organisations/{slug}/queue"): (200, 200, 403, 404, 401),
     ("GET", "/api/v1/organisations/{slug}/quarantine"): (200, 200, 403, 404, 401),
     ("POST", "/api/v1/organisations/{slug}/tasks/{task_id}/send"): (201, 201, 201, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/tasks/{task_id}"): (200, 200, 200, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/tasks"): (201, 201, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/projects"): (200, 200, 200, 404, 401),
+    ("POST", "/api/v1/organisations/{slug}/projects"): (201, 201, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/domains"): (200, 200, 403, 404, 401),
+    ("GET", "/api/v1/organisations/{slug}/limits"): (200, 200, 403, 404, 401),
 }
 NOT_BY_ROLE = {("POST", "/api/v1/sessions"), ("DELETE", "/api/v1/sessions/current")}  # (their own tests)
 # Changes, in organisation acme (in the store: main's settings are the file's, 409). Roles:
@@ -247,6 +255,9 @@ WRITES: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("POST", "/api/v1/organisations/{slug}/quarantine/{item_id}/retry"): (200, 200, 403, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}/quarantine/{item_id}"): (204, 204, 403, 404, 401),
     ("DELETE", "/api/v1/organisations/{slug}"): (204, 403, 403, 403, 401),  # (gone-N: an organisation each)
+    ("POST", "/api/v1/organisations/{slug}/domains"): (201, 201, 403, 404, 401),
+    ("DELETE", "/api/v1/organisations/{slug}/domains/{domain}"): (204, 204, 403, 404, 401),
+    ("PATCH", "/api/v1/organisations/{slug}/limits"): (200, 403, 403, 404, 401),
 }
 BODIES = {  # (number: the role's place in WRITE_ROLES)
     ("POST", "rules"): lambda n: {"name": f"new-{n}", "action": "ignore", "subject": ["spam"]},
@@ -263,6 +274,8 @@ BODIES = {  # (number: the role's place in WRITE_ROLES)
     ("POST", "users"): lambda n: {"login": f"new-user-{n}", "password": "new-password"},
     ("PUT", "users"): lambda n: {"password": "another-password"},
     ("PATCH", "webhooks"): lambda n: {"types": ["comment.created"]},
+    ("POST", "domains"): lambda n: {"domain": f"new-{n}.example"},
+    ("PATCH", "limits"): lambda n: {"rules": 600, "users": None},
 }
 
 
@@ -279,6 +292,8 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
         for number, role in enumerate(ROLES):
             body: dict[str, Any] = (
                 {"raw": "Subject: invoice 9\n\nhi\n"} if path.endswith("/explain")
+                else {"name": f"Project {len(seen)}-{number}"} if path.endswith("/projects")
+                else {"project": "Sales", "title": f"Task {number}", "assignee": "petrov"} if path.endswith("/tasks")
                 else {"from": "sales@example.test", "to": ["x@far.example"], "subject": "s", "body": "b"}
                 if path.endswith("/send")
                 else {"slug": f"new{len(seen)}x{number}", "name": "New", "owner": f"new-owner-{len(seen)}-{number}"})
@@ -296,7 +311,7 @@ async def test_every_operation_answers_each_role_as_the_table_says(api: Api) -> 
             url = path.format(slug="acme" if path.count("/") > 4 else f"gone-{number}",
                               name=f"srv-{number}.test" if "/servers/" in path else f"w-{number}",
                               login=f"u-{number}" if "/users/" in path else f"w-{number}",
-                              email=f"gw-{number}@far.example",
+                              email=f"gw-{number}@far.example", domain=f"d-{number}.example",
                               webhook_id=api.ids["acme_webhooks"][number],
                               comment_id=api.ids["acme_comments"][number], entry_id=api.ids["acme_queue"][number],
                               item_id=api.ids["acme_quarantine"][number + (5 if method == "DELETE" else 0)])
@@ -502,3 +517,61 @@ async def test_the_openapi_document_says_who_may_call_each_operation(api: Api) -
             if path != "/api/v1/sessions":
                 assert "401" in operation["responses"], (method, path)
     assert "password" not in document["components"]["schemas"]["OrganisationOut"]["properties"]
+
+
+async def test_an_own_domain_takes_mail_from_the_answer_and_goes_when_its_mailboxes_have(api: Api) -> None:
+    owner, base = api.as_("other"), "/api/v1/organisations/acme"  # (acme's owner)
+
+    def send(to: str) -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", api.daemon.bound_port("smtp"), timeout=30) as client:
+            return client.sendmail("a@far.example", [to], b"Subject: to our own domain\r\n\r\nhi\r\n")
+
+    added = await api.client.post(f"{base}/domains", headers=owner, json={"domain": "Shop.Acme.Example"})
+    assert added.status_code == 201 and added.json() == {"domain": "shop.acme.example", "org": "acme"}
+    _problem(await api.client.post("/api/v1/organisations/main/domains", headers=api.as_("owner"),
+                                   json={"domain": "shop.acme.example"}), 422, "invalid")  # (acme's already)
+    _problem(await api.client.post(f"{base}/domains", headers=owner, json={"domain": "example.test"}), 422, "invalid")
+    box = await api.client.post(f"{base}/mailboxes", headers=owner, json={"login": "orders@shop.acme.example"})
+    assert box.status_code == 201, box.text
+    assert await asyncio.to_thread(send, "orders@shop.acme.example") == {}
+    comments = await api.client.get(f"{base}/tasks/{box.json()['task']}/comments", headers=owner)
+    assert [c["subject"] for c in comments.json()] == ["to our own domain"]
+    kept = _problem(await api.client.delete(f"{base}/domains/shop.acme.example", headers=owner), 409, "conflict")
+    assert "still has mailboxes (orders@shop.acme.example)" in kept["detail"]
+    assert (await api.client.delete(f"{base}/mailboxes/orders@shop.acme.example", headers=owner)).status_code == 204
+    assert (await api.client.delete(f"{base}/domains/shop.acme.example", headers=owner)).status_code == 204
+    assert "shop.acme.example" not in [d["domain"] for d in (await api.client.get(f"{base}/domains",
+                                                                                 headers=owner)).json()]
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        await asyncio.to_thread(send, "orders@shop.acme.example")
+
+
+async def test_limits_set_by_the_admin_hold_for_the_owner(api: Api) -> None:
+    url, owner = "/api/v1/organisations/acme/limits", api.as_("other")
+    rules_now = len((await api.client.get("/api/v1/organisations/acme/rules", headers=owner)).json())
+    lowered = await api.client.patch(url, headers=api.as_("admin"), json={"rules": rules_now})
+    assert lowered.status_code == 200 and lowered.json()["rules"] == {"limit": rules_now, "own": True,
+                                                                       "used": rules_now}
+    over = await api.client.post("/api/v1/organisations/acme/rules", headers=owner,
+                                 json={"name": "one-more", "action": "ignore", "subject": ["x"]})
+    assert "raise it with: prostoy-mail org limits acme --rules N" in _problem(over, 409, "over-limit")["detail"]
+    _problem(await api.client.patch(url, headers=owner, json={"rules": 1000}), 403, "forbidden")
+    _problem(await api.client.patch(url, headers=api.as_("admin"), json={"rules": -1}), 422, "invalid-request")
+    back = await api.client.patch(url, headers=api.as_("admin"), json={"rules": None})
+    assert back.json()["rules"]["own"] is False and back.json()["rules"]["limit"] == 500
+    assert (await api.client.get(url, headers=owner)).json() == back.json()
+
+
+async def test_projects_and_tasks_are_made_for_the_owner(api: Api) -> None:
+    base, owner = "/api/v1/organisations/acme", api.as_("other")
+    project = await api.client.post(f"{base}/projects", headers=owner, json={"name": "Support"})
+    assert project.status_code == 201 and project.json()["name"] == "Support"
+    _problem(await api.client.post(f"{base}/projects", headers=owner, json={"name": "Support"}), 409, "conflict")
+    task = await api.client.post(f"{base}/tasks", headers=owner,
+                                 json={"project": "Support", "title": "Refunds", "assignee": "clerk"})
+    assert task.status_code == 201, task.text
+    assert (await api.client.get(f"{base}/tasks/{task.json()['id']}", headers=owner)).json() == task.json()
+    assert task.json()["assignee"] == "clerk" and task.json()["project"] == "Support"
+    _problem(await api.client.post(f"{base}/tasks", headers=owner, json={"project": "Nope", "title": "x"}),
+             404, "not-found")
+    _problem(await api.client.get(f"{base}/tasks/{api.sales_task}", headers=owner), 404, "not-found")  # (main's)

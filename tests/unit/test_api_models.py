@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from prostoy_mail.api import models
 from prostoy_mail.config.load import parse_config
+from prostoy_mail.config.model import LIMIT_NAMES
 from prostoy_mail.store.ports import Comment, Organisation, Task, User
 from prostoy_mail.views import (
     comment_json,
@@ -51,6 +52,8 @@ def test_each_model_has_the_json_fields_of_its_kind(tmp_path: Path) -> None:
     assert set(mailbox_json(config.mailboxes[0], config, None)) == fields(models.MailboxOut)
     assert set(gateway_json(config.gateways[0], config, None)) | GATEWAY_STATE == fields(models.GatewayOut)
     assert set(organisation_json(organisation, counts)) == fields(models.OrganisationOut)
+    assert fields(models.LimitsOut) == fields(models.LimitsPatch) == set(LIMIT_NAMES)
+    assert all(info.annotation is models.LimitOut for info in models.LimitsOut.model_fields.values())
 
 
 def test_no_route_or_dependency_hops_to_a_thread() -> None:

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from .. import __version__
 from .context import ApiContext
+from .directory_routes import router as directory_router
 from .gateways_routes import router as gateways_router
 from .mail_routes import router as mail_router
 from .mailboxes_routes import router as mailboxes_router
@@ -17,8 +18,8 @@ from .users_routes import router as users_router
 from .webhooks_routes import router as webhooks_router
 
 OPENAPI_URL = "/api/v1/openapi.json"
-ROUTERS = (mail_router, router, rules_router, mailboxes_router, gateways_router, servers_router, webhooks_router,
-           users_router)
+ROUTERS = (mail_router, router, directory_router, rules_router, mailboxes_router, gateways_router, servers_router,
+           webhooks_router, users_router)
 
 
 def build_app(context: ApiContext) -> FastAPI:

@@ -1,8 +1,9 @@
 """Events to the CRM as they happen: a server-sent-events stream per organisation.
 
 Events are rows of the store, written with their cause (store/events.py). One poller (the
-hub) reads the new ones every 50 ms, one indexed query for all streams, and hands each to the
-streams of its organisation. A stream starts after `Last-Event-ID` (a client that reconnects
+hub) reads the new ones, one indexed query for all streams, and hands each to the streams of
+its organisation: as soon as the daemon's store writer has a batch on disk (`wake`), and
+every EVERY seconds for what other processes write. A stream starts after `Last-Event-ID` (a client that reconnects
 misses nothing: what it has not had is read from the store first) or, without one, at the
 newest event. A client too slow to take what comes (its queue of QUEUE events full) is
 disconnected; it comes back with its Last-Event-ID and reads the rest from the store: memory
@@ -59,6 +60,11 @@ class EventHub:
         self.latest = reader.latest_event_id()
         self.subscribers: dict[int, set[Subscriber]] = {}
         self._rendered: OrderedDict[int, str] = OrderedDict()
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the store now (the store writer has committed a batch)."""
+        self._woken.set()
 
     def text(self, event: Event, slug: str) -> str:
         """The event as SSE text, rendered once for every stream that sends it."""
@@ -89,7 +95,10 @@ class EventHub:
 
     async def run(self, every: float = EVERY) -> None:
         while True:
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._woken.wait()
+            self._woken.clear()
             try:
                 events = self.reader.events_after(self.latest)
             except Exception as exc:  # (the store failing: try again; nothing is lost, it is all in the store)

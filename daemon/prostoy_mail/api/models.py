@@ -457,3 +457,52 @@ class SentOut(BaseModel):
 class RetriedOut(BaseModel):
     message: int  # the stored message's id
     tasks: list[int]  # the tasks it went to
+
+
+class ProjectIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectOut(BaseModel):  # (`project list --json`)
+    id: int
+    name: str
+
+
+class TaskIn(Strict):
+    project: str = Field(min_length=1, max_length=200, description="the project's name")
+    title: str = Field(min_length=1, max_length=500)
+    assignee: str | None = Field(default=None, max_length=320, description="a user's login")
+
+
+class DomainIn(Strict):
+    domain: str = Field(min_length=1, max_length=253)
+
+
+class DomainOut(BaseModel):  # (`domain list --json`)
+    domain: str
+    org: str
+
+
+class LimitOut(BaseModel):  # (`org limits --json`: one limit)
+    limit: int
+    own: bool = Field(description="the organisation's own; else the installation's [limits]")
+    used: int = Field(description="what it has (of outbound_per_hour: sent in the last hour)")
+
+
+class LimitsOut(BaseModel):
+    mailboxes: LimitOut
+    gateways: LimitOut
+    users: LimitOut
+    rules: LimitOut
+    outbound_per_hour: LimitOut
+
+
+class LimitsPatch(Strict):
+    """A number sets the organisation's own limit; null takes it back to [limits]; a limit
+    left out stays as it is."""
+
+    mailboxes: int | None = Field(default=None, ge=0, le=10_000_000)
+    gateways: int | None = Field(default=None, ge=0, le=10_000_000)
+    users: int | None = Field(default=None, ge=0, le=10_000_000)
+    rules: int | None = Field(default=None, ge=0, le=10_000_000)
+    outbound_per_hour: int | None = Field(default=None, ge=0, le=10_000_000)

@@ -7,14 +7,13 @@ one of them; `org add` makes others, which live in the store only.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..auth.password_hashes import hash_password
 from ..config.model import LIMIT_NAMES
 from ..errors import Invalid, ProstoyMailError
-from ..identifiers import normalise_domain
-from ..operations.organisations import organisation_counts
+from ..operations.domains import check_removable, domain_name
+from ..operations.organisations import limit_changes, limit_rows, organisation_counts
 from ..store.ports import Organisation
 from ..views import organisation_json
 from .common import Context, read_password
@@ -106,25 +105,11 @@ def org_show(ctx: Context) -> int:
 def org_limits(ctx: Context) -> int:
     store = ctx.store()
     organisation = store.organisation(ctx.args.slug)
-    changes: dict[str, int | None] = {}
-    for name in LIMIT_NAMES:
-        value = getattr(ctx.args, name)
-        if value is None:
-            continue
-        if value == "default":
-            changes[name] = None
-        elif value.isdigit() and int(value) <= 10_000_000:
-            changes[name] = int(value)
-        else:
-            raise Invalid(f'--{name.replace("_", "-")}: "{value}" is not a number (0 to 10000000) or "default"')
+    changes = limit_changes({name: getattr(ctx.args, name) for name in LIMIT_NAMES
+                             if getattr(ctx.args, name) is not None}, lambda name: f"--{name.replace('_', '-')}")
     if changes:
         store.set_limit_overrides(organisation.id, changes)
-    own = store.limit_overrides(organisation.id)
-    limits = ctx.limits(organisation)
-    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
-    used = {**organisation_counts(store, organisation, ctx.file_config()),
-            "outbound_per_hour": store.outbound_since(organisation.id, hour_ago)}
-    rows = {name: {"limit": getattr(limits, name), "own": name in own, "used": used[name]} for name in LIMIT_NAMES}
+    rows = limit_rows(store, organisation, ctx.file_config())
     if ctx.args.json:
         ctx.emit_json(rows)
     else:
@@ -155,12 +140,7 @@ def org_remove(ctx: Context) -> int:
 
 
 def _domain(ctx: Context) -> str:
-    domain = normalise_domain(ctx.args.domain)
-    if domain is None:
-        raise Invalid(f'"{ctx.args.domain}" is not a mail domain')
-    if domain == ctx.config().daemon.domain:
-        raise Invalid(f"{domain} is the shared domain (daemon.domain): it belongs to no organisation")
-    return domain
+    return domain_name(ctx.args.domain, ctx.config().daemon.domain)
 
 
 def domain_add(ctx: Context) -> int:
@@ -194,10 +174,7 @@ def domain_remove(ctx: Context) -> int:
     owner = store.domain_owner(domain)
     if owner is not None:
         organisation = store.organisation_by_id(owner)
-        on_it = [m.login for m in ctx.settings_of(organisation).mailboxes if m.login.endswith(f"@{domain}")]
-        if on_it:
-            raise ProstoyMailError(f"{domain} still has mailboxes ({', '.join(on_it)}): remove them first "
-                                   f"(prostoy-mail --org {organisation.slug} mailbox remove ...)")
+        check_removable(domain, organisation, ctx.settings_of(organisation))
     store.remove_domain(domain)
     ctx.say(f"domain {domain} removed")
     if owner is not None:

@@ -70,6 +70,9 @@ class StoreWriter:
             self._checkpointer.start()
         self.batches = 0
         self.jobs_done = 0
+        # called on the event loop after each batch is on disk (the API's event hub looks at the
+        # store at once, instead of at its next poll: the events of that batch reach their streams)
+        self.on_durable: list[Callable[[], None]] = []
 
     async def run(self, fn: Callable[[SqliteStore], T]) -> T:
         """Run `fn(store)` on the writer thread; return once its transaction is committed."""
@@ -149,6 +152,8 @@ class StoreWriter:
 
     def _answer_synced(self, answers: list[tuple[_Job[Any], tuple[bool, Any]]]) -> None:
         """On the event loop: the callers of batches now on disk hear how their jobs went."""
+        for listener in self.on_durable:
+            listener()
         for job, (ok, value) in answers:
             if job.future.done():  # the caller gave up (e.g. the SMTP client went away)
                 continue
