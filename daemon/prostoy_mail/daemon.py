@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,7 +175,7 @@ class Daemon:
         # every few thousand objects a busy listener allocates.
         gc.freeze()
         self.background = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_updates()),
-                           asyncio.create_task(self._watch_changes())]
+                           asyncio.create_task(self._watch_changes()), asyncio.create_task(self._prune_events())]
         if stale:
             self.background.append(asyncio.create_task(self.reload(cause="a change of the file during the start")))
 
@@ -381,6 +382,25 @@ class Daemon:
             else:
                 systemd_notify.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+    async def _prune_events(self, every: float = 3600.0) -> None:
+        """Events older than [api] event_retention go, at the start and every hour, a batch
+        of 10,000 at a time (store/events.py: never one an active webhook still owes)."""
+        while True:
+            cutoff = datetime.fromtimestamp(time.time() - self.config.api.event_retention, UTC)
+            before = cutoff.isoformat(timespec="seconds")
+            try:
+                assert self.writer is not None
+                pruned = 0
+                while (batch := await self.writer.run(partial(_prune, before=before))) > 0:
+                    pruned += batch
+                    if batch < 10_000:
+                        break
+                if pruned:
+                    log.info("events: %d older than %s forgotten", pruned, before)
+            except Exception as exc:  # (the store failing: the next hour tries again)
+                log.warning("events: cannot forget old events: %s", exc)
+            await asyncio.sleep(every)
 
     async def reload(self, change: int | None = None, cause: str = "SIGHUP") -> None:
         """SIGHUP, or a change in the store's change log (`change`: its number): the
@@ -591,3 +611,7 @@ def run(config_path: Path, log_level: str = "info") -> int:
         log.error("cannot start: %s", exc)
         return 1
     return 0
+
+
+def _prune(store: SqliteStore, before: str) -> int:
+    return store.prune_events(before)

@@ -142,3 +142,26 @@ async def test_a_webhook_that_keeps_failing_is_marked_failing(daemon: tuple[Daem
     assert hook["delivered_through"] == made["delivered_through"]  # (its event is not skipped: still to come)
     fixed = await http.patch(f"/webhooks/{made['id']}", json={"url": "http://127.0.0.1:9/other"})
     assert fixed.json()["state"] == "active"
+
+
+async def test_the_daemon_forgets_events_older_than_their_retention(tmp_path: Path) -> None:
+    from prostoy_mail.store.ports import CommentTarget, MessageRecord
+
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(config_text(smtp={"workers": 0}, api={"event_retention": 3600}))
+    store = SqliteStore(tmp_path / "store.db")
+    store.add_project("Sales")
+    task = store.add_task("Sales", "Invoices").id
+    for number in range(5):
+        store.store_message(MessageRecord(raw=f"Subject: {number}\r\n\r\nx\r\n".encode(), direction="in",
+                                          source="smtp"), [CommentTarget(task, ("r",))])
+    ids = [e.id for e in store.events_after(0)]
+    with store.transaction() as db:  # (the first three two hours old)
+        db.execute("UPDATE events SET created_at = '2020-01-01T00:00:00+00:00' WHERE id <= ?", (ids[2],))
+    daemon = Daemon(load_config(config))
+    await daemon.start()
+    try:
+        await until(lambda: [e.id for e in store.events_after(0)] == ids[3:])
+    finally:
+        await daemon.stop()
+        store.close()

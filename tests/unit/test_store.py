@@ -452,3 +452,29 @@ def test_the_quarantine_shows_each_organisation_its_own(store: SqliteStore) -> N
         with pytest.raises(NotFound):
             store.drop_quarantined(main_item)
     assert [q.id for q in store.list_quarantine()] == [main_item]
+
+
+def test_old_events_go_but_not_the_newest_nor_what_an_active_webhook_owes(store: SqliteStore) -> None:
+    store.add_project("Sales")
+    task = store.add_task("Sales", "Invoices").id
+    hook = store.add_webhook(store.file_organisation_id(), "http://127.0.0.1:9/h", "s" * 16, [])  # (from now on)
+    for number in range(6):
+        store.store_message(MessageRecord(raw=f"Subject: {number}\r\n\r\nx\r\n".encode(), direction="in",
+                                          source="smtp", subject=str(number)), [CommentTarget(task, ("r",))])
+    ids = [e.id for e in store.events_after(0)]
+    assert len(ids) == 6
+    store.webhook_delivered(hook.id, ids[2])  # (it has had the first three)
+    later = "2999-01-01T00:00:00+00:00"
+    with store.transaction():
+        assert store.prune_events(later, limit=2) == 2  # (a batch at a time)
+    with store.transaction():
+        assert store.prune_events(later) == 1  # (not the 4th: the webhook owes it)
+    assert [e.id for e in store.events_after(0)] == ids[3:]
+    store.webhook_delivered(hook.id, ids[5])
+    with store.transaction():
+        assert store.prune_events("2000-01-01T00:00:00+00:00") == 0  # (none that old)
+        assert store.prune_events(later) == 2  # (never the newest)
+    assert [e.id for e in store.events_after(0)] == ids[5:]
+    store.store_message(MessageRecord(raw=b"Subject: new\r\n\r\nx\r\n", direction="in", source="smtp"),
+                        [CommentTarget(task, ("r",))])
+    assert store.latest_event_id() == ids[5] + 1  # (ids are never given again)

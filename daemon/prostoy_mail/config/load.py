@@ -557,7 +557,8 @@ def _read_api(t: _Table | None, base: Path) -> ApiSettings:
                            webhook_failing_after=t.seconds("webhook_failing_after", d.webhook_failing_after,
                                                            maximum=30 * 86400),
                            webhook_retry_initial=t.seconds("webhook_retry_initial", d.webhook_retry_initial),
-                           webhook_retry_max=t.seconds("webhook_retry_max", d.webhook_retry_max))
+                           webhook_retry_max=t.seconds("webhook_retry_max", d.webhook_retry_max),
+                           event_retention=t.seconds("event_retention", d.event_retention, maximum=3650 * 86400))
     t.done()
     return settings
 

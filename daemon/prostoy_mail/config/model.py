@@ -120,6 +120,9 @@ class ApiSettings:
     webhook_failing_after: float = 24 * 3600.0  # seconds of failed tries before a webhook is marked failing
     webhook_retry_initial: float = 5.0  # seconds before a failed POST is tried again, doubling ...
     webhook_retry_max: float = 3600.0  # ... up to this (with jitter)
+    # seconds an event is kept for streams resuming with Last-Event-ID and for webhooks (one an
+    # active webhook has not delivered stays until it has)
+    event_retention: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,3 +43,15 @@ class EventsMixin:
                                " ORDER BY id LIMIT ?", (*args, limit))
         return [Event(int(r[0]), int(r[1]), str(r[2]), r[3], None if r[4] is None else json.loads(r[4]), str(r[5]))
                 for r in rows]
+
+    def prune_events(self, before: str, limit: int = 10_000) -> int:
+        """Forget at most `limit` of the events created before `before` (ISO 8601), oldest first;
+        how many. Never the newest event (ids are never given again: they are the streams' and
+        the webhooks' places), nor one an active webhook has yet to deliver. Called again while
+        it returns `limit` (short transactions: the writer serves others in between)."""
+        cursor = self.db.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ?"
+            " AND id < (SELECT max(id) FROM events)"
+            " AND id <= coalesce((SELECT min(delivered_through) FROM webhooks WHERE state = 'active'), id)"
+            " ORDER BY id LIMIT ?)", (before, limit))
+        return int(cursor.rowcount)
