@@ -9,12 +9,14 @@ wrk (Debian's wrk package) with 50 connections against, in turn:
   (a") route - those bytes from a route declared as (b)'s is, doing nothing else: the
                framework's floor for that route (its parameters and dependencies);
   (b) read   - GET /api/v1/organisations/acme/tasks/ID/comments (50 comments) of `prostoy-mail serve`;
+  (a'") store - that process storing each POST's body as a row through the daemon's store writer,
+               durable when answered: the floor of any write;
   (c) write  - POST /api/v1/organisations/acme/rules (a new rule, in effect when answered) and
                DELETE of such a rule, in turn: an organisation of --rules rules (default 100)
                and the new ones not yet deleted.
 Each with a user's bearer token (b, c: checked against the store's sessions). Prints requests/s
 and p99 latency of each, and the ratio of (a) to each: the API must cost at most 2x its
-framework's floor; (b) is also given against (a') and (a").
+framework's floor; (b) is also given against (a') and (a"), (c) against (a'").
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ response = function(status, headers, body)
 end
 """
 
+FLOOR_LUA = """
+request = function()
+  wrk.headers["Content-Type"] = "application/json"
+  return wrk.format("POST", nil, nil, '{"name": "r", "subject": ["x"], "action": "comment", "task": "Sales/Invoices"}')
+end
+"""
+
 
 def wrk(url: str, seconds: int, connections: int, token: str | None, script: Path | None = None) -> tuple[float, float]:
     """(requests/s, p99 latency in ms) of wrk against `url`; non-2xx answers are an error."""
@@ -106,10 +115,12 @@ def main() -> int:
         answer.write_bytes(httpx.get(read_url, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
                            .content)
         processes.append(subprocess.Popen([sys.executable, str(Path(__file__).parent / "hello_api.py"),
-                                           str(hello_port), str(answer)]))
+                                           str(hello_port), str(answer), str(work / "floor.db")]))
         wait_port(hello_port)
         script = work / "write.lua"
         script.write_text(WRITE_LUA)
+        floor_script = work / "floor.lua"
+        floor_script.write_text(FLOOR_LUA)
         print(f"loadavg {os.getloadavg()}; wrk -t2 -c{args.connections} -d{args.seconds}s; "
               f"the read's answer: {answer.stat().st_size} bytes", flush=True)
         results = {
@@ -119,6 +130,8 @@ def main() -> int:
             "same route, nothing done": wrk(f"http://127.0.0.1:{hello_port}/api/v1/organisations/acme/tasks/"
                                             f"{task}/comments", args.seconds, args.connections, token),
             "read: GET comments (50)": wrk(read_url, args.seconds, args.connections, token),
+            "a durable row": wrk(f"http://127.0.0.1:{hello_port}/write", args.seconds, args.connections, None,
+                                 floor_script),
             f"write: rules ({args.rules})": wrk(f"{base}/organisations/acme/rules", args.seconds, args.connections,
                                                 token, script),
         }
@@ -128,6 +141,8 @@ def main() -> int:
         read = results["read: GET comments (50)"][0]
         for floor_name in ("same bytes from memory", "same route, nothing done"):
             print(f"read against {floor_name}: {results[floor_name][0] / read:.2f}x")
+        write = results[f"write: rules ({args.rules})"][0]
+        print(f"write against a durable row: {results['a durable row'][0] / write:.2f}x")
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

@@ -4,9 +4,11 @@ with httptools, on uvloop), in a process of its own. GET /hello: {"ok": true}; G
 bytes of file BODY as application/json (the very answer the daemon gave, sent from memory: the
 framework's floor for an answer that size); GET /api/v1/organisations/{slug}/tasks/{id}/comments:
 those bytes from a route declared as the daemon's is (its path, query and header parameters
-and dependencies), doing nothing: the framework's floor for that route.
+and dependencies), doing nothing: the framework's floor for that route; with STORE, POST /write:
+its JSON body stored as a row by the daemon's store writer (store/writer.py: group commit,
+answered once on disk): the floor of any write that must be durable when answered.
 
-    .venv/bin/python bench/hello_api.py PORT [BODY]
+    .venv/bin/python bench/hello_api.py PORT [BODY [STORE]]
 """
 
 from __future__ import annotations
@@ -35,8 +37,22 @@ async def context(request: Request) -> object:
     return request.app.state
 
 
-async def main(port: int, body: bytes) -> None:
+async def main(port: int, body: bytes, store_path: Path | None) -> None:
     app = FastAPI()
+    if store_path is not None:
+        from prostoy_mail.store.sqlite import SqliteStore
+        from prostoy_mail.store.writer import StoreWriter
+
+        store = SqliteStore(store_path)
+        store.db.execute("CREATE TABLE bench_writes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        writer = StoreWriter(store)
+
+        @app.post("/write", status_code=201)
+        async def write(request: Request) -> dict[str, int]:
+            text = (await request.body()).decode()
+            row = await writer.run(lambda s: s.db.execute("INSERT INTO bench_writes (body) VALUES (?)", (text,))
+                                   .lastrowid)
+            return {"id": int(row or 0)}
 
     @app.get("/hello")
     async def hello() -> dict[str, bool]:
@@ -59,4 +75,5 @@ async def main(port: int, body: bytes) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(int(sys.argv[1]), Path(sys.argv[2]).read_bytes() if len(sys.argv) > 2 else b"{}"))
+    uvloop.run(main(int(sys.argv[1]), Path(sys.argv[2]).read_bytes() if len(sys.argv) > 2 else b"{}",
+                    Path(sys.argv[3]) if len(sys.argv) > 3 else None))

@@ -158,16 +158,27 @@ def routing_table(config: Config, own: OrganisationRules, own_org: int, others: 
 
 def compile_organisation(config: Config, store: TaskStore, org_id: int) -> OrganisationRules:
     """One organisation's rules and scopes (the store acting for it)."""
+    task_ids: dict[str, int] = {}  # (each task or project a rule names asked of the store once)
+    project_ids: dict[str, int | None] = {}
 
     def compile_rule(rule: Rule) -> RoutingRule:
         scope = (GLOBAL if rule.is_global else mailbox_source_key(rule.mailbox) if rule.mailbox
                  else gateway_source_key(rule.gateway or ""))
         conditions = tuple(c for c in (Condition.of("subject", rule.subject), Condition.of("senders", rule.senders),
                                        Condition.of("recipients", rule.recipients)) if c.items)
-        task_id = store.resolve_task(rule.task).id if rule.task else None
-        project = store.find_project(rule.project) if rule.project and rule.action == "new_task" else None
+        task_id = None
+        if rule.task:
+            if rule.task not in task_ids:
+                task_ids[rule.task] = store.resolve_task(rule.task).id
+            task_id = task_ids[rule.task]
+        project_id = None
+        if rule.project and rule.action == "new_task":
+            if rule.project not in project_ids:
+                project = store.find_project(rule.project)
+                project_ids[rule.project] = project.id if project is not None else None
+            project_id = project_ids[rule.project]
         return RoutingRule(rule.name, scope, conditions, rule.action, task_id, rule.assign_to, rule.delete_after,
-                           rule.stop, project_id=project.id if project is not None else None)
+                           rule.stop, project_id=project_id)
 
     compiled = [compile_rule(r) for r in config.rules]
     global_rules = RuleList([r for r in compiled if r.scope == GLOBAL])

@@ -208,3 +208,19 @@ def test_the_api_listener_is_plain_on_loopback_only(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         parse_config(config_text(listen={"http": "0.0.0.0:8080"}), tmp_path / "pm.toml")
     assert [str(p) for p in refused.value.problems] == ["pm.toml: tls: listen.http need [tls] cert and key"]
+
+
+def test_a_rule_read_before_is_checked_against_the_settings_of_now() -> None:
+    """Rules are kept read by their entry (load._READ_RULES): what depends on the rest of the
+    settings (its mailbox, a second rule of its name) is checked every time, and a rule with a
+    problem is never kept."""
+    base = '[daemon]\ndomain = "example.test"\n'
+    rule = '[[rules]]\nname = "r"\nmailbox = "sales"\nsubject = ["x"]\naction = "ignore"\n'
+    with_mailbox = parse_config(base + '[[mailboxes]]\nlogin = "sales"\n' + rule, Path("/tmp/pm.toml"))
+    assert with_mailbox.rules[0].mailbox == "sales"
+    assert problems(base + rule) == ['prostoy-mail.toml: rules[1].mailbox: unknown mailbox "sales"']
+    assert problems(base + '[[mailboxes]]\nlogin = "sales"\n' + rule + rule) == [
+        'prostoy-mail.toml: rules[2].name: rule "r" is defined twice']
+    bad = '[[rules]]\nname = "b"\nsubject = ["x"]\naction = "ignore"\ntask = "Sales/Invoices"\n'
+    for _ in range(2):
+        assert problems(base + bad) == ['prostoy-mail.toml: rules[1].task: has no meaning when action = "ignore"']

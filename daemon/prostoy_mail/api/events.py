@@ -147,7 +147,8 @@ async def stream(hub: EventHub, org_id: int, slug: str, after: int | None,
         yield ": live\n\n"
         while not subscriber.overflowed and not subscriber.ended:
             try:
-                coming = await asyncio.wait_for(subscriber.queue.get(), KEEPALIVE)
+                async with asyncio.timeout(KEEPALIVE):  # (not wait_for: that made a task per event and stream)
+                    coming = await subscriber.queue.get()
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue

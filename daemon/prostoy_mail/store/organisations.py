@@ -8,7 +8,6 @@ store only. Removing one removes everything it owns.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Collection
@@ -145,7 +144,7 @@ class OrganisationsMixin:
         sections: dict[str, list[dict[str, Any]]] = {}
         for section, entry in self.db.execute(
                 "SELECT section, entry FROM org_entries WHERE org_id = ? ORDER BY section, position", (org_id,)):
-            sections.setdefault(str(section), []).append(json.loads(entry))
+            sections.setdefault(str(section), []).append(orjson.loads(entry))
         return sections
 
     def replace_org_entries(self, org_id: int, sections: dict[str, list[dict[str, Any]]]) -> None:
