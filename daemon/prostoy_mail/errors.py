@@ -20,7 +20,13 @@ class Problem:
 
 
 class ProstoyMailError(Exception):
-    """Base of every error the command line reports as one clean line."""
+    """Base of every error the command line reports as one clean line. `field`: the setting or
+    value it is about, where it is one (the API's problem document names it; the settings page
+    shows the error next to that field)."""
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ConfigError(ProstoyMailError):

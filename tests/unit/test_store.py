@@ -478,3 +478,19 @@ def test_old_events_go_but_not_the_newest_nor_what_an_active_webhook_owes(store:
     store.store_message(MessageRecord(raw=b"Subject: new\r\n\r\nx\r\n", direction="in", source="smtp"),
                         [CommentTarget(task, ("r",))])
     assert store.latest_event_id() == ids[5] + 1  # (ids are never given again)
+
+
+def test_a_rule_of_an_organisation_in_the_store_assigns_to_its_own_user(store: SqliteStore) -> None:
+    """The writer acts for the file's organisation; mail routed by another organisation's rule
+    assigns that organisation's user (a browser test found it quarantined: 'no user')."""
+    acme = store.add_organisation("acme", "Acme").id
+    with store.acting_for(acme):
+        store.add_user("clerk", "Clerk", None, is_owner=False)
+        store.add_project("Sales")
+        task = store.add_task("Sales", "Invoices").id
+    store.add_user("clerk-of-main", "Main's", None, is_owner=False)
+    for assign_to, expected in (("clerk", "clerk"), ("clerk-of-main", "clerk"), ("gone", "clerk")):
+        store.store_message(MessageRecord(raw=f"Subject: {assign_to}\r\n\r\nx\r\n".encode(), direction="in",
+                                          source="smtp"), [CommentTarget(task, ("r",), assign_to)])
+        with store.acting_for(acme):
+            assert store.get_task(task).assignee == expected  # (another organisation's or no user: kept)

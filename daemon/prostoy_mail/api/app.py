@@ -10,6 +10,7 @@ from .directory_routes import router as directory_router
 from .gateways_routes import router as gateways_router
 from .mail_routes import router as mail_router
 from .mailboxes_routes import router as mailboxes_router
+from .page import page_files
 from .problems import PROBLEM_RESPONSES, install
 from .routes import router
 from .rules_routes import router as rules_router
@@ -32,4 +33,5 @@ def build_app(context: ApiContext) -> FastAPI:
     install(app)
     for each in ROUTERS:
         app.include_router(each)
+    app.mount("/", page_files(), name="page")  # (last: /api/v1 is the routers')
     return app

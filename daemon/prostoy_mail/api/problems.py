@@ -30,6 +30,9 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str | None = None
+    # (an extension) the field of the request's body the problem is about, where it is one
+    # field: the settings page shows the problem next to it
+    field: str | None = None
 
 
 class ApiError(Exception):
@@ -62,9 +65,10 @@ _KINDS: list[tuple[type[Exception], int, str, str]] = [
 
 
 def response(status: int, kind: str, title: str, detail: str | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
-    body = Problem(type=TYPE_BASE + kind, title=title, status=status, detail=detail)
-    return JSONResponse(body.model_dump(), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+             headers: dict[str, str] | None = None, field: str | None = None) -> JSONResponse:
+    body = Problem(type=TYPE_BASE + kind, title=title, status=status, detail=detail, field=field)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=MEDIA_TYPE,
+                        headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -77,12 +81,14 @@ def install(app: FastAPI) -> None:
         for kind, status, name, title in _KINDS:
             if isinstance(exc, kind):
                 detail = "; ".join(str(p) for p in exc.problems) if isinstance(exc, ConfigError) else str(exc)
-                return response(status, name, title, detail)
+                field = _settings_field(exc.problems) if isinstance(exc, ConfigError) else exc.field
+                return response(status, name, title, detail, field=field)
         return response(422, "refused", "Refused", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return response(422, "invalid-request", "The request is not valid", _explain(exc.errors()))
+        return response(422, "invalid-request", "The request is not valid", _explain(exc.errors()),
+                        field=_body_field(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -102,6 +108,19 @@ def _explain(errors: Any) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()))
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def _body_field(errors: Any) -> str | None:
+    """The body's field pydantic's first error is about (`name` of loc ("body", "name", ...))."""
+    loc: tuple[Any, ...] = tuple(errors[0].get("loc", ())) if errors else ()
+    return str(loc[1]) if len(loc) > 1 and loc[0] == "body" else None
+
+
+def _settings_field(problems: list[Any]) -> str | None:
+    """The entry's key the first problem names (`rules[3].task` -> `task`)."""
+    key = str(problems[0].key) if problems else ""
+    name = key.rsplit(".", 1)[-1] if "." in key else ""
+    return name or None
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -13,9 +13,9 @@ def domain_name(text: str, shared_domain: str) -> str:
     """The domain as stored (normalised); Invalid for what is not a mail domain, or the shared one."""
     domain = normalise_domain(text)
     if domain is None:
-        raise Invalid(f'"{text}" is not a mail domain')
+        raise Invalid(f'"{text}" is not a mail domain', field="domain")
     if domain == shared_domain:
-        raise Invalid(f"{domain} is the shared domain (daemon.domain): it belongs to no organisation")
+        raise Invalid(f"{domain} is the shared domain (daemon.domain): it belongs to no organisation", field="domain")
     return domain
 
 

@@ -48,7 +48,7 @@ class GatewayChange:
             values.update(password_file=self.password_file, password=None)
         elif self.password is not None:
             if not self.password:
-                raise Invalid("an empty password is not allowed")
+                raise Invalid("an empty password is not allowed", field="password")
             values.update(password=self.password, password_file=None)
         if self.smtp_login:
             values["smtp_login"] = self.smtp_login
@@ -57,7 +57,7 @@ class GatewayChange:
             elif self.smtp_password:
                 values.update(smtp_password=self.smtp_password, smtp_password_file=None)
             else:
-                raise Invalid("a different SMTP login needs its password")
+                raise Invalid("a different SMTP login needs its password", field="smtp_password")
         if self.same_smtp_login:
             values.update(smtp_login=None, smtp_password=None, smtp_password_file=None)
         if self.personal_for is not None:
@@ -70,7 +70,8 @@ class GatewayChange:
             try:
                 date.fromisoformat(self.import_since)
             except ValueError:
-                raise Invalid(f'import_since: "{self.import_since}" is not a date like 2026-01-31') from None
+                raise Invalid(f'import_since: "{self.import_since}" is not a date like 2026-01-31',
+                              field="import_since") from None
             values["import_since"] = self.import_since
         return values
 
@@ -80,11 +81,11 @@ def add_gateway(workspace: Workspace, email: str, change: GatewayChange) -> tupl
     email = email.strip().lower()
     config = workspace.config()
     if config.gateway(email) is not None:
-        raise Conflict(f'gateway "{email}" already exists (change it with: gateway edit {email})')
+        raise Conflict(f'gateway "{email}" already exists (change it with: gateway edit {email})', field="email")
     if not change.server:
-        raise Invalid("a gateway needs a server")
+        raise Invalid("a gateway needs a server", field="server")
     if change.password is None and change.password_file is None:
-        raise Invalid("a gateway needs a password")
+        raise Invalid("a gateway needs a password", field="password")
     check_limit(workspace, "gateways", len(config.gateways))
     doc = workspace.document()
     entry: dict[str, Value] = {"email": email, "server": None, "protocol": "imap", "login": email,

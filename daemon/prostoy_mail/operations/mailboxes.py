@@ -21,7 +21,7 @@ def mailbox_login(text: str, shared_domain: str) -> str:
     normalised = normalise_domain(domain) if at else None
     if not LOGIN_RE.match(local) or (at and normalised is None):
         raise Invalid(f'"{text}" is not a valid mailbox login (lower-case letters, digits, ".", "_", "-"), '
-                      "nor login@own-domain")
+                      "nor login@own-domain", field="login")
     if normalised is None or normalised == shared_domain:
         return local  # (on the shared domain a mailbox is its login alone)
     return f"{local}@{normalised}"
@@ -33,7 +33,7 @@ def add_mailbox(workspace: Workspace, text: str, owner: str | None = None,
     config = workspace.config()
     login = mailbox_login(text, config.daemon.domain)
     if config.mailbox(login) is not None:
-        raise Conflict(f'mailbox "{login}" already exists')
+        raise Conflict(f'mailbox "{login}" already exists', field="login")
     if users and owner:
         raise Invalid("users is for corporate mailboxes; a personal one (with an owner) is its owner's alone")
     check_limit(workspace, "mailboxes", len(config.mailboxes))

@@ -83,11 +83,11 @@ def add_rule(workspace: Workspace, name: str, change: RuleChange, position: int 
     """The rule, added at `position` (1 = first; default: last); its position."""
     config = workspace.config()
     if not name.strip():
-        raise Invalid("a rule needs a name")
+        raise Invalid("a rule needs a name", field="name")
     if config.rule(name) is not None:
-        raise Conflict(f'rule "{name}" already exists')
+        raise Conflict(f'rule "{name}" already exists', field="name")
     if not change.changes_action:
-        raise Invalid("say what the rule does: task, new_task or ignore")
+        raise Invalid("say what the rule does: task, new_task or ignore", field="action")
     check_limit(workspace, "rules", len(config.rules))
     doc = workspace.document()
     doc.append("rules", {"name": name, **change.values(workspace)})
@@ -107,7 +107,7 @@ def edit_rule(workspace: Workspace, name: str, change: RuleChange) -> str:
     values = change.values(workspace)
     if change.rename is not None and change.rename != name:
         if workspace.config().rule(change.rename) is not None:
-            raise Conflict(f'rule "{change.rename}" already exists')
+            raise Conflict(f'rule "{change.rename}" already exists', field="name")
         values["name"] = change.rename
     doc.update("rules", index, values)
     workspace.save(doc)

@@ -45,9 +45,9 @@ def endpoint(text: str) -> Endpoint:
 def add_server(workspace: Workspace, name: str, change: ServerChange) -> Server:
     name = name.strip().lower()
     if not name or any(c.isspace() for c in name):
-        raise Invalid(f'"{name}" is not a server name (its address, e.g. mail.example.org)')
+        raise Invalid(f'"{name}" is not a server name (its address, e.g. mail.example.org)', field="name")
     if workspace.config().server(name) is not None:
-        raise Conflict(f'server "{name}" already exists (change it with: server edit {name})')
+        raise Conflict(f'server "{name}" already exists (change it with: server edit {name})', field="name")
     doc = workspace.document()
     doc.append("servers", {"name": name, **change.values()})
     saved = workspace.save(doc)

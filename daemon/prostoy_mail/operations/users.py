@@ -12,7 +12,7 @@ from .workspace import Workspace, check_limit
 
 def add_user(workspace: Workspace, login: str, name: str, password_hash: str | None, is_owner: bool) -> User:
     if not LOGIN_RE.match(login):
-        raise Invalid(f'"{login}" is not a valid login (lower-case letters, digits, ".", "_", "-")')
+        raise Invalid(f'"{login}" is not a valid login (lower-case letters, digits, ".", "_", "-")', field="login")
     store = workspace.store()
     check_limit(workspace, "users", store.counts(workspace.organisation().id)["users"])
     return store.add_user(login, name or login, password_hash, is_owner)

@@ -481,8 +481,13 @@ class SqliteStore(EventsMixin, FetchStateMixin, OutboundQueueMixin, ImapViewsMix
                 ids.append(cur.lastrowid)
                 self._add_event(ORG_OF_TASK, target.task_id, "comment.created", cur.lastrowid)
             if target.assign_to is not None:
-                self.db.execute("UPDATE tasks SET assignee_id = ? WHERE id = ?",
-                                (self._user_id(target.assign_to), target.task_id))
+                # The user of the task's own organisation (the writer acts for the file's by
+                # default, and a rule of another organisation's assigns to its users); one gone
+                # since the rule was checked leaves the task as it is: the mail is stored anyway.
+                self.db.execute(
+                    "UPDATE tasks SET assignee_id = coalesce((SELECT u.id FROM users u WHERE u.login = ? AND u.org_id ="
+                    " (SELECT p.org_id FROM projects p WHERE p.id = tasks.project_id)), assignee_id) WHERE id = ?",
+                    (target.assign_to, target.task_id))
         return tuple(ids)
 
     def message_header_id(self, message_db_id: int) -> str | None:
