@@ -155,6 +155,11 @@ async def test_the_help_pages_flow_in_a_browser(browser: Browser, site: Site) ->
     gateway = page.locator('[data-gateway="box@example.org"]')
     await expect(gateway.locator("[data-state]")).to_have_attribute("data-state", "idle", timeout=20_000)  # (live)
     await page.screenshot(path=SCREENS / "gateways.png")
+    await page.get_by_label("Скрыть сервера без почтовых ящиков").check()
+    await expect(page.locator('[data-server="mail.ru"]')).to_have_count(0)  # (a preset no gateway uses)
+    await expect(page.locator('[data-server="imap.dovecot.test"]')).to_be_visible()
+    await page.get_by_label("Скрыть сервера без почтовых ящиков").uncheck()
+    await expect(page.locator('[data-server="mail.ru"]')).to_be_visible()
 
     # "Prostoy.biz": a problem is shown next to its field, in the page's language
     await page.get_by_role("button", name="Prostoy.biz").click()
@@ -183,6 +188,7 @@ async def test_the_help_pages_flow_in_a_browser(browser: Browser, site: Site) ->
     row = page.locator('[data-rule="invoices"]')
     await expect(row).to_contain_text("invoice, счёт")
     await row.get_by_role("button", name="Выше: invoices").click()
+    await expect(page.locator("[data-rule]").nth(1)).to_have_attribute("data-rule", "invoices")
     await page.get_by_role("button", name="Выше: invoices").click()
     await expect(page.locator("[data-rule]").first).to_have_attribute("data-rule", "invoices")
     await page.get_by_label("Вставьте письмо целиком").fill("From: a@client.ru\nSubject: invoice 12\n\npay\n")

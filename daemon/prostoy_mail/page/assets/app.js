@@ -42,8 +42,8 @@ function field(label, name, control, hint) {
   // (the control beside its label, not inside it: a label's name would take in the control's value)
   if (control.type === "checkbox") return h("div", { class: "check" }, control, h("label", { for: id }, label), error);
   if (hint) control.setAttribute("aria-description", hint);
-  return h("div", { class: "field" }, h("label", { for: id }, label), hint ? h("span", { class: "muted" }, ` (${hint})`) : null,
-    control, error);
+  return h("div", { class: "field" }, h("div", {}, h("label", { for: id }, label),
+    hint ? h("span", { class: "muted" }, ` (${hint})`) : null), control, error);
 }
 
 const input = (value = "", props = {}) => h("input", { type: "text", value: value ?? "", ...props });
@@ -268,6 +268,7 @@ function gatewaysTab() {
         may.manage() && !server.preset ? h("button", { type: "button", onclick: () => remove(`${org()}/servers/${encodeURIComponent(server.name)}`, server.name) }, t("remove")) : null),
       gateways.length === 0 ? h("div", { class: "muted" }, t("noGateways")) : h("ul", { class: "plain" }, gateways.map((g) =>
         h("li", { "data-gateway": g.email }, h("div", { class: "row" }, h("span", { class: "grow" }, g.email), stateBadge(g),
+          g.task ? h("button", { type: "button", onclick: () => openTask(g.task) }, `${t("task")} #${g.task}`) : null,
           may.editGateway(g) ? h("button", { type: "button", onclick: () => gatewayDialog(g) }, t("edit")) : null,
           may.editGateway(g) ? h("button", { type: "button", onclick: () => savedTest(g) }, t("test")) : null,
           may.manage() ? h("button", { type: "button", onclick: () => remove(`${org()}/gateways/${encodeURIComponent(g.email)}`, g.email) }, t("remove")) : null),
@@ -279,7 +280,9 @@ function gatewaysTab() {
       h("button", { type: "button", onclick: mailboxDialog }, t("prostoy")),
       h("button", { type: "button", onclick: () => serverDialog(null) }, t("createServer")),
       h("button", { type: "button", onclick: () => gatewayDialog(null) }, t("createGateway"))) : null);
-  const mailboxes = h("div", { class: "panel" }, h("h2", {}, t("mailboxes")), h("ul", { class: "plain" }, data.mailboxes.map((m) =>
+  const mailboxes = h("div", { class: "panel" }, h("h2", {}, t("mailboxes")),
+    data.mailboxes.length === 0 ? h("p", { class: "muted" }, t("noMailboxes")) : null,
+    h("ul", { class: "plain" }, data.mailboxes.map((m) =>
     h("li", { "data-mailbox": m.login }, h("div", { class: "row" }, h("span", { class: "grow" }, m.address),
       m.task ? h("button", { type: "button", onclick: () => openTask(m.task) }, `${t("task")} #${m.task}`) : null,
       may.manage() ? h("button", { type: "button", onclick: () => remove(`${org()}/mailboxes/${encodeURIComponent(m.login)}`, m.address) }, t("remove")) : null)))));
@@ -479,6 +482,7 @@ function rulesTab() {
 }
 
 async function move(rule, position) {
+  for (const button of document.querySelectorAll("[data-rule] button")) button.disabled = true;  // (one move at a time)
   try { await api("PATCH", `${org()}/rules/${encodeURIComponent(rule.name)}`, { position }); }
   catch (problem) { alert(`${t(`problem-${problem.kind}`)}: ${problem.detail}`); }
   await load();
@@ -506,10 +510,10 @@ function ruleDialog(rule) {
     field(t("recipients"), "recipients", input(rule?.recipients.join(", ")), t("listHint")),
     h("fieldset", {}, h("legend", {}, t("action")), h("p", { class: "error", "data-error-for": "action", hidden: true }),
       actionChoice("comment", t("actionComment")),
-      field(t("task"), "task", select(taskOptions(rule?.task), rule?.task ?? undefined)),
+      h("div", { class: "sub" }, field(t("taskField"), "task", select(taskOptions(rule?.task), rule?.task ?? undefined))),
       actionChoice("new_task", t("actionNewTask")),
-      field(t("project"), "project", select(data.projects.map((p) => [p.name, p.name]), rule?.project ?? undefined)),
-      field(t("assignTo"), "assign_to", select([["", t("nobody")], ...data.users.map((u) => [u.login, `${u.name} (${u.login})`])], rule?.assign_to ?? "")),
+      h("div", { class: "sub" }, field(t("project"), "project", select(data.projects.map((p) => [p.name, p.name]), rule?.project ?? undefined))),
+      h("div", { class: "sub" }, field(t("assignTo"), "assign_to", select([["", t("nobody")], ...data.users.map((u) => [u.login, `${u.name} (${u.login})`])], rule?.assign_to ?? ""))),
       actionChoice("ignore", t("actionIgnore"))),
     field(t("deleteAfter"), "delete_after", checkbox(rule?.delete_after)),
     field(t("stop"), "stop", checkbox(rule?.stop)),
