@@ -161,6 +161,16 @@ async def test_the_help_pages_flow_in_a_browser(browser: Browser, site: Site) ->
     await page.get_by_label("Скрыть сервера без почтовых ящиков").uncheck()
     await expect(page.locator('[data-server="mail.ru"]')).to_be_visible()
 
+    # "Редактировать": a new login needs the password again, said next to the password
+    await gateway.get_by_role("button", name="Редактировать").click()
+    form = page.get_by_role("dialog")
+    await form.get_by_label("Логин", exact=True).fill("someone-else")
+    await form.get_by_role("button", name="Сохранить").click()
+    await expect(form.locator('[data-error-for="password"]')).to_contain_text("Неверное значение")
+    await expect(form.locator('[data-error-for="password"]')).to_contain_text("needs the password again")
+    await form.get_by_role("button", name="Отмена").click()
+    await expect(page.get_by_role("dialog")).to_have_count(0)
+
     # "Prostoy.biz": a problem is shown next to its field, in the page's language
     await page.get_by_role("button", name="Prostoy.biz").click()
     form = page.get_by_role("dialog")
@@ -255,6 +265,23 @@ async def test_an_employee_is_offered_only_what_the_api_lets_them_do(browser: Br
     await page.get_by_role("tab", name="Задачи").click()
     await expect(page.get_by_role("button", name="Удалить комментарий")).to_have_count(0)
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_page_is_used_with_the_keyboard(browser: Browser, site: Site) -> None:
+    page = await (await browser.new_context(locale="ru-RU")).new_page()
+    await page.goto(site.url)
+    await expect(page.get_by_label("Логин")).to_be_focused()  # (the first field, at once)
+    await page.keyboard.type("boss")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORDS["boss"])
+    await page.keyboard.press("Enter")
+    create = page.get_by_role("button", name="Создать сервер")
+    await create.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("dialog")).to_be_visible()
+    await expect(page.get_by_role("dialog").get_by_label("Название")).to_be_focused()  # (the dialog's first field)
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
 
 
 async def test_a_session_that_ends_brings_back_the_sign_in(browser: Browser, site: Site) -> None:

@@ -109,7 +109,7 @@ def edit_gateway(workspace: Workspace, email: str, change: GatewayChange) -> Gat
               or (change.login is not None and change.login != current.login))
     if moving and current.password is not None and change.password is None and change.password_file is None:
         raise Invalid("a new server or login needs the password again (a stored password is never sent to a "
-                      "new host)")
+                      "new host)", field="password")
     doc = workspace.document()
     doc.update("gateways", doc.index_of("gateways", "email", email), change.values())
     saved = workspace.save(doc)
