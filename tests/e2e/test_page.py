@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from prostoy_mail.auth.password_hashes import hash_password
 from prostoy_mail.config.load import load_config
 from prostoy_mail.daemon import Daemon
+from prostoy_mail.store.ports import CommentTarget, MessageRecord
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.config_factory import LOOPBACK_ANY_PORT, QUICK_FETCH, config_text
 from tests.dovecot import Dovecot
@@ -70,6 +71,10 @@ async def site(tmp_path: Path, dovecot: Dovecot) -> AsyncIterator[Site]:
         store.add_user("clerk", "Клерк", hash_password(PASSWORDS["clerk"]), is_owner=False)
         store.add_project("Sales")
         store.add_task("Sales", "Invoices")
+        archive = store.add_task("Sales", "Archive").id
+        for number in range(60):
+            store.store_message(MessageRecord(raw=f"Subject: old {number}\r\n\r\nx\r\n".encode(), direction="in",
+                                              source="smtp", subject=f"old {number}"), [CommentTarget(archive, ("r",))])
     store.replace_org_entries(acme, {
         "servers": [{"name": "dovecot.test", "imap": f"127.0.0.1:{dovecot.ports['imap']}", "ssl": False,
                      "verify_certificate": False}],
@@ -264,6 +269,20 @@ async def test_an_employee_is_offered_only_what_the_api_lets_them_do(browser: Br
 
     await page.get_by_role("tab", name="Задачи").click()
     await expect(page.get_by_role("button", name="Удалить комментарий")).to_have_count(0)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_long_task_is_read_a_page_at_a_time(browser: Browser, site: Site) -> None:
+    page = await signed_in(browser, site, "boss")
+    await page.get_by_role("tab", name="Задачи").click()
+    await page.get_by_role("button", name="Sales / Archive").click()
+    comments = page.locator("[data-comment]")
+    await expect(comments).to_have_count(50)
+    await expect(comments.first).to_contain_text("old 59")  # (newest first)
+    await page.get_by_role("button", name="Ещё, раньше").click()
+    await expect(comments).to_have_count(60)
+    await expect(comments.last).to_contain_text("old 0")
+    await expect(page.get_by_role("button", name="Ещё, раньше")).to_have_count(0)
     assert page.errors == []  # type: ignore[attr-defined]
 
 

@@ -592,15 +592,18 @@ function tasksTab() {
     h("button", { type: "button", "data-task": task.id, "aria-current": String(view.task === task.id),
       onclick: () => { view.task = task.id; render(); } }, `${task.project} / ${task.title}`))));
   const comments = h("div", { id: "comments", "aria-live": "polite" });
-  if (view.task !== null) {
-    api("GET", `${org()}/tasks/${view.task}/comments`).then((page) => {
-      fill(comments, page.length ? page.map(commentView) : h("p", { class: "muted" }, t("noComments")));
-    }).catch(() => {});
-  }
+  const older = h("div", {});
+  const more = async (before) => {  // (a page of 50, newest first; "older" asks for the next)
+    const page = await api("GET", `${org()}/tasks/${view.task}/comments${before ? `?before=${before}` : ""}`);
+    if (!before && !page.length) fill(comments, h("p", { class: "muted" }, t("noComments")));
+    comments.append(...page.map(commentView));
+    fill(older, page.length === 50 ? h("button", { type: "button", onclick: () => more(page[page.length - 1].id) }, t("older")) : null);
+  };
+  if (view.task !== null) more(null).catch(() => {});
   const task = data.tasks.find((x) => x.id === view.task);
   return h("div", { class: "columns" }, h("div", { class: "panel" }, h("h2", {}, t("tasks")), tasks),
     h("div", { class: "panel" }, h("h2", {}, task ? `${task.project} / ${task.title}` : t("comments")),
-      task ? h("p", { class: "muted" }, t("live")) : null, comments));
+      task ? h("p", { class: "muted" }, t("live")) : null, comments, older));
 }
 
 // --- the start -----------------------------------------------------------------------------

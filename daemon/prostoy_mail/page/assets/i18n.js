@@ -46,7 +46,7 @@ const RU = {
   matched: "подходит", notMatched: "не подходит", landsIn: "Попадёт в задачу", opens: "Откроет задачу",
   ignoredBy: "Игнорируется правилом", replyTo: "Ответ в задачу",
   tasks: "Задачи", comments: "Комментарии", noComments: "Писем пока нет.", from: "От", attachments: "Вложения",
-  deleteComment: "Удалить комментарий", live: "новые письма появляются сами",
+  deleteComment: "Удалить комментарий", live: "новые письма появляются сами", older: "Ещё, раньше",
   language: "English", languageCode: "en",
   // problem types of the API (problem+json `type`), shown next to the field
   "problem-invalid": "Неверное значение", "problem-invalid-request": "Неверное значение",
@@ -102,7 +102,7 @@ const EN = {
   matched: "matches", notMatched: "does not match", landsIn: "Lands in task", opens: "Opens a task",
   ignoredBy: "Ignored by rule", replyTo: "A reply to task",
   tasks: "Tasks", comments: "Comments", noComments: "No mail yet.", from: "From", attachments: "Attachments",
-  deleteComment: "Delete the comment", live: "new mail appears by itself",
+  deleteComment: "Delete the comment", live: "new mail appears by itself", older: "Older",
   language: "Русский", languageCode: "ru",
   "problem-invalid": "Invalid value", "problem-invalid-request": "Invalid value",
   "problem-invalid-settings": "The settings would not be valid", "problem-conflict": "Already exists",
