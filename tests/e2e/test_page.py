@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from prostoy_mail.auth.password_hashes import hash_password
 from prostoy_mail.config.load import load_config
@@ -21,6 +21,7 @@ from prostoy_mail.store.ports import CommentTarget, MessageRecord
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.config_factory import LOOPBACK_ANY_PORT, QUICK_FETCH, config_text
 from tests.dovecot import Dovecot
+from tests.waiting import until
 
 pytestmark = pytest.mark.e2e
 
@@ -137,7 +138,28 @@ async def test_the_help_pages_flow_in_a_browser(browser: Browser, site: Site) ->
     await form.get_by_label("TLS").check()
     await page.screenshot(path=SCREENS / "server-form.png")
     await form.get_by_role("button", name="Сохранить").click()
-    await expect(page.locator('[data-server="imap.dovecot.test"]')).to_be_visible()
+    server = page.locator('[data-server="imap.dovecot.test"]')
+    await expect(server.locator("[data-endpoints]")).to_have_text(
+        f"IMAP 127.0.0.1:{site.dovecot.ports['imap']} · SMTP 127.0.0.1:9")
+    await server.get_by_role("button", name="Редактировать").click()  # ("Редактировать": a server's SMTP port)
+    form = page.get_by_role("dialog")
+    await expect(form.get_by_label("Название")).to_be_disabled()
+    await form.get_by_label("Порт").last.fill("10")
+    await form.get_by_role("button", name="Сохранить").click()
+    await expect(server.locator("[data-endpoints]")).to_contain_text("SMTP 127.0.0.1:10")
+    said: list[str] = []  # ("Удалить «dovecot.test»?", then why not: the clerk's gateway uses it)
+
+    def answer(dialog: Dialog) -> None:
+        said.append(dialog.message)
+        asyncio.ensure_future(dialog.accept())
+
+    page.on("dialog", answer)
+    await page.locator('[data-server="dovecot.test"]').get_by_role("button", name="Удалить").first.click()
+    await until(lambda: len(said) == 2)
+    page.remove_listener("dialog", answer)
+    assert said[0] == "Удалить «dovecot.test»?" and "Настройки были бы неверны" in said[1], said
+    assert "gateways[1].server" in said[1], said  # (the gateway that uses it)
+    await expect(page.locator('[data-server="dovecot.test"]')).to_be_visible()
 
     # "Создать шлюз": Test with a wrong password (the login step fails), then the right one
     await page.get_by_role("button", name="Создать шлюз").click()

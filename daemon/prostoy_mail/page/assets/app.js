@@ -266,6 +266,8 @@ function gatewaysTab() {
         server.preset ? h("span", { class: "badge" }, t("preset")) : null,
         may.manage() && !server.preset ? h("button", { type: "button", onclick: () => serverDialog(server) }, t("edit")) : null,
         may.manage() && !server.preset ? h("button", { type: "button", onclick: () => remove(`${org()}/servers/${encodeURIComponent(server.name)}`, server.name) }, t("remove")) : null),
+      h("div", { class: "detail", "data-endpoints": "" }, [["IMAP", server.imap], ["POP3", server.pop3], ["SMTP", server.smtp]]
+        .filter(([, endpoint]) => endpoint).map(([name, endpoint]) => `${name} ${endpoint}`).join(" · ")),
       gateways.length === 0 ? h("div", { class: "muted" }, t("noGateways")) : h("ul", { class: "plain" }, gateways.map((g) =>
         h("li", { "data-gateway": g.email }, h("div", { class: "row" }, h("span", { class: "grow" }, g.email), stateBadge(g),
           g.task ? h("button", { type: "button", onclick: () => openTask(g.task) }, `${t("task")} #${g.task}`) : null,

@@ -50,7 +50,7 @@ const RU = {
   language: "English", languageCode: "en",
   // problem types of the API (problem+json `type`), shown next to the field
   "problem-invalid": "Неверное значение", "problem-invalid-request": "Неверное значение",
-  "problem-invalid-settings": "Настройки были бы неверны", "problem-conflict": "Уже есть",
+  "problem-invalid-settings": "Настройки были бы неверны", "problem-conflict": "Противоречит тому, что уже есть",
   "problem-not-found": "Не найдено", "problem-over-limit": "Превышен лимит организации",
   "problem-forbidden": "Нет прав", "problem-file-managed": "Задано в файле настроек сервера",
   "problem-unauthenticated": "Нужно войти", "problem-login-blocked": "Слишком много неудачных попыток; подождите",
@@ -105,7 +105,7 @@ const EN = {
   deleteComment: "Delete the comment", live: "new mail appears by itself", older: "Older",
   language: "Русский", languageCode: "ru",
   "problem-invalid": "Invalid value", "problem-invalid-request": "Invalid value",
-  "problem-invalid-settings": "The settings would not be valid", "problem-conflict": "Already exists",
+  "problem-invalid-settings": "The settings would not be valid", "problem-conflict": "Conflicts with what there is",
   "problem-not-found": "Not found", "problem-over-limit": "Over the organisation's limit",
   "problem-forbidden": "Not allowed", "problem-file-managed": "Set in the server's configuration file",
   "problem-unauthenticated": "Sign in first", "problem-login-blocked": "Too many failed logins; wait",
