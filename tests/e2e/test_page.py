@@ -149,9 +149,9 @@ async def test_the_help_pages_flow_in_a_browser(browser: Browser, site: Site) ->
     await expect(server.locator("[data-endpoints]")).to_contain_text("SMTP 127.0.0.1:10")
     said: list[str] = []  # ("Удалить «dovecot.test»?", then why not: the clerk's gateway uses it)
 
-    def answer(dialog: Dialog) -> None:
+    async def answer(dialog: Dialog) -> None:
         said.append(dialog.message)
-        asyncio.ensure_future(dialog.accept())
+        await dialog.accept()
 
     page.on("dialog", answer)
     await page.locator('[data-server="dovecot.test"]').get_by_role("button", name="Удалить").first.click()
@@ -249,7 +249,7 @@ async def test_the_help_pages_flow_in_a_browser(browser: Browser, site: Site) ->
     print(f"from Dovecot's APPEND to the comment on the page: {time.monotonic() - appended:.3f} s")
     await expect(comment).to_contain_text("Оплатите, пожалуйста")
     await page.screenshot(path=SCREENS / "task.png")
-    page.on("dialog", lambda confirm: asyncio.ensure_future(confirm.accept()))
+    page.on("dialog", lambda confirm: confirm.accept())  # (Playwright awaits what a handler returns)
     await comment.get_by_role("button", name="Удалить комментарий").click()
     await expect(comment).to_have_count(0)
 
