@@ -41,6 +41,7 @@ from .mail.tokens import TaskTokens
 from .metrics import Metrics, serve_metrics
 from .outbound.relay import RelayPool
 from .outbound.runner import QueueRunner
+from .process_limits import raise_open_files_limit
 from .provisioning import delete_comment
 from .running_config import RunningConfig
 from .smtp.admission import LocalCounts
@@ -598,6 +599,7 @@ def run(config_path: Path, log_level: str = "info") -> int:
         return 2
     for warning in config_warnings(config_path, config) + service_warnings(config_path, config):
         log.warning("%s", warning)
+    raise_open_files_limit()
     try:
         _run_loop(Daemon(config).run())
     except ConfigError as exc:

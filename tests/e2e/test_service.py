@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import smtplib
 import socket
@@ -23,7 +24,7 @@ import trustme
 
 from tests.config_factory import config_text
 from tests.conftest import console_script
-from tests.ports import free_port
+from tests.ports import free_port, wait_port
 from tests.tls_files import write_server_pair
 
 REPO = Path(__file__).resolve().parents[2]
@@ -493,3 +494,28 @@ def test_auth_unblock_without_a_daemon_says_so(tmp_path: Path) -> None:
     result = subprocess.run([console_script(), "--config", str(config), "auth", "unblock", "127.0.0.1"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "no daemon is running on this store" in result.stdout
+
+
+def test_the_daemon_raises_its_limit_of_open_files_to_the_hard_one(tmp_path: Path) -> None:
+    """A shell's soft limit of 1,024 descriptors would stop a hosting daemon at about 1,000
+    gateways; the daemon raises it to the hard limit (the unit's LimitNOFILE=) at its start."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard limit here is {hard}: nothing to raise it to")
+    smtp_port = free_port()
+    config = tmp_path / "prostoy-mail.toml"
+    config.write_text(config_text(listen={"smtp": f"127.0.0.1:{smtp_port}"}, smtp={"workers": 0}))
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+
+    process = subprocess.Popen([console_script(), "--config", str(config), "serve"], preexec_fn=low_soft_limit,
+                               stderr=subprocess.DEVNULL)
+    try:
+        wait_port(smtp_port)
+        limits = Path(f"/proc/{process.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        assert line.split()[3:5] == [str(hard), str(hard)] or hard == resource.RLIM_INFINITY, line
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import resource
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from prostoy_mail.config.model import Endpoint
+from prostoy_mail.fetch.imap import ImapConnection, TlsSettings
 from prostoy_mail.store.ports import FetchedKey
 from prostoy_mail.store.sqlite import SqliteStore
 from tests.conftest import console_script
@@ -398,3 +403,32 @@ async def test_a_message_file_that_cannot_be_written_pauses_fetching_and_quarant
     [comment] = server.comments(f"Mail/{mailbox}")
     assert server.store().raw_message(comment.message_db_id) == big
     assert server.store().list_quarantine() == []
+
+
+def test_idle_hears_mail_on_a_descriptor_numbered_past_1024(dovecot: Dovecot, mailbox: str) -> None:
+    """select() refused descriptors from 1,024 up: in a daemon with 1,000 gateways those past it
+    failed for ever (issue #20). IDLE waits with poll(), on any descriptor, without waking every
+    second; stop() (abort: the socket shut down) ends the wait at once."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        tls = TlsSettings("starttls", ca_file=str(dovecot.ca_file))
+        connection = ImapConnection.open(Endpoint("127.0.0.1", dovecot.ports["imap"]), tls, mailbox, USERS[mailbox])
+        try:
+            assert connection.imap.sock.fileno() >= 1024
+            connection.select("INBOX")
+            threading.Timer(0.3, dovecot.append, (mailbox, b"Subject: late\r\n\r\nx\r\n")).start()
+            assert connection.idle(30, threading.Event()) is True
+            stop = threading.Event()
+            threading.Timer(0.3, lambda: (stop.set(), connection.abort())).start()
+            began = time.monotonic()
+            with pytest.raises(OSError):  # (DONE on the socket shut down: the watcher sees it is stopping)
+                connection.idle(30, stop)
+            assert time.monotonic() - began < 5
+        finally:
+            connection.close()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
