@@ -30,6 +30,7 @@ class Dovecot:
     ports: dict[str, int] = field(default_factory=lambda: {n: free_port() for n in ("imap", "imaps", "pop3", "pop3s")})
     ca: trustme.CA = field(default_factory=trustme.CA)
     process: subprocess.Popen[bytes] | None = None
+    extra_config: str = ""  # more of dovecot.conf (bench/gateways_scale.py: limits for thousands of sessions)
 
     @property
     def ca_file(self) -> Path:
@@ -120,6 +121,7 @@ namespace inbox {{
     auto = create
   }}
 }}
+{self.extra_config}
 """)
         self.process = subprocess.Popen(["dovecot", "-F", "-c", str(self.base / "dovecot.conf")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
