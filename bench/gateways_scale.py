@@ -219,6 +219,11 @@ fetch_security = "none"
         for (subject,) in store.execute("SELECT subject FROM messages WHERE subject LIKE 'scale %'"):
             arrived.setdefault(subject, time.time())
         time.sleep(0.02)
+    missing = [(s, login) for s, (_, login) in sent.items() if s not in arrived]
+    for subject, login in missing:  # (what the gateway says of itself, for the reader to see why)
+        state = store.execute("SELECT state, failed_step, last_error, failures FROM gateway_state WHERE gateway = ?",
+                              (login,)).fetchone()
+        print(f"not stored within 30 s: {subject} to {login}; its gateway: {state}", flush=True)
     store.close()
     latencies = [arrived[s] - at for s, (at, _) in sent.items() if s in arrived]
     return {"all_idle": all_idle, **figures, "idle_cpu": cpu, "latency": percentiles(latencies),

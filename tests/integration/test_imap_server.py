@@ -838,3 +838,31 @@ async def test_a_reload_that_changes_smtp_leaves_the_imap_listeners_alone(imap: 
     assert _ok(await run(client.noop))  # the session opened before goes on
     await run(client.logout)
     assert imap.daemon.generation == 2
+
+
+async def test_connection_limits_are_the_configurations(tmp_path: Path) -> None:
+    """[imap] max_connections_per_ip, then max_connections: one more is told BYE, saying which."""
+    ca = trustme.CA()
+    write_server_pair(ca, tmp_path, "localhost", "127.0.0.1", common_name="localhost")
+    (tmp_path / "prostoy-mail.toml").write_text(config_text(
+        listen={"imap": LOOPBACK_ANY_PORT}, tls={"cert": "cert.pem", "key": "key.pem"},
+        imap={"max_connections": 4, "max_connections_per_ip": 3}))
+    daemon = Daemon(load_config(tmp_path / "prostoy-mail.toml"))
+    await daemon.start()
+    port = daemon.bound_port("imap")
+    held = []
+
+    async def greeting(source: str) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        held.append(writer)
+        return await asyncio.wait_for(reader.readline(), 10)
+
+    try:
+        assert [(await greeting("127.0.0.1"))[:4] for _ in range(3)] == [b"* OK"] * 3
+        assert await greeting("127.0.0.1") == b"* BYE Too many connections from your address\r\n"
+        assert (await greeting("127.0.0.2")).startswith(b"* OK")  # (another address: the 4th)
+        assert (await greeting("127.0.0.3")).startswith(b"* BYE Too many connections (the server's limit)")
+    finally:
+        for writer in held:
+            writer.close()
+        await daemon.stop()

@@ -36,6 +36,7 @@ from .model import (
     Endpoint,
     FetchSettings,
     Gateway,
+    ImapSettings,
     LimitSettings,
     Listen,
     Mailbox,
@@ -324,6 +325,7 @@ def config_from_data(data: Mapping[str, Any], path: Path, display_name: str | No
     fetch = _read_fetch(top.table("fetch"))
     auth = _read_auth(top.table("auth"))
     api = _read_api(top.table("api"), base)
+    imap = _read_imap(top.table("imap"))
     outbound = _read_outbound(top.table("outbound"))
     routing = _read_routing(top.table("routing"))
     limits = _read_limits(top.table("limits"))
@@ -344,7 +346,7 @@ def config_from_data(data: Mapping[str, Any], path: Path, display_name: str | No
         raise ConfigError(problems.items)
     return Config(
         path=path, daemon=daemon, organisation=organisation, listen=listen, tls=tls, smtp=smtp, fetch=fetch,
-        auth=auth, api=api, outbound=outbound,
+        auth=auth, api=api, imap=imap, outbound=outbound,
         routing=routing, limits=limits, relay=relay, servers=servers,
         mailboxes=tuple(mailboxes), gateways=tuple(gateways), rules=tuple(rules),
         text_sha256=text_sha256,
@@ -561,6 +563,18 @@ def _read_api(t: _Table | None, base: Path) -> ApiSettings:
                            webhook_retry_initial=t.seconds("webhook_retry_initial", d.webhook_retry_initial),
                            webhook_retry_max=t.seconds("webhook_retry_max", d.webhook_retry_max),
                            event_retention=t.seconds("event_retention", d.event_retention, maximum=3650 * 86400))
+    t.done()
+    return settings
+
+
+def _read_imap(t: _Table | None) -> ImapSettings:
+    if t is None:
+        return ImapSettings()
+    d = ImapSettings()
+    settings = ImapSettings(max_connections=t.number("max_connections", d.max_connections, minimum=1,
+                                                     maximum=1_000_000),
+                            max_connections_per_ip=t.number("max_connections_per_ip", d.max_connections_per_ip,
+                                                            minimum=1, maximum=1_000_000))
     t.done()
     return settings
 

@@ -112,6 +112,14 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """[imap]: the IMAP server for mail clients (listen.imap, listen.imaps)."""
+
+    max_connections: int = 10_000  # sessions at once; one more is told BYE (descriptors: the unit's LimitNOFILE)
+    max_connections_per_ip: int = 20  # from one client address (an office behind NAT: raise it)
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     """[api]: the management API on [listen] http."""
 
@@ -284,6 +292,7 @@ class Config:
     fetch: FetchSettings = field(default_factory=FetchSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)

@@ -45,7 +45,6 @@ MAX_LINE = 64 * 1024  # bytes of one command line
 MAX_LITERAL = 64 * 1024  # bytes of a string literal (APPEND's message: up to [smtp] max_message_size)
 MAX_QUOTED = 200  # bytes of a client's command quoted back in a BAD reply
 MAX_COMMANDS_PER_SECOND = 1000  # then reading from that client pauses until the next second
-MAX_CONNECTIONS_PER_IP = 20
 
 
 @implementer(checkers.ICredentialsChecker)
@@ -105,8 +104,9 @@ class ImapSession(imap4.IMAP4Server):
     def connectionMade(self) -> None:
         self.transport.setTcpNoDelay(True)
         self.address = self.transport.getPeer().host
-        if not self.service.open(self.address):
-            self.transport.write(b"* BYE Too many connections from your address\r\n")
+        refused = self.service.open(self.address)
+        if refused is not None:
+            self.transport.write(b"* BYE " + refused.encode() + b"\r\n")
             self.transport.loseConnection()
             self.address = ""
             return
@@ -332,11 +332,16 @@ class ImapService:
                 session.sendLine(b"* BYE prostoy-mail is shutting down")
                 session.transport.loseConnection()
 
-    def open(self, address: str) -> bool:
-        if self.per_ip.get(address, 0) >= MAX_CONNECTIONS_PER_IP:
-            return False
+    def open(self, address: str) -> str | None:
+        """Count a new session from `address`; or why not ([imap] max_connections and
+        max_connections_per_ip, read at each connection: a reload changes them for new ones)."""
+        limits = self.config.imap
+        if len(self.sessions) >= limits.max_connections:
+            return "Too many connections (the server's limit); try again later"
+        if self.per_ip.get(address, 0) >= limits.max_connections_per_ip:
+            return "Too many connections from your address"
         self.per_ip[address] = self.per_ip.get(address, 0) + 1
-        return True
+        return None
 
     def closed(self, address: str) -> None:
         left = self.per_ip.get(address, 1) - 1
