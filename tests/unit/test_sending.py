@@ -185,3 +185,35 @@ def test_an_address_is_for_its_own_organisations_users_only() -> None:
     assert both.may_send_as("nobody", "support@example.test", None) is None  # (no such user)
     assert both.local_login("support@example.test") == "support" and both.local_login("sales@example.test")
     assert both.sender("support@example.test").no_route is None  # type: ignore[union-attr]  # (the file's relay)
+
+
+def test_logins_of_one_password_at_the_same_moment_share_one_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reconnect storm: 50 sessions of one user log in at once; one Argon2, not 50 queued.
+    Concurrent wrong guesses share nothing with the right one, and each still counts."""
+    import asyncio
+
+    from prostoy_mail.auth import login_guard
+    from prostoy_mail.auth.login_guard import LoginGuard, Outcome
+    from prostoy_mail.auth.password_hashes import hash_password, verify_password
+
+    calls: list[str] = []
+
+    def counting(stored: str | None, password: str) -> bool:
+        calls.append(password)
+        return verify_password(stored, password)
+
+    monkeypatch.setattr(login_guard, "verify_password", counting)
+    stored = hash_password("right")
+
+    async def lookup(login: str) -> str | None:
+        return stored if login == "ivanov" else None
+
+    async def storm() -> list[Outcome]:
+        guard = LoginGuard(lookup, lambda: AuthSettings(verified_cache_seconds=600, max_failures=100))
+        right = [guard.check(f"10.0.0.{n % 5}", "ivanov", "right") for n in range(50)]
+        wrong = [guard.check("10.0.0.9", "ivanov", "wrong") for _ in range(3)]
+        return list(await asyncio.gather(*right, *wrong))
+
+    outcomes = asyncio.run(storm())
+    assert outcomes == [Outcome.OK] * 50 + [Outcome.FAILED] * 3
+    assert sorted(calls) == ["right", "wrong"]  # (one each: concurrent identical checks shared)
