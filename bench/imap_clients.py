@@ -124,16 +124,21 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--without-dovecot", action="store_true",
+                        help="prostoy-mail alone (Dovecot's process a session: 5.4 MB each, 27 GB at 5,000)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="pm-imapc-"))
     results: dict[str, dict[str, object]] = {}
 
-    # (a) Dovecot, the anchor: one `imap` process per session, as it is deployed
+    # (a) Dovecot, the anchor: one `imap` process per session, as it is deployed. Its users are
+    # one Linux user here: past the kernel's fs.inotify.max_user_instances (128) its sessions
+    # look for new mail every mailbox_idle_check_interval (set to 1 s) instead of being told.
     email = f"{LOGIN}@example.org"
-    dovecot = Dovecot({LOGIN: PASSWORD, email: PASSWORD}, extra_config=f"""
+    dovecot = None if args.without_dovecot else Dovecot({LOGIN: PASSWORD, email: PASSWORD}, extra_config=f"""
 default_process_limit = {args.clients + 200}
 default_client_limit = {4 * args.clients + 1000}
 default_vsz_limit = 0
+mailbox_idle_check_interval = 1 secs
 service imap-login {{
   service_count = 0
   client_limit = {args.clients + 200}
@@ -144,8 +149,11 @@ service anvil {{
 protocol imap {{
   mail_max_userip_connections = {args.clients + 10}
 }}
-""").start()
+""")
     try:
+        if dovecot is None:
+            raise _Skipped
+        dovecot.start()
         assert dovecot.process is not None
 
         def append(subject: str) -> None:
@@ -157,8 +165,11 @@ protocol imap {{
         results["dovecot"] = measure("dovecot", dovecot.process.pid, dovecot.ports["imaps"], args.clients,
                                      args.messages, append, work)
         print("dovecot", results["dovecot"], flush=True)
+    except _Skipped:
+        pass
     finally:
-        dovecot.stop()
+        if dovecot is not None:
+            dovecot.stop()
 
     # (b) prostoy-mail
     from prostoy_mail.auth.password_hashes import hash_password
@@ -188,10 +199,15 @@ protocol imap {{
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(60)
-    ours, anchor = results["prostoy"], results["dovecot"]
-    print(f"{args.clients} clients: RSS per session against Dovecot's: "
-          f"{float(ours['rss_per_session_kb']) / float(anchor['rss_per_session_kb']):.2f}x")  # type: ignore[arg-type]
+    if "dovecot" in results:
+        ours, anchor = results["prostoy"], results["dovecot"]
+        print(f"{args.clients} clients: RSS per session against Dovecot's: "
+              f"{float(ours['rss_per_session_kb']) / float(anchor['rss_per_session_kb']):.2f}x")  # type: ignore[arg-type]
     return 0
+
+
+class _Skipped(Exception):
+    pass
 
 
 if __name__ == "__main__":
