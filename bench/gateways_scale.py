@@ -71,8 +71,9 @@ async def floor_client(port: int, users: list[tuple[str, str]], ready: Path, hea
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await reader.readline()
         writer.write(f'a LOGIN "{login}" "{password}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
-        while not (await reader.readline()).startswith(b"+"):
-            pass
+        while not (line := await reader.readline()).startswith(b"+"):
+            if not line or line.startswith((b"a NO", b"a BAD", b"b NO", b"* BYE")):
+                raise SystemExit(f"{login}: {line!r}")
         idling.append(login)
         if len(idling) == len(users):
             ready.write_text(str(time.time()))
