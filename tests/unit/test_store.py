@@ -494,3 +494,17 @@ def test_a_rule_of_an_organisation_in_the_store_assigns_to_its_own_user(store: S
                                           source="smtp"), [CommentTarget(task, ("r",), assign_to)])
         with store.acting_for(acme):
             assert store.get_task(task).assignee == expected  # (another organisation's or no user: kept)
+
+
+def test_a_gateways_states_are_events_only_when_they_change(store: SqliteStore) -> None:
+    store.add_project("Mail")
+    store.ensure_source_task("gateway:g@far.example", "gateway", "Mail", "g@far.example", None)  # (whose it is)
+    store.record_connecting("g@far.example")
+    store.record_connecting("g@far.example")  # (no change: no event)
+    store.record_success("g@far.example")
+    store.record_failure("g@far.example", "connect: refused", "2999-01-01T00:00:00+00:00", "connect")
+    store.record_connecting("g@far.example")
+    store.record_success("g@far.example", steady=True)
+    assert [(e.data or {}).get("state") for e in store.events_after(0)] == [
+        "connecting", "idle", "error", "connecting", "idle"]
+    assert store.gateway_state("g@far.example").state == "idle"  # type: ignore[union-attr]

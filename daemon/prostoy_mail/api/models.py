@@ -101,7 +101,7 @@ class GatewayOut(BaseModel):
     import_since: str | None
     password_from: Literal["file", "config"]
     task: int | None
-    state: Literal["idle", "error", "auth_failed"] | None  # (None: not checked yet)
+    state: Literal["connecting", "idle", "error", "auth_failed"] | None  # (None: not tried yet)
     failed_step: str | None  # where the last failure was: dns, connect, tls, login, ...
     last_success: str | None
     last_error: str | None

@@ -110,9 +110,13 @@ class Watcher:
 
     def _run_sessions(self) -> None:
         email = self.gateway.email
+        settled = False  # (a session ended well: a POP3 poll's next session is no new connection)
         while not self.stopping.is_set():
             try:
+                if not settled:  # (the first session, or one after a failure: `connecting` until it reads)
+                    self._store(lambda s: s.record_connecting(email))
                 self._session()
+                settled = True
                 if self.polls:
                     self.stopping.wait(self.context.settings.poll_interval)
                 continue
@@ -129,6 +133,7 @@ class Watcher:
                 step, reason = "internal", f"internal: {exc!r}"
             if self.stopping.is_set():
                 break
+            settled = False
             settings = self.context.settings
             try:
                 state = self._store(lambda s: s.gateway_state(email))

@@ -130,6 +130,13 @@ class FetchStateMixin:
             if steady:
                 db.execute("UPDATE gateway_state SET failures = 0 WHERE gateway = ?", (gateway,))
 
+    def record_connecting(self, gateway: str) -> None:
+        """A session is being opened (the first, or again after a failure): `connecting` until
+        the mailbox has been read (idle) or the attempt fails (error, auth_failed)."""
+        with self.transaction():
+            self._ensure_state(gateway)
+            self._new_state(gateway, "connecting", None, None)
+
     def record_failure(self, gateway: str, error: str, next_attempt: str, step: str = "connection") -> int:
         """Note a failure (at `step`: dns, connect, tls, login, ...); returns how many in a row."""
         with self.transaction() as db:
