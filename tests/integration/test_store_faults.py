@@ -95,7 +95,15 @@ async def _scenario(disk: Path, tmp_path: Path, dovecot: Dovecot) -> None:
             store.close()
 
     try:
-        await until(lambda: (s := SqliteStore(disk / "store.db")).gateway_state(LOGIN) and s.gateway_state(LOGIN))
+        def first_check_done() -> bool:  # (the watcher is idle: it has read the mailbox once, its position set)
+            store = SqliteStore(disk / "store.db")
+            try:
+                state = store.gateway_state(LOGIN)
+            finally:
+                store.close()
+            return state is not None and state.state == "idle"
+
+        await until(first_check_done)
         assert await asyncio.to_thread(send, port, big(0)) == 250
         filler = await asyncio.to_thread(fill, disk)
         codes = [await asyncio.to_thread(send, port, big(i)) for i in range(1, 6)]

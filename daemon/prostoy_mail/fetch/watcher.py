@@ -111,9 +111,12 @@ class Watcher:
     def _run_sessions(self) -> None:
         email = self.gateway.email
         settled = False  # (a session ended well: a POP3 poll's next session is no new connection)
+        step = ""  # (the step of the last failure)
         while not self.stopping.is_set():
             try:
-                if not settled:  # (the first session, or one after a failure: `connecting` until it reads)
+                # The first session, or one after a failure: `connecting` until the mailbox is read;
+                # not after the store itself failed (that write would fail too, and slow the retries).
+                if not settled and step != "store":
                     self._store(lambda s: s.record_connecting(email))
                 self._session()
                 settled = True
