@@ -319,8 +319,8 @@ class ImapConnection:
         while not changed and not stop.is_set() and time.monotonic() < deadline:
             if not self._has_buffered_data():
                 wait = max(0.0, deadline - time.monotonic())
-                if not poller.poll(wait * 1000):
-                    continue
+                if not poller.poll(wait * 1000) or stop.is_set():
+                    continue  # (the time is up, or stop() woke it: the loop ends)
             line = imap.readline()
             if not line:
                 raise FetchError("idle", "the server closed the connection")
