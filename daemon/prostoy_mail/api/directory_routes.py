@@ -10,10 +10,10 @@ from fastapi import APIRouter, Response
 
 from ..operations.domains import check_removable, domain_name
 from ..operations.organisations import limit_changes, limit_rows
+from ..operations.workspace import record_settings_change
 from ..store.ports import Organisation
 from ..views import task_json
 from .auth import organisation_for
-from .context import ApiContext
 from .models import DomainIn, DomainOut, LimitsOut, LimitsPatch, ProjectIn, ProjectOut, TaskIn, TaskOut
 from .problems import not_found
 from .routes import EVERYONE, Context, Who, task_they_see
@@ -50,29 +50,18 @@ async def create_task(slug: str, body: TaskIn, who: Who, context: Context) -> di
             description="Who: as for the tasks (an employee: one they see over IMAP).")
 async def get_task(slug: str, task_id: int, who: Who, context: Context) -> dict[str, Any]:
     organisation = organisation_for(context, who, slug, *EVERYONE)
-    task_they_see(context, who, organisation, context.settings_of(organisation.id), task_id)
-    with context.reader.acting_for(organisation.id):
-        return task_json(context.reader.get_task(task_id))
+    return task_json(task_they_see(context, who, organisation, context.settings_of(organisation.id), task_id))
 
 
-def _domains(context: ApiContext, organisation: Organisation) -> list[dict[str, str]]:
-    return [{"domain": domain, "org": slug} for domain, slug in context.reader.list_domains()
-            if slug == organisation.slug]
+def _domains(organisation: Organisation) -> list[dict[str, str]]:
+    return [{"domain": domain, "org": organisation.slug} for domain in organisation.domains]
 
 
 @router.get("/organisations/{slug}/domains", response_model=list[DomainOut], tags=["organisations"],
             description="Who: the admin and the owner. The organisation's own mail domains (the MX takes their "
                         "mail); its mailboxes there are LOGIN@DOMAIN.")
 async def list_domains(slug: str, who: Who, context: Context) -> list[dict[str, str]]:
-    return _domains(context, organisation_for(context, who, slug, "owner"))
-
-
-def _record(store: Any, organisation: Organisation) -> int:
-    """The change the daemon applies (which domains the MX serves): of the organisation's
-    settings, or of the file's for the file-declared one."""
-    if organisation.file_managed:
-        return int(store.record_change("configuration", store.file_organisation_id()))
-    return int(store.record_change("organisation", organisation.id))
+    return _domains(organisation_for(context, who, slug, "owner"))
 
 
 @router.post("/organisations/{slug}/domains", response_model=DomainOut, status_code=201, tags=["organisations"],
@@ -84,7 +73,7 @@ async def add_domain(slug: str, body: DomainIn, who: Who, context: Context) -> d
 
     def job(store: Any) -> int:
         store.add_domain(domain, organisation.id)
-        return _record(store, organisation)
+        return record_settings_change(store, organisation)
 
     await context.apply(await context.writer.run(job))
     return {"domain": domain, "org": organisation.slug}
@@ -95,13 +84,13 @@ async def add_domain(slug: str, body: DomainIn, who: Who, context: Context) -> d
 async def remove_domain(slug: str, domain: str, who: Who, context: Context) -> Response:
     organisation = organisation_for(context, who, slug, "owner")
     name = domain_name(domain, context.config().daemon.domain)
-    if context.reader.domain_owner(name) != organisation.id:
+    if name not in organisation.domains:
         raise not_found(f"no domain {name}")
     check_removable(name, organisation, context.settings_of(organisation.id))
 
     def job(store: Any) -> int:
         store.remove_domain(name)
-        return _record(store, organisation)
+        return record_settings_change(store, organisation)
 
     await context.apply(await context.writer.run(job))
     return Response(status_code=204)

@@ -288,8 +288,8 @@ def tasks_they_see(context: ApiContext, who: Caller, organisation: Organisation,
 
 
 def task_they_see(context: ApiContext, who: Caller, organisation: Organisation, settings: Config,
-                  task_id: int, name: str | None = None) -> None:
-    """404 (as for one that does not exist) unless the caller sees the task."""
+                  task_id: int, name: str | None = None) -> Task:
+    """The task; 404 (as for one that does not exist) unless the caller sees it."""
     try:
         with context.reader.acting_for(organisation.id):
             task = context.reader.get_task(task_id)
@@ -297,6 +297,7 @@ def task_they_see(context: ApiContext, who: Caller, organisation: Organisation, 
         task = None
     if task is None or (who.user is not None and not visible_tasks(who.user, settings, [task])):
         raise not_found(f'no task "{name}"' if name is not None else f"no task {task_id}")
+    return task
 
 
 @router.get("/organisations/{slug}/tasks", response_model=list[TaskOut], tags=["tasks"],

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from ..config.edit import SettingsDocument
 from ..config.model import Config, LimitSettings
 from ..config.organisation import OrganisationDocument, organisation_config
-from ..operations.workspace import validate_settings
+from ..operations.workspace import record_settings_change, validate_settings
 from ..store.ports import Organisation
 from ..store.roles import SettingsStore
 from .context import ApiContext
@@ -81,7 +81,7 @@ class StoreWorkspace:
         saved = doc.save(lambda config: validate_settings(config, organisation, self._file_config, store,
                                                           str(doc.path)))
         self._config, self._entries = saved, None
-        self.changed = store.record_change("organisation", organisation.id)
+        self.changed = record_settings_change(store, organisation)
         return saved
 
 

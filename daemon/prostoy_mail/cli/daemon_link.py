@@ -18,6 +18,7 @@ from ..config.model import Config
 from ..config_state import CONFIGURATION_STATE, ConfigurationState
 from ..errors import ProstoyMailError
 from ..instance_lock import store_holder
+from ..operations.workspace import record_settings_change
 from ..store.ports import Organisation
 from ..store.sqlite import SqliteStore
 
@@ -42,7 +43,7 @@ def apply_to_running_daemon(config: Config, store: SqliteStore, *, saved: bool =
         raise ProstoyMailError(f"{lead}the running daemon (PID {pid}) reads {before.path}: "
                                "edit that file, or restart the daemon with this one")
     in_store = organisation is not None and not organisation.file_managed
-    change = (store.record_change("organisation", organisation.id) if organisation is not None and in_store
+    change = (record_settings_change(store, organisation) if organisation is not None
               else store.record_change("configuration", store.file_organisation_id()))
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from ..config.model import Config, LimitSettings
 from ..errors import ConfigError, OverLimit
 from ..provisioning import check_references, ownership_conflicts
 from ..store.ports import Organisation, TaskStore
+from ..store.roles import SettingsStore
 
 
 class Workspace(Protocol):
@@ -33,6 +34,14 @@ def validate_settings(config: Config, organisation: Organisation, file_config: C
     problems += ownership_conflicts(config, organisation.id, file_config, store, name)
     if problems:
         raise ConfigError(problems)
+
+
+def record_settings_change(store: SettingsStore, organisation: Organisation) -> int:
+    """The change the running daemons apply, in the store's change log: of the organisation's
+    settings, or of the configuration file's for the file-declared one; its number."""
+    if organisation.file_managed:
+        return store.record_change("configuration", store.file_organisation_id())
+    return store.record_change("organisation", organisation.id)
 
 
 def check_limit(workspace: Workspace, name: str, count: int) -> None:
